@@ -1,0 +1,65 @@
+"""Checkpoints and run files, written atomically: a crash leaves the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+
+@dataclass
+class TrainState:
+    """Where training is: what a checkpoint needs besides the weights to carry on."""
+
+    epoch: int = 0  # epochs finished
+    step: int = 0  # optimizer steps taken
+    monitor: str = "val/loss"  # the metric best.pt follows (lower is better)
+    best_metric: float | None = None
+    best_epoch: int = 0
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Replace `path` with `data` in one step."""
+    _replace(path, lambda file: file.write(data.encode("utf-8") if isinstance(data, str) else data))
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
+    _replace(path, lambda file: torch.save(checkpoint, file))
+
+
+def _replace(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint holds only tensors and plain data, so it loads with weights_only=True."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def state_dict(state: TrainState) -> dict[str, Any]:
+    return asdict(state)

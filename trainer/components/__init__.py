@@ -1,0 +1,1 @@
+"""Turning config sections into objects: data, models, losses, optimizers and schedulers."""

@@ -1,0 +1,117 @@
+"""Optimizers and learning-rate schedulers from torch, chosen by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from trainer.components.resolve import check_arguments, find_by_name, unknown_name
+from trainer.config import OptimizerConfig, SchedulerConfig
+from trainer.errors import Problem
+
+SCHEDULER_ALIASES = {"cosine": "CosineAnnealingLR", "plateau": "ReduceLROnPlateau", "step": "StepLR"}
+# What the short name `step` means when the config says no more (the pytorch/examples MNIST choice).
+STEP_DEFAULTS = {"step_size": 1, "gamma": 0.7}
+# Schedulers whose length is counted in batches, so they step after every batch.
+PER_BATCH = ("OneCycleLR", "CyclicLR")
+
+
+def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
+    return {
+        name: cls
+        for name, cls in vars(torch.optim).items()
+        if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer
+    }
+
+
+def scheduler_classes() -> dict[str, type]:
+    base = torch.optim.lr_scheduler.LRScheduler
+    return {
+        name: cls
+        for name, cls in vars(torch.optim.lr_scheduler).items()
+        if isinstance(cls, type)
+        and (issubclass(cls, base) or cls is torch.optim.lr_scheduler.ReduceLROnPlateau)
+        and cls is not base
+        and not name.startswith("_")
+        and name not in ("LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler", "LRScheduler")
+    }
+
+
+def _optimizer_class(cfg: OptimizerConfig) -> type[torch.optim.Optimizer] | None:
+    return find_by_name(cfg.name, optimizer_classes(), {})
+
+
+def check_optimizer(cfg: OptimizerConfig) -> list[Problem]:
+    cls = _optimizer_class(cfg)
+    if cls is None:
+        choices = ["sgd", "adam", "adamw", "rmsprop", *optimizer_classes()]
+        return [Problem("optimizer.name", unknown_name(cfg.name, "optimizer", choices))]
+    problems = check_arguments(cls, {"lr": cfg.lr, **cfg.args}, "optimizer", filled=["params"])
+    if not problems:  # torch checks values (betas in [0, 1), ...) when it builds; try it on a dummy parameter
+        problems = _try_build("optimizer", lambda: cls([torch.zeros(1, requires_grad=True)], lr=cfg.lr, **cfg.args))
+    return problems
+
+
+def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    cls = _optimizer_class(cfg)
+    assert cls is not None, "check_optimizer runs first"
+    return cls(params, lr=cfg.lr, **cfg.args)
+
+
+def _scheduler_args(cfg: SchedulerConfig, lr: float, total_steps: int) -> tuple[type | None, dict[str, Any]]:
+    """The class and its arguments, with the lengths leaptrain knows filled in when the config leaves them out."""
+    if cfg.name.lower() == "none":
+        return None, {}
+    cls = find_by_name(cfg.name, scheduler_classes(), SCHEDULER_ALIASES, suffix="LR")
+    if cls is None:
+        return None, {}
+    args = dict(cfg.args)
+    if cfg.name == "step":
+        args = {**STEP_DEFAULTS, **args}
+    if cls.__name__ == "OneCycleLR":
+        args.setdefault("max_lr", lr)
+        if "epochs" not in args and "steps_per_epoch" not in args:
+            args.setdefault("total_steps", total_steps)
+    if cls.__name__ == "CosineAnnealingLR":
+        args.setdefault("T_max", total_steps)
+    return cls, args
+
+
+def steps_every_batch(cfg: SchedulerConfig) -> bool:
+    """One-cycle and cosine (with the length leaptrain fills in) count batches; the rest count epochs."""
+    cls, _ = _scheduler_args(cfg, 1.0, 1)
+    name = cls.__name__ if cls else ""
+    return name in PER_BATCH or (name == "CosineAnnealingLR" and "T_max" not in cfg.args)
+
+
+def check_scheduler(cfg: SchedulerConfig) -> list[Problem]:
+    if cfg.name.lower() == "none":
+        return [Problem("scheduler", f"'none' takes no arguments, got {list(cfg.args)}")] if cfg.args else []
+    cls, args = _scheduler_args(cfg, 1e-3, 100)
+    if cls is None:
+        choices = ["none", "step", "cosine", "one_cycle", "plateau", *scheduler_classes()]
+        return [Problem("scheduler.name", unknown_name(cfg.name, "scheduler", choices))]
+    problems = check_arguments(cls, args, "scheduler", filled=["optimizer"])
+    if not problems:
+        dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        problems = _try_build("scheduler", lambda: cls(dummy, **args))
+    return problems
+
+
+def build_scheduler(
+    cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int
+) -> Any | None:
+    lr = optimizer.param_groups[0]["lr"]
+    total_steps = epochs * steps_per_epoch if steps_every_batch(cfg) else epochs
+    cls, args = _scheduler_args(cfg, lr, total_steps)
+    return cls(optimizer, **args) if cls is not None else None
+
+
+def _try_build(section: str, build: Any) -> list[Problem]:
+    try:
+        build()
+    except (ValueError, TypeError, KeyError) as err:
+        return [Problem(section, f"torch rejects these arguments: {err}")]
+    return []

@@ -1,0 +1,154 @@
+"""The config schema: every key a config may hold, its default and what it means. This file is the reference.
+
+Components chosen by name (model, loss, optimizer, scheduler) take their other keys as constructor
+arguments; those are checked against the constructor's real signature before anything is built
+(see trainer/components/), so the reference for `optimizer.betas` is torch's own AdamW.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+COMPONENT_SECTIONS = ("model", "loss", "optimizer", "scheduler")
+
+
+class Section(BaseModel):
+    """A config section whose keys are all known: a typo is an error, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(BaseModel):
+    """A class chosen by `name`; every other key is passed to its constructor (checked against its signature)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="short name (e.g. adamw), torch class name (e.g. AdamW) or file.py:Name")
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataCommon(Section):
+    batch_size: int = Field(128, gt=0, description="samples per training step")
+    val_split: float = Field(0.1, ge=0, lt=1, description="fraction of the training set held out for validation")
+
+
+class VisionData(DataCommon):
+    """Image data sets read with torchvision's own code and held in memory as tensors."""
+
+    dataset: Literal["mnist", "fashion_mnist"]
+    root: str = Field("data", description="folder holding the data set (torchvision layout: <root>/MNIST/raw)")
+    download: bool = Field(True, description="download the files when they are missing")
+
+
+class SyntheticData(DataCommon):
+    """Generated points for demos and tests: Gaussian blobs or interleaved spirals."""
+
+    dataset: Literal["synthetic"]
+    kind: Literal["blobs", "spirals"] = Field("blobs", description="the shape of the classes")
+    samples: int = Field(2000, gt=0, description="training samples (validation is taken out of these)")
+    test_samples: int = Field(500, ge=0, description="samples in the separate test split")
+    features: int = Field(2, gt=0, description="input features (spirals are always 2-D)")
+    classes: int = Field(3, ge=2, description="number of classes")
+    noise: float = Field(0.5, ge=0, description="spread of the points around their class")
+
+
+DataConfig = Annotated[VisionData | SyntheticData, Field(discriminator="dataset")]
+
+
+Activation = Literal["relu", "gelu", "silu", "tanh", "sigmoid", "leaky_relu"]
+
+
+class MLPModel(Section):
+    """Fully connected layers on the flattened input."""
+
+    name: Literal["mlp"]
+    hidden: list[Annotated[int, Field(gt=0)]] = Field([256, 128], description="units of each hidden layer")
+    activation: Activation = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer")
+
+
+class CNNModel(Section):
+    """Conv blocks (conv, [batch norm], activation, 2x2 max-pool), then one hidden fully connected layer."""
+
+    name: Literal["cnn"]
+    channels: list[Annotated[int, Field(gt=0)]] = Field([32, 64], description="output channels of each conv block")
+    kernel_size: int = Field(3, gt=0, description="conv kernel size (odd sizes keep the image size)")
+    fc: int = Field(128, gt=0, description="units of the hidden fully connected layer")
+    dropout: float = Field(0.25, ge=0, lt=1, description="dropout before the last layer")
+    batch_norm: bool = Field(True, description="batch norm after each conv")
+    activation: Activation = "relu"
+
+
+class OtherModel(Component):
+    """Any torchvision.models builder (e.g. resnet18, no pretrained weights) or path/to/file.py:ClassName."""
+
+
+def _model_kind(value: Any) -> str:
+    name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
+    return name if name in ("mlp", "cnn") else "other"
+
+
+ModelConfig = Annotated[
+    Annotated[MLPModel, Tag("mlp")] | Annotated[CNNModel, Tag("cnn")] | Annotated[OtherModel, Tag("other")],
+    Discriminator(_model_kind),
+]
+
+
+class LossConfig(Component):
+    """cross_entropy, mse, l1, smooth_l1, bce_with_logits, nll, any torch.nn loss by class name, or file.py:name."""
+
+    name: str = "cross_entropy"
+
+
+class OptimizerConfig(Component):
+    """sgd, adam, adamw, rmsprop or any torch.optim class by name."""
+
+    name: str = "adamw"
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+
+
+class SchedulerConfig(Component):
+    """none, step, cosine, one_cycle, plateau, or any torch.optim.lr_scheduler class by name.
+
+    one_cycle and cosine fill in their lengths from the run and step every batch; other schedulers step
+    once an epoch (ReduceLROnPlateau on val/loss).
+    """
+
+    name: str = "none"
+
+
+class TrainConfig(Section):
+    epochs: int = Field(3, gt=0, description="passes over the training set")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks CUDA when present")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp16 needs CUDA; bf16 works on CPU too")
+
+
+class LogConfig(Section):
+    dir: str = Field("runs", description="runs are saved in <dir>/<name>/<YYYYmmdd-HHMMSS>/")
+    every_n_steps: int = Field(50, gt=0, description="how often the training loss goes to TensorBoard")
+
+
+class Config(Section):
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run name; defaults to the config file's name"
+    )
+    seed: int = Field(0, description="seeds python, numpy and torch: the same seed gives the same run")
+    data: DataConfig
+    model: ModelConfig
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
+
+
+def expand_shorthands(data: dict[str, Any]) -> None:
+    """`loss: mse` means `loss: {name: mse}`; expand it so overrides like loss.reduction=sum work."""
+    for section in COMPONENT_SECTIONS:
+        if isinstance(data.get(section), str):
+            data[section] = {"name": data[section]}

@@ -1,0 +1,61 @@
+"""Errors a user can fix: each carries the config key it is about and what to try, so the CLI can point at it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config, found before training starts."""
+
+    key: str  # dotted config key, e.g. "optimizer.lr" ("" for the whole file)
+    message: str
+
+
+class ConfigError(Exception):
+    """Every problem found in a config, reported together."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(f"{p.key}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class UserError(Exception):
+    """A mistake the user can fix (missing files, a bad model file, ...), with the fix.
+
+    `key` names the config key the problem is about, when there is one, so the message can
+    point at its line in the config file.
+    """
+
+    def __init__(self, message: str, *, fix: str = "", key: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.key = key
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+    choices = list(choices)
+    by_folded = {_fold(c): c for c in choices}
+    if _fold(word) in by_folded:
+        return f" (did you mean '{by_folded[_fold(word)]}'?)"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
+        close = [c for c in choices if c.lower() in close][:1]
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _fold(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def one_of(choices: Iterable[str], limit: int = 12) -> str:
+    """'a, b, c' (shortened with '...' after `limit` names) for listing valid choices."""
+    choices = list(choices)
+    shown = ", ".join(choices[:limit])
+    return shown + (f", ... ({len(choices)} in all)" if len(choices) > limit else "")

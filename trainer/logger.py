@@ -1,0 +1,120 @@
+"""What a run shows and keeps: tqdm bars and one line per epoch; TensorBoard, metrics.jsonl and summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from trainer.checkpoint import write_atomic
+
+Batch = TypeVar("Batch")
+
+
+def new_run_dir(log_dir: str | Path, name: str) -> Path:
+    """runs/<name>/<YYYYmmdd-HHMMSS>/, with -2, -3... when a run started in the same second."""
+    base = Path(log_dir) / name / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, n = base, 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    parts = []
+    for name, value in metrics.items():
+        if name.endswith("accuracy"):
+            parts.append(f"{name} {value:.2%}")
+        elif name == "lr":
+            parts.append(f"lr {value:.2e}")
+        else:
+            parts.append(f"{name} {value:.4f}")
+    return "  ".join(parts)
+
+
+class ConsoleLogger:
+    """A progress bar per epoch and one line when it ends; used alone by the Python API without out_dir."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.epoch_started = time.perf_counter()
+
+    def progress(self, loader: Iterable[Batch], description: str) -> Iterator[Batch]:
+        self.epoch_started = time.perf_counter()
+        self.bar = tqdm(loader, desc=description, leave=False, unit="batch", dynamic_ncols=True)
+        return iter(self.bar)
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(format_metrics(values), refresh=False)
+
+    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+        seconds = time.perf_counter() - self.epoch_started
+        tqdm.write(f"epoch {epoch}/{epochs}  {format_metrics(metrics)}  ({seconds:.1f}s)")
+
+    def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
+        tested = {k: v for k, v in final.items() if k.startswith("test/")}
+        if tested:
+            tqdm.write(f"test  {format_metrics(tested)}")
+        tqdm.write(f"done in {summary['wall_seconds']:.1f}s")
+
+
+class RunLogger(ConsoleLogger):
+    """Also keeps the run folder: TensorBoard events, metrics.jsonl (one line per epoch) and summary.json."""
+
+    def __init__(self, run_dir: str | Path, hparams: dict[str, Any]):
+        super().__init__()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir = Path(run_dir)
+        self.writer = SummaryWriter(str(self.run_dir))
+        self.hparams = hparams
+        self.history: list[dict[str, Any]] = []
+        self.step = 0
+        self.step_tags: set[str] = set()  # curves drawn per step; their epoch means stay out of TensorBoard
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        super().log_step(step, values)
+        self.step = step
+        self.step_tags.update(values)
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+
+    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+        super().log_epoch(epoch, epochs, metrics)
+        for name, value in metrics.items():
+            if name not in self.step_tags:
+                self.writer.add_scalar(name, value, self.step)
+        self.writer.add_scalar("epoch", epoch, self.step)
+        self.writer.flush()
+        self.history.append({"epoch": epoch, "step": self.step, **metrics})
+        write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+
+    def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
+        for name, value in final.items():
+            if name.startswith("test/"):
+                self.writer.add_scalar(name, value, self.step)
+        self._write_hparams(final)
+        self.writer.close()
+        write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        super().finish(final, summary)
+        tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent.parent})")
+
+    def _write_hparams(self, final: dict[str, float]) -> None:
+        """The HParams dashboard's row for this run: its settings and its real final metrics."""
+        from torch.utils.tensorboard.summary import hparams
+
+        values = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in self.hparams.items()}
+        metrics = {k: v for k, v in final.items() if math.isfinite(v)}
+        for summary in hparams(values, metrics):  # the dashboard shows each metric's last scalar
+            self.writer.file_writer.add_summary(summary)

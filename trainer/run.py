@@ -1,0 +1,95 @@
+"""Build everything a config names and train it: the YAML path to the Trainer."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from trainer.checkpoint import write_atomic
+from trainer.components.data import build_data
+from trainer.components.losses import build_loss, check_loss
+from trainer.components.models import build_model, check_model
+from trainer.components.optim import (
+    build_optimizer,
+    build_scheduler,
+    check_optimizer,
+    check_scheduler,
+    steps_every_batch,
+)
+from trainer.config import Config
+from trainer.errors import ConfigError, Problem
+from trainer.logger import new_run_dir
+from trainer.loop import Trainer, resolve_device
+from trainer.yamlio import dump_yaml
+
+
+def check_components(cfg: Config) -> None:
+    """Every component name and argument, checked against torch before anything is built; all problems at once."""
+    problems = [
+        *check_model(cfg.model),
+        *check_loss(cfg.loss),
+        *check_optimizer(cfg.optimizer),
+        *check_scheduler(cfg.scheduler),
+        *_check_device(cfg),
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _check_device(cfg: Config) -> list[Problem]:
+    wanted = cfg.train.device
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        return [Problem("train.device", f"'{wanted}' asked for, but this machine has no CUDA GPU. Try: auto or cpu")]
+    if wanted == "mps" and not torch.backends.mps.is_available():
+        return [Problem("train.device", "'mps' asked for, but Apple's MPS is not available here. Try: auto or cpu")]
+    if cfg.train.precision == "fp16" and resolve_device(wanted).type != "cuda":
+        return [Problem("train.precision", "fp16 needs a CUDA GPU. Try: bf16 (or fp32) on this machine")]
+    return []
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    try:
+        import numpy
+
+        numpy.random.seed(seed)
+    except ImportError:
+        pass
+
+
+def train_from_config(cfg: Config) -> Path:
+    """Train the run a validated config describes; returns its run folder."""
+    check_components(cfg)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.train.device)
+    data = build_data(cfg.data, device, cfg.seed)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    loss_fn = build_loss(cfg.loss)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.train.epochs, len(data.train))
+
+    run_dir = new_run_dir(cfg.log.dir, cfg.name or "run")
+    resolved = cfg.model_dump(mode="json")
+    write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"data: {data.description}")
+    print(f"model: {cfg.model.name}, {parameters:,} parameters, on {device}; run folder {run_dir}")
+
+    trainer = Trainer(
+        model,
+        loss_fn,
+        optimizer,
+        scheduler=scheduler,
+        scheduler_every_batch=steps_every_batch(cfg.scheduler),
+        epochs=cfg.train.epochs,
+        device=device,
+        precision=cfg.train.precision,
+        out_dir=run_dir,
+        log_every=cfg.log.every_n_steps,
+        config=resolved,
+    )
+    trainer.fit(data.train, data.val, data.test)
+    return run_dir

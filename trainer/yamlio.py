@@ -1,0 +1,165 @@
+"""Read a YAML config keeping the line of every key, apply dotted command-line overrides, save the result."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer.errors import ConfigError, Problem
+
+KeyPath = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` and `3e-4` as numbers (YAML 1.1 wants a dot in floats)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+@dataclass
+class Source:
+    """Where each key of a config came from: a line of the file or an override on the command line."""
+
+    path: str
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    overrides: dict[KeyPath, str] = field(default_factory=dict)
+
+    def where(self, key: str | KeyPath) -> str:
+        """'configs/x.yaml:12' or "command line 'optimizer.lr=1'" for the key or its nearest parent."""
+        path = split_key(key) if isinstance(key, str) else key
+        for n in range(len(path), 0, -1):
+            prefix = path[:n]
+            if prefix in self.overrides:
+                return f"command line '{self.overrides[prefix]}'"
+            if prefix in self.lines:
+                return f"{self.path}:{self.lines[prefix]}"
+        return self.path
+
+
+def split_key(key: str) -> KeyPath:
+    return tuple(int(part) if part.isdigit() else part for part in key.split(".")) if key else ()
+
+
+def join_key(path: KeyPath) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def load_config_file(path: str | Path) -> tuple[dict[str, Any], Source]:
+    """The config as plain data, and the line of every key in it."""
+    path = Path(path)
+    source = Source(str(path))
+    if not path.is_file():
+        hint = "it is a folder" if path.is_dir() else "no such file"
+        raise ConfigError([Problem("", f"cannot read the config: {hint}. Try: ls configs/")])
+    text = path.read_text(encoding="utf-8")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = {} if node is None else _construct(node, (), loader, source)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 0
+        source.lines[("<yaml>",)] = line
+        raise ConfigError([Problem("<yaml>", _yaml_message(err))]) from err
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("", "the file must hold `key: value` lines at the top level")])
+    return data, source
+
+
+def _yaml_message(err: yaml.MarkedYAMLError) -> str:
+    problem = err.problem or str(err)
+    message = f"not valid YAML: {problem}"
+    if "\\t" in problem or "tab" in problem:
+        return message + ". Try: indent with spaces, not tabs"
+    return message + ". Try: check the indentation and the ':' after each key on this line and the one above"
+
+
+def _construct(node: yaml.Node, path: KeyPath, loader: _Loader, source: Source) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # YAML merge keys (<<: *defaults)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in mapping:
+                first = source.lines.get((*path, key))
+                source.lines[(*path, key)] = line
+                raise yaml.MarkedYAMLError(
+                    problem=f"the key '{join_key((*path, key))}' appears twice (first on line {first}); "
+                    "only one can count",
+                    problem_mark=key_node.start_mark,
+                )
+            source.lines[(*path, key)] = line
+            mapping[key] = _construct(value_node, (*path, key), loader, source)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item_node in enumerate(node.value):
+            source.lines[(*path, index)] = item_node.start_mark.line + 1
+            items.append(_construct(item_node, (*path, index), loader, source))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value read as YAML: `3e-4` is a number, `[16,32]` a list, `adam` a string."""
+    try:
+        return yaml.load(text, Loader=_Loader) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: Source) -> None:
+    """Apply `a.b.c=value` overrides in place, remembering each so messages can name it."""
+    problems = []
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        path = split_key(key.strip())
+        source.overrides[path] = override
+        if not sep or not path:
+            problems.append(Problem(key, "an override must look like key=value. Try: optimizer.lr=3e-4"))
+            continue
+        node: Any = data
+        for part in path[:-1]:
+            if isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+                continue
+            if not isinstance(node, dict):
+                break
+            if not isinstance(node.get(part), dict | list):
+                node[part] = {}  # a new section; the schema says whether it may exist
+            node = node[part]
+        last = path[-1]
+        settable_item = isinstance(node, list) and isinstance(last, int) and last < len(node)
+        if isinstance(node, dict) or settable_item:
+            node[last] = parse_value(text)
+        else:
+            problems.append(Problem(key, f"cannot set this: {join_key(path[:-1])} holds a {type(node).__name__}"))
+    if problems:
+        raise ConfigError(problems)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
