@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trainer import __version__
 from trainer.config import Config
-from trainer.errors import ConfigError, UserError
+from trainer.errors import ConfigError, Problem, UserError
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, load_config_file
 
@@ -69,13 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_config(path: str, overrides: list[str]) -> tuple[Config, Source]:
     """Read, override and validate a config; a ConfigError carries the Source to point at lines."""
-    source = Source(path)
+    data, source = load_config_file(path)
     with located(source):
-        data, source = load_config_file(path)
-        with located(source):
-            data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem))
-            apply_overrides(data, overrides, source)
-            return validate_config(data), source
+        data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem))
+        apply_overrides(data, overrides, source)
+        return validate_config(data), source
 
 
 @contextlib.contextmanager
@@ -84,8 +82,7 @@ def located(source: Source) -> Iterator[None]:
     try:
         yield
     except (ConfigError, UserError) as err:
-        if getattr(err, "source", None) is None:
-            err.source = source  # type: ignore[union-attr]
+        err.source = err.source or source
         raise
 
 
@@ -99,14 +96,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def format_error(err: ConfigError | UserError) -> str:
-    source: Source = getattr(err, "source", None) or Source("<config>")
+    source: Source = err.source or Source("<config>")
     if isinstance(err, UserError):
         where = f"{source.where(err.key)}: {err.key}: " if err.key else ""
         fix = f"\n  Try: {err.fix}" if err.fix else ""
         return f"error: {where}{err.message}{fix}\n(add --debug to see the traceback)"
 
-    def order(problem: object) -> tuple[int, int]:
-        where = source.where(problem.key)  # type: ignore[attr-defined]
+    def order(problem: Problem) -> tuple[int, int]:
+        where = source.where(problem.key)
         line = where.rpartition(":")[2]
         return (where.startswith("command line"), int(line) if line.isdigit() else 0)
 
@@ -116,5 +113,5 @@ def format_error(err: ConfigError | UserError) -> str:
     return (
         f"error: {count} in the config:\n"
         + "\n".join(f"  {line}" for line in lines)
-        + ("\nFix them and run again (add --debug to see the traceback).")
+        + f"\nFix {'them' if len(problems) > 1 else 'it'} and run again (add --debug to see the traceback)."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,10 @@ class Problem:
 class ConfigError(Exception):
     """Every problem found in a config, reported together."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], source: Any = None):
         super().__init__("\n".join(f"{p.key}: {p.message}" for p in problems))
         self.problems = problems
+        self.source = source  # a yamlio.Source, to point at file lines; the CLI fills it in when missing
 
 
 class UserError(Exception):
@@ -35,6 +37,7 @@ class UserError(Exception):
         self.message = message
         self.fix = fix
         self.key = key
+        self.source: Any = None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -108,7 +108,7 @@ class RunLogger(ConsoleLogger):
         self.writer.close()
         write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         super().finish(final, summary)
-        tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent.parent})")
+        tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent})")
 
     def _write_hparams(self, final: dict[str, float]) -> None:
         """The HParams dashboard's row for this run: its settings and its real final metrics."""

@@ -47,7 +47,7 @@ class Source:
     def where(self, key: str | KeyPath) -> str:
         """'configs/x.yaml:12' or "command line 'optimizer.lr=1'" for the key or its nearest parent."""
         path = split_key(key) if isinstance(key, str) else key
-        for n in range(len(path), 0, -1):
+        for n in range(len(path), -1, -1):
             prefix = path[:n]
             if prefix in self.overrides:
                 return f"command line '{self.overrides[prefix]}'"
@@ -70,7 +70,10 @@ def load_config_file(path: str | Path) -> tuple[dict[str, Any], Source]:
     source = Source(str(path))
     if not path.is_file():
         hint = "it is a folder" if path.is_dir() else "no such file"
-        raise ConfigError([Problem("", f"cannot read the config: {hint}. Try: ls configs/")])
+        raise ConfigError(
+            [Problem("", f"cannot read the config: {hint}. Try: check the path (shipped configs are in configs/)")],
+            source,
+        )
     text = path.read_text(encoding="utf-8")
     loader = _Loader(text)
     try:
@@ -78,13 +81,13 @@ def load_config_file(path: str | Path) -> tuple[dict[str, Any], Source]:
         data = {} if node is None else _construct(node, (), loader, source)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 0
-        source.lines[("<yaml>",)] = line
-        raise ConfigError([Problem("<yaml>", _yaml_message(err))]) from err
+        if mark:
+            source.lines[()] = mark.line + 1
+        raise ConfigError([Problem("", _yaml_message(err))], source) from err
     finally:
         loader.dispose()
     if not isinstance(data, dict):
-        raise ConfigError([Problem("", "the file must hold `key: value` lines at the top level")])
+        raise ConfigError([Problem("", "the file must hold `key: value` lines at the top level")], source)
     return data, source
 
 
@@ -104,13 +107,10 @@ def _construct(node: yaml.Node, path: KeyPath, loader: _Loader, source: Source) 
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if key in mapping:
-                first = source.lines.get((*path, key))
+                first = source.lines[(*path, key)]
                 source.lines[(*path, key)] = line
-                raise yaml.MarkedYAMLError(
-                    problem=f"the key '{join_key((*path, key))}' appears twice (first on line {first}); "
-                    "only one can count",
-                    problem_mark=key_node.start_mark,
-                )
+                message = f"appears twice (first on line {first}); only one can count. Try: delete one of them"
+                raise ConfigError([Problem(join_key((*path, key)), message)], source)
             source.lines[(*path, key)] = line
             mapping[key] = _construct(value_node, (*path, key), loader, source)
         return mapping
