@@ -18,9 +18,15 @@ def model_config(name: str, **args):
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
-     ("rmsprop", torch.optim.RMSprop), ("Adagrad", torch.optim.Adagrad), ("nadam", torch.optim.NAdam)],
-)  # fmt: skip
+    [
+        ("sgd", torch.optim.SGD),
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("rmsprop", torch.optim.RMSprop),
+        ("Adagrad", torch.optim.Adagrad),
+        ("nadam", torch.optim.NAdam),
+    ],
+)
 def test_optimizers_by_short_or_class_name(name, cls):
     cfg = OptimizerConfig(name=name, lr=0.01)
     assert check_optimizer(cfg) == []
@@ -29,10 +35,17 @@ def test_optimizers_by_short_or_class_name(name, cls):
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("cross_entropy", torch.nn.CrossEntropyLoss), ("mse", torch.nn.MSELoss), ("l1", torch.nn.L1Loss),
-     ("smooth_l1", torch.nn.SmoothL1Loss), ("bce_with_logits", torch.nn.BCEWithLogitsLoss),
-     ("nll", torch.nn.NLLLoss), ("HuberLoss", torch.nn.HuberLoss), ("kl_div", torch.nn.KLDivLoss)],
-)  # fmt: skip
+    [
+        ("cross_entropy", torch.nn.CrossEntropyLoss),
+        ("mse", torch.nn.MSELoss),
+        ("l1", torch.nn.L1Loss),
+        ("smooth_l1", torch.nn.SmoothL1Loss),
+        ("bce_with_logits", torch.nn.BCEWithLogitsLoss),
+        ("nll", torch.nn.NLLLoss),
+        ("HuberLoss", torch.nn.HuberLoss),
+        ("kl_div", torch.nn.KLDivLoss),
+    ],
+)
 def test_losses_by_short_or_class_name(name, cls):
     assert check_loss(LossConfig(name=name)) == []
     assert type(build_loss(LossConfig(name=name))) is cls

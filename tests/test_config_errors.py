@@ -40,7 +40,10 @@ def test_typo_in_optimizer_name_suggests_adamw(write_config, run_cli):
 def test_unknown_optimizer_argument_is_checked_against_torch_signature(write_config, run_cli):
     code, _, err = run_cli(write_config(BASE + "  weight_decy: 0.1\n"))
     assert code == 2
-    assert "config.yaml:11: optimizer.weight_decy: AdamW has no argument 'weight_decy' (did you mean 'weight_decay'?)" in err
+    assert (
+        "config.yaml:11: optimizer.weight_decy: AdamW has no argument 'weight_decy' (did you mean 'weight_decay'?)"
+        in err
+    )
 
 
 def test_value_torch_rejects_is_reported_before_training(write_config, run_cli):
@@ -102,7 +105,10 @@ def test_scheduler_and_loss_names_get_suggestions(write_config, run_cli):
 def test_unknown_loss_argument_suggests_the_right_one(write_config, run_cli):
     code, _, err = run_cli(write_config(BASE + "loss: {name: cross_entropy, label_smothing: 0.1}\n"))
     assert code == 2
-    assert "loss.label_smothing: CrossEntropyLoss has no argument 'label_smothing' (did you mean 'label_smoothing'?)" in err
+    assert (
+        "loss.label_smothing: CrossEntropyLoss has no argument 'label_smothing' (did you mean 'label_smoothing'?)"
+        in err
+    )
 
 
 def test_required_scheduler_argument_is_named(write_config, run_cli):

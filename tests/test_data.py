@@ -37,7 +37,9 @@ def test_missing_files_say_which_files_to_put_where(tmp_path):
     with pytest.raises(UserError) as caught:
         build_data(cfg, torch.device("cpu"), 0)
     assert caught.value.key == "data.root"
-    assert "train-images-idx3-ubyte" in caught.value.fix and str(tmp_path / "data" / "MNIST" / "raw") in caught.value.fix
+    assert (
+        "train-images-idx3-ubyte" in caught.value.fix and str(tmp_path / "data" / "MNIST" / "raw") in caught.value.fix
+    )
 
 
 def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):

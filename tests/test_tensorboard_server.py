@@ -26,8 +26,23 @@ def test_tensorboard_serves_the_run_scalars(write_config, run_cli, tmp_path):
     assert run_cli(write_config(SYNTHETIC))[0] == 0
     port = free_port()
     # blocking reload: the server reads every event file before it starts serving, so no waiting is needed
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path / "runs"), "--host", "127.0.0.1",
-               "--port", str(port), "--load_fast", "false", "--reload_task", "blocking", "--reload_interval", "0"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(tmp_path / "runs"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--load_fast",
+        "false",
+        "--reload_task",
+        "blocking",
+        "--reload_interval",
+        "0",
+    ]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True).start()

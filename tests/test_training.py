@@ -27,7 +27,7 @@ def epoch_losses(run_dir: Path) -> list[float]:
 
 
 def test_training_on_synthetic_data_lowers_the_loss(write_config, run_cli, tmp_path):
-    code, out, _ = run_cli(write_config(SYNTHETIC), "train.epochs=4")
+    code, _, _ = run_cli(write_config(SYNTHETIC), "train.epochs=4")
     assert code == 0
     losses = epoch_losses(only_run(tmp_path))
     assert len(losses) == 4
