@@ -174,3 +174,13 @@ def test_exponents_without_a_dot_are_numbers(text):
     from trainer.yamlio import parse_value
 
     assert isinstance(parse_value(text.split(": ")[1]), float)
+
+
+def test_schema_and_argument_problems_are_reported_together(write_config, run_cli):
+    text = BASE.replace("batch_size", "batch_sise") + "  weight_decy: 0.1\nloss: {name: cross_entropi}\n"
+    code, _, err = run_cli(write_config(text))
+    assert code == 2
+    assert "3 problems" in err
+    assert "data.batch_sise: unknown key" in err
+    assert "optimizer.weight_decy: AdamW has no argument 'weight_decy'" in err
+    assert "loss.name: unknown loss 'cross_entropi'" in err

@@ -73,7 +73,12 @@ def load_config(path: str, overrides: list[str]) -> tuple[Config, Source]:
     with located(source):
         data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem))
         apply_overrides(data, overrides, source)
-        return validate_config(data), source
+        try:
+            return validate_config(data), source
+        except ConfigError as err:
+            from trainer.run import problems_in_valid_sections  # imports torch, to check names and arguments
+
+            raise ConfigError(err.problems + problems_in_valid_sections(data), source) from None
 
 
 @contextlib.contextmanager

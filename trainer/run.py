@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 
 from trainer.checkpoint import write_atomic
 from trainer.components.data import build_data
@@ -18,7 +20,7 @@ from trainer.components.optim import (
     check_scheduler,
     steps_every_batch,
 )
-from trainer.config import Config
+from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig
 from trainer.errors import ConfigError, Problem
 from trainer.logger import new_run_dir
 from trainer.loop import Trainer, resolve_device
@@ -36,6 +38,27 @@ def check_components(cfg: Config) -> None:
     ]
     if problems:
         raise ConfigError(problems)
+
+
+def problems_in_valid_sections(data: dict[str, Any]) -> list[Problem]:
+    """For a config with schema errors: the checks of each component section that is valid on its own,
+    so that a learner sees every problem of the file in one go."""
+    sections = {
+        "model": (ModelConfig, check_model),
+        "loss": (LossConfig, check_loss),
+        "optimizer": (OptimizerConfig, check_optimizer),
+        "scheduler": (SchedulerConfig, check_scheduler),
+    }
+    problems = []
+    for key, (schema, check) in sections.items():
+        if key not in data:
+            continue
+        try:
+            section = TypeAdapter(schema).validate_python(data[key])
+        except ValidationError:
+            continue  # its schema problems are already reported
+        problems += check(section)
+    return problems
 
 
 def _check_device(cfg: Config) -> list[Problem]:
