@@ -33,6 +33,18 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
     _replace(path, lambda file: torch.save(checkpoint, file))
 
 
+def link_atomic(source: Path, path: Path) -> None:
+    """Make `path` hold what `source` holds, by a hard link (no copy) where the file system allows it."""
+    tmp = path.with_name(f".{path.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        write_atomic(path, source.read_bytes())
+        return
+    os.replace(tmp, path)
+
+
 def _replace(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
     path = Path(path)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.checkpoint import TrainState, rng_states, save_checkpoint, write_atomic
+from trainer.checkpoint import TrainState, link_atomic, rng_states, save_checkpoint
 from trainer.logger import ConsoleLogger, RunLogger
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -148,7 +148,7 @@ class Trainer:
         last = self.out_dir / "checkpoints" / "last.pt"
         save_checkpoint(last, checkpoint)
         if improved:
-            write_atomic(last.with_name("best.pt"), last.read_bytes())
+            link_atomic(last, last.with_name("best.pt"))
 
     def summary(self, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
         import torchvision
@@ -178,27 +178,27 @@ class MetricTotals:
         self.classification = classification
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
-        self.window: dict[str, torch.Tensor] = {}
-        self.window_count = 0
+        self.logged: dict[str, float] = {}  # the sums at the last step log, to report the mean since then
+        self.logged_count = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = len(targets)
-        batch = {"loss": loss.float() * n}
+        batch = {"loss": loss * n}
         if self.classification:
             batch["accuracy"] = (logits.argmax(dim=1) == targets).sum()
-        for totals in (self.sums, self.window):
-            for name, value in batch.items():
-                totals[name] = totals[name] + value if name in totals else value
+        for name, value in batch.items():
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
         self.count += n
-        self.window_count += n
 
     def compute(self, split: str) -> dict[str, float]:
         return {f"{split}/{name}": value.item() / max(self.count, 1) for name, value in self.sums.items()}
 
     def since_last_log(self, split: str) -> dict[str, float]:
-        values = {f"{split}/{name}": value.item() / max(self.window_count, 1) for name, value in self.window.items()}
-        self.window, self.window_count = {}, 0
-        return values
+        sums = {name: value.item() for name, value in self.sums.items()}
+        n = max(self.count - self.logged_count, 1)
+        means = {f"{split}/{name}": (value - self.logged.get(name, 0.0)) / n for name, value in sums.items()}
+        self.logged, self.logged_count = sums, self.count
+        return means
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
