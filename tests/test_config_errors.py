@@ -67,7 +67,7 @@ def test_every_problem_is_reported_at_once_in_line_order(write_config, run_cli):
     assert "config.yaml:7: model.hiden: unknown key (did you mean 'hidden'?)" in lines[1]
     assert "config.yaml:11: trian: unknown key (did you mean 'train'?)" in lines[2]
     assert "command line 'train.epochs=0': train.epochs: input should be greater than 0" in lines[3]
-    assert "4 problems" in err
+    assert len(lines) == 4
 
 
 def test_unknown_data_set_lists_the_choices(write_config, run_cli):
@@ -180,7 +180,7 @@ def test_schema_and_argument_problems_are_reported_together(write_config, run_cl
     text = BASE.replace("batch_size", "batch_sise") + "  weight_decy: 0.1\nloss: {name: cross_entropi}\n"
     code, _, err = run_cli(write_config(text))
     assert code == 2
-    assert "3 problems" in err
+    assert err.count("config.yaml:") == 3
     assert "data.batch_sise: unknown key" in err
     assert "optimizer.weight_decy: AdamW has no argument 'weight_decy'" in err
     assert "loss.name: unknown loss 'cross_entropi'" in err

@@ -24,6 +24,9 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
+COMMANDS = ("train", "check")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trainer",
@@ -43,12 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
     train.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     train.set_defaults(run=run_train)
+
+    check = commands.add_parser(
+        "check",
+        help="check a config in seconds: one batch through model, loss and backward, with a checklist",
+        epilog="example:\n  python -m trainer check configs/mnist.yaml model.channels=[8,16]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
+    check.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
+    check.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    check.set_defaults(run=run_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-") and argv[0] not in ("train",):
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv.insert(0, "train")  # `python -m trainer configs/x.yaml` means train
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def load_config(path: str, overrides: list[str]) -> tuple[Config, Source]:
-    """Read, override and validate a config; a ConfigError carries the Source to point at lines."""
+def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:
+    """Read, override and validate a config; a ConfigError carries the Source to point at lines.
+
+    With `show_early`, schema problems are printed at once, before torch is imported (about 2 s) to check
+    the names and arguments of the components: the learner sees the first message in well under a second.
+    """
     data, source = load_config_file(path)
     with located(source):
         data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem))
@@ -76,9 +94,13 @@ def load_config(path: str, overrides: list[str]) -> tuple[Config, Source]:
         try:
             return validate_config(data), source
         except ConfigError as err:
+            err.source = source
+            if show_early:
+                print(format_error(err, footer=False), file=sys.stderr, flush=True)
             from trainer.run import problems_in_valid_sections  # imports torch, to check names and arguments
 
-            raise ConfigError(err.problems + problems_in_valid_sections(data), source) from None
+            more = problems_in_valid_sections(data)
+            raise ConfigError(err.problems + more, source, shown=len(err.problems) if show_early else 0) from None
 
 
 @contextlib.contextmanager
@@ -92,31 +114,65 @@ def located(source: Source) -> Iterator[None]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    cfg, source = load_config(args.config, args.overrides)
-    with located(source):
+    cfg, source = load_config(args.config, args.overrides, show_early=True)
+    with located(source), explained(args.debug):
         from trainer.run import train_from_config  # imports torch: only once the config is known to be valid
 
         train_from_config(cfg)
     return 0
 
 
-def format_error(err: ConfigError | UserError) -> str:
+def run_check(args: argparse.Namespace) -> int:
+    cfg, source = load_config(args.config, args.overrides, show_early=True)
+    with located(source), explained(args.debug):
+        from trainer.run import check_from_config
+
+        report = check_from_config(cfg)
+    print(report.layer_table())
+    print()
+    print("\n".join(check.line() for check in report.checks))
+    verdict = "ready to train" if not report.failures else f"{len(report.failures)} problem(s) to fix first"
+    command = " ".join(["python -m trainer", args.config, *args.overrides])
+    print(f"\n{len(report.checks)} checks: {verdict}. Train with: {command}")
+    return 2 if report.failures else 0
+
+
+@contextlib.contextmanager
+def explained(debug: bool) -> Iterator[None]:
+    """An unexpected exception from torch or the user's code becomes a message (the traceback with --debug)."""
+    try:
+        yield
+    except (ConfigError, UserError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        if debug:
+            raise
+        from trainer.explain import explain
+
+        raise explain(err) from err
+
+
+def format_error(err: ConfigError | UserError, footer: bool = True) -> str:
     source: Source = err.source or Source("<config>")
+    debug = "(add --debug to see the traceback)"
     if isinstance(err, UserError):
         where = f"{source.where(err.key)}: {err.key}: " if err.key else ""
         fix = f"\n  Try: {err.fix}" if err.fix else ""
-        return f"error: {where}{err.message}{fix}\n(add --debug to see the traceback)"
+        return f"error: {where}{err.message}{fix}\n{debug}"
 
     def order(problem: Problem) -> tuple[int, int]:
         where = source.where(problem.key)
         line = where.rpartition(":")[2]
         return (where.startswith("command line"), int(line) if line.isdigit() else 0)
 
-    problems = sorted(err.problems, key=order)
-    lines = [f"{source.where(p.key)}: {p.key + ': ' if p.key else ''}{p.message}" for p in problems]
-    count = f"{len(problems)} problems" if len(problems) > 1 else "1 problem"
-    return (
-        f"error: {count} in the config:\n"
-        + "\n".join(f"  {line}" for line in lines)
-        + f"\nFix {'them' if len(problems) > 1 else 'it'} and run again (add --debug to see the traceback)."
-    )
+    rest = sorted(err.problems[err.shown :], key=order)
+    lines = [f"  {source.where(p.key)}: {p.key + ': ' if p.key else ''}{p.message}" for p in rest]
+    if not footer:  # the first part, printed before the slower checks run
+        return "\n".join(["error: the config has problems:", *lines])
+    header = [] if err.shown else [f"error: {_count(rest)}"]
+    them = "them" if len(err.problems) > 1 else "it"
+    return "\n".join([*header, *lines, f"Fix {them} and run again {debug}."])
+
+
+def _count(problems: list[Problem]) -> str:
+    return f"{len(problems)} problems in the config:" if len(problems) > 1 else "1 problem in the config:"

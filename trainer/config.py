@@ -126,6 +126,7 @@ class TrainConfig(Section):
     epochs: int = Field(3, gt=0, description="passes over the training set")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks CUDA when present")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp16 needs CUDA; bf16 works on CPU too")
+    preflight: bool = Field(True, description="before training, check one batch through model, loss and backward")
 
 
 class LogConfig(Section):

@@ -19,10 +19,11 @@ class Problem:
 class ConfigError(Exception):
     """Every problem found in a config, reported together."""
 
-    def __init__(self, problems: list[Problem], source: Any = None):
+    def __init__(self, problems: list[Problem], source: Any = None, shown: int = 0):
         super().__init__("\n".join(f"{p.key}: {p.message}" for p in problems))
         self.problems = problems
         self.source = source  # a yamlio.Source, to point at file lines; the CLI fills it in when missing
+        self.shown = shown  # how many of the problems were printed already
 
 
 class UserError(Exception):

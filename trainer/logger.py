@@ -52,7 +52,10 @@ class ConsoleLogger:
     def progress(self, loader: Iterable[Batch], description: str) -> Iterator[Batch]:
         self.epoch_started = time.perf_counter()
         self.bar = tqdm(loader, desc=description, leave=False, unit="batch", dynamic_ncols=True)
-        return iter(self.bar)
+        try:
+            yield from self.bar
+        finally:  # also when training stops with an error: the message is not mixed with a half bar
+            self.bar.close()
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         if self.bar is not None:
@@ -61,6 +64,13 @@ class ConsoleLogger:
     def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         seconds = time.perf_counter() - self.epoch_started
         tqdm.write(f"epoch {epoch}/{epochs}  {format_metrics(metrics)}  ({seconds:.1f}s)")
+
+    def warn(self, text: str) -> None:
+        tqdm.write(f"warning: {text}")
+        self.record(text)
+
+    def record(self, text: str) -> None:
+        """Keep a diagnosis with the run (the console logger has nowhere to keep it)."""
 
     def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
         tested = {k: v for k, v in final.items() if k.startswith("test/")}
@@ -82,6 +92,7 @@ class RunLogger(ConsoleLogger):
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.step_tags: set[str] = set()  # curves drawn per step; their epoch means stay out of TensorBoard
+        self.warnings: list[str] = []
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         super().log_step(step, values)
@@ -99,6 +110,12 @@ class RunLogger(ConsoleLogger):
         self.writer.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+
+    def record(self, text: str) -> None:
+        """Kept in diagnosis.txt and TensorBoard's Text tab."""
+        self.warnings.append(text)
+        write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
+        self.writer.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
 
     def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
         for name, value in final.items():

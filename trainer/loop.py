@@ -13,7 +13,10 @@ import torch
 from torch import nn
 
 from trainer.checkpoint import TrainState, link_atomic, rng_states, save_checkpoint
+from trainer.diagnostics import first_batch, preflight, raise_on_failures
+from trainer.errors import UserError
 from trainer.logger import ConsoleLogger, RunLogger
+from trainer.watchdog import Watchdog, diagnose_nonfinite
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -41,6 +44,8 @@ class Trainer:
         out_dir: str | Path | None = None,
         log_every: int = 50,
         config: dict[str, Any] | None = None,
+        preflight: bool = True,
+        num_classes: int | None = None,
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device)
@@ -57,6 +62,8 @@ class Trainer:
         hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
         self.logger = RunLogger(self.out_dir, hparams) if self.out_dir else ConsoleLogger()
         self.state = TrainState()
+        self.preflight, self.num_classes = preflight, num_classes
+        self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
 
     def fit(
         self,
@@ -66,14 +73,19 @@ class Trainer:
     ) -> dict[str, float]:
         """Train for the remaining epochs; evaluate on `test_loader` at the end. Returns the final metrics."""
         started, metrics = time.perf_counter(), {}
+        if self.preflight and self.state.epoch == 0:
+            self.check_one_batch(train_loader)
         for epoch in range(self.state.epoch + 1, self.epochs + 1):
             self.model.train()
             totals = MetricTotals(self.classification)
-            for inputs, targets in self.logger.progress(train_loader, f"epoch {epoch}/{self.epochs}"):
+            batches = self.logger.progress(train_loader, f"epoch {epoch}/{self.epochs}")
+            for batch, (inputs, targets) in enumerate(batches):
                 inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
                 with self.autocast():
                     logits = self.model(inputs)
                     loss = self.loss_fn(logits, targets)
+                if not torch.isfinite(loss):  # stop before a NaN reaches the weights
+                    self.stop_on_nonfinite(loss, inputs, targets, epoch, batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.scaler is None:
                     loss.backward()  # autograd: the gradient of the loss for every parameter, in param.grad
@@ -86,8 +98,10 @@ class Trainer:
                     self.scheduler.step()
                 self.state.step += 1
                 totals.add(loss.detach(), logits.detach(), targets)
-                if self.state.step % self.log_every == 0:  # the only place the loop waits for the device
-                    self.logger.log_step(self.state.step, {**totals.since_last_log("train"), "lr": self.lr})
+                if self.state.step % self.log_every == 0:
+                    values = {**totals.since_last_log("train"), "lr": self.lr}
+                    self.logger.log_step(self.state.step, values)
+                    self.watchdog.on_step_log(values)
 
             metrics = totals.compute("train")
             if val_loader is not None:
@@ -97,6 +111,8 @@ class Trainer:
                 step_epoch_scheduler(self.scheduler, metrics)
             self.state.epoch = epoch
             self.logger.log_epoch(epoch, self.epochs, metrics)
+            for advice in self.watchdog.epoch_advice(metrics):
+                self.logger.warn(advice)
             self.save_checkpoints(metrics)
 
         if test_loader is not None:
@@ -116,6 +132,37 @@ class Trainer:
                 loss = self.loss_fn(logits, targets)
             totals.add(loss, logits, targets)
         return totals.compute(split)
+
+    def check_one_batch(self, loader: Iterable[Batch]) -> None:
+        """The fast preflight: one batch through model, loss and backward; stops on what would fail."""
+        inputs, targets = first_batch(loader)
+        batch = inputs.to(self.device), targets.to(self.device)
+        report = preflight(self.model, self.loss_fn, batch, num_classes=self.num_classes)
+        raise_on_failures(report)
+        for check in report.warnings:
+            self.logger.warn(check.line())
+
+    def stop_on_nonfinite(
+        self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int
+    ) -> None:
+        """Save the weights as they are before this step, find where the NaN/inf comes from, and stop."""
+        saved = ""
+        if self.out_dir is not None:
+            path = self.out_dir / "checkpoints" / f"nonfinite-step{self.state.step + 1}.pt"
+            save_checkpoint(path, {"model": self.model.state_dict(), "state": vars(self.state).copy()})
+            saved = f" The weights before this step are in {path}."
+        cause = diagnose_nonfinite(self.model, self.loss_fn, inputs, targets)
+        message = (
+            f"the loss became {loss.item()} at step {self.state.step + 1} (epoch {epoch}, batch {batch + 1}): "
+            f"{cause}.{saved}"
+        )
+        self.logger.record(message)  # the error itself is printed by whoever catches it
+        raise UserError(
+            message,
+            fix=f"optimizer.lr={self.lr / 10:g} (10x lower), gradient clipping, precision fp32 instead of fp16, "
+            "and check the inputs for NaN",
+            key="optimizer.lr",
+        )
 
     @property
     def lr(self) -> float:

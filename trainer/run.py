@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from trainer.checkpoint import write_atomic
-from trainer.components.data import build_data
+from trainer.components.data import DataSplits, build_data
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
 from trainer.components.optim import (
@@ -21,7 +22,9 @@ from trainer.components.optim import (
     steps_every_batch,
 )
 from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig
-from trainer.errors import ConfigError, Problem
+from trainer.diagnostics import Report, check_model_structure, first_batch, preflight
+from trainer.errors import ConfigError, Problem, UserError
+from trainer.explain import explain
 from trainer.logger import new_run_dir
 from trainer.loop import Trainer, resolve_device
 from trainer.yamlio import dump_yaml
@@ -83,36 +86,76 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def train_from_config(cfg: Config) -> Path:
-    """Train the run a validated config describes; returns its run folder."""
+@dataclass
+class Built:
+    """Everything a config names, built and ready to train."""
+
+    data: DataSplits
+    model: torch.nn.Module
+    loss_fn: Any
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+
+
+def build(cfg: Config) -> Built:
     check_components(cfg)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
     data = build_data(cfg.data, device, cfg.seed)
-    model = build_model(cfg.model, data.input_shape, data.num_classes)
-    loss_fn = build_loss(cfg.loss)
+    try:
+        model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+    except UserError:
+        raise
+    except Exception as err:  # the user's own model class failed while it was being built
+        raise explain(err, during="building the model") from err
+    check_model_structure(model)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.train.epochs, len(data.train))
+    return Built(data, model, build_loss(cfg.loss), optimizer, device)
+
+
+def train_from_config(cfg: Config) -> Path:
+    """Train the run a validated config describes; returns its run folder."""
+    built = build(cfg)
+    data, model = built.data, built.model
+    scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, len(data.train))
 
     run_dir = new_run_dir(cfg.log.dir, cfg.name or "run")
     resolved = cfg.model_dump(mode="json")
     write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
     parameters = sum(p.numel() for p in model.parameters())
     print(f"data: {data.description}")
-    print(f"model: {cfg.model.name}, {parameters:,} parameters, on {device}; run folder {run_dir}")
+    print(f"model: {cfg.model.name}, {parameters:,} parameters, on {built.device}; run folder {run_dir}")
 
     trainer = Trainer(
         model,
-        loss_fn,
-        optimizer,
+        built.loss_fn,
+        built.optimizer,
         scheduler=scheduler,
         scheduler_every_batch=steps_every_batch(cfg.scheduler),
         epochs=cfg.train.epochs,
-        device=device,
+        device=built.device,
         precision=cfg.train.precision,
         out_dir=run_dir,
         log_every=cfg.log.every_n_steps,
         config=resolved,
+        preflight=cfg.train.preflight,
+        num_classes=data.num_classes,
     )
     trainer.fit(data.train, data.val, data.test)
     return run_dir
+
+
+def check_from_config(cfg: Config) -> Report:
+    """The full preflight of the `check` command: shapes, loss contract, gradients, overfitting, data speed."""
+    built = build(cfg)
+    print(f"data: {built.data.description}")
+    batch = first_batch(built.data.train)
+    return preflight(
+        built.model,
+        built.loss_fn,
+        batch,
+        num_classes=built.data.num_classes,
+        full=True,
+        make_optimizer=lambda params: build_optimizer(cfg.optimizer, params),
+        loader=built.data.train,
+    )

@@ -1,0 +1,473 @@
+"""Preflight: push one batch through the model, the loss and backward before training, and say what looks wrong."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from trainer.errors import UserError
+from trainer.explain import LayerTracker, explain
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss")
+SAME_SHAPE_LOSSES = ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCEWithLogitsLoss", "BCELoss")
+
+
+@dataclass
+class Check:
+    status: Literal["pass", "warn", "fail"]
+    name: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        fix = f" Try: {self.fix}" if self.fix and self.status != "pass" else ""
+        return f"[{self.status.upper():4}] {self.name}: {self.detail}.{fix}"
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    layers: list[tuple[str, str, str, int]] = field(default_factory=list)  # name, type, output shape, parameters
+    initial_loss: float | None = None
+
+    def add(self, status: Literal["pass", "warn", "fail"], name: str, detail: str, fix: str = "") -> None:
+        self.checks.append(Check(status, name, detail, fix))
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "warn"]
+
+    def layer_table(self) -> str:
+        rows = [("layer", "type", "output shape", "parameters")]
+        rows += [(name, kind, shape, f"{count:,}") for name, kind, shape, count in self.layers]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def first_batch(loader: Iterable[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch, taken without disturbing the shuffling the training run will see."""
+    generator = getattr(loader, "generator", None)
+    saved = generator.get_state() if generator is not None else None
+    with torch.random.fork_rng(devices=[]):
+        inputs, targets = next(iter(loader))
+    if generator is not None:
+        generator.set_state(saved)
+    return inputs, targets
+
+
+def preflight(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    *,
+    num_classes: int | None = None,
+    full: bool = False,
+    make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    loader: Iterable[Any] | None = None,
+) -> Report:
+    """Checks on one batch; the model, its gradients and the random state are left exactly as they were.
+
+    `full` adds the layer-by-layer shapes, an attempt to overfit the batch (needs `make_optimizer`) and a
+    comparison of data loading with step time (needs `loader`): the `check` command.
+    """
+    report = Report()
+    saved_state = copy.deepcopy(model.state_dict())
+    with torch.random.fork_rng(devices=[]):
+        try:
+            _one_step(model, loss_fn, batch, num_classes, report, full)
+        finally:
+            model.load_state_dict(saved_state)
+            model.zero_grad(set_to_none=True)
+        if full and make_optimizer is not None and not report.failures:
+            _overfit_one_batch(model, loss_fn, batch, make_optimizer, report)
+        if full and loader is not None and make_optimizer is not None and not report.failures:
+            _data_vs_step_time(model, loss_fn, loader, make_optimizer, report)
+    return report
+
+
+def _one_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    num_classes: int | None,
+    report: Report,
+    full: bool,
+) -> None:
+    inputs, targets = batch
+    model.train()
+    _check_hidden_layers(model, report)
+    if not torch.isfinite(inputs).all() if inputs.is_floating_point() else False:
+        report.add(
+            "fail",
+            "inputs",
+            f"the batch holds {int((~torch.isfinite(inputs)).sum())} NaN/inf values",
+            "clean the data set (look for empty cells or divisions by zero)",
+        )
+        return
+    shapes = _record_shapes(model, report) if full else []
+    try:
+        with LayerTracker(model) as tracker:
+            logits = model(inputs)
+    except Exception as err:
+        raise explain(err, tracker.failing_layer, len(targets)) from err
+    finally:
+        for handle in shapes:
+            handle.remove()
+    if not isinstance(logits, torch.Tensor):
+        report.add(
+            "fail",
+            "model output",
+            f"the model returns a {type(logits).__name__}, not a tensor",
+            "return one tensor of scores from forward (e.g. `return self.head(x)`)",
+        )
+        return
+    if logits.shape[0] != len(targets):
+        report.add(
+            "fail",
+            "model output",
+            f"the output has {logits.shape[0]} rows for a batch of {len(targets)}",
+            "keep the batch dimension first: flatten with x.flatten(1), not x.view(-1)",
+        )
+        return
+    report.add("pass", "forward", f"input {list(inputs.shape)} -> output {list(logits.shape)}")
+    if not _loss_contract(loss_fn, logits, targets, num_classes, report):
+        return
+    try:
+        loss = loss_fn(logits, targets)
+    except Exception as err:
+        raise explain(err, None, len(targets)) from err
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        report.add(
+            "fail",
+            "loss",
+            f"the loss is {shape}, not one number{_where(loss_fn)}",
+            "end the loss with .mean() (or keep reduction: mean)",
+        )
+        return
+    if not loss.requires_grad:
+        report.add(
+            "fail",
+            "loss",
+            f"the loss is cut off from the model: no gradient can flow back{_where(loss_fn)}",
+            "compute the loss from the model's output with torch operations only: no .item(), .detach(), "
+            ".numpy(), argmax or torch.tensor(...) on the way",
+        )
+        return
+    report.initial_loss = loss.item()
+    if not math.isfinite(report.initial_loss):
+        report.add(
+            "fail",
+            "loss",
+            f"the first loss is {report.initial_loss}",
+            "check the inputs for NaN and the loss for log(0) or division by zero",
+        )
+        return
+    _initial_loss_check(loss_fn, logits, report)
+    loss.backward()
+    _gradient_audit(model, report)
+
+
+def _where(loss_fn: LossFn) -> str:
+    target = loss_fn.func if hasattr(loss_fn, "func") else loss_fn  # functools.partial
+    if isinstance(target, nn.Module) and type(target).__module__.startswith("torch."):
+        return ""
+    try:
+        source = inspect.getsourcefile(target if inspect.isfunction(target) else type(target))
+        line = inspect.getsourcelines(target if inspect.isfunction(target) else type(target))[1]
+    except (TypeError, OSError):
+        return ""
+    return f" (loss defined at {source}:{line})" if source else ""
+
+
+def _check_hidden_layers(model: nn.Module, report: Report) -> None:
+    """Layers kept in a plain list or dict are invisible to torch: not trained, not moved to the GPU."""
+    for name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else []
+            if not attr.startswith("_") and any(isinstance(item, nn.Module) for item in items):
+                where = f"{name}.{attr}" if name else attr
+                kind = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
+                report.add(
+                    "fail",
+                    "hidden layers",
+                    f"`{where}` is a plain Python {type(value).__name__} of layers: "
+                    "their weights are not part of the model and would never be trained",
+                    f"wrap it: self.{attr} = {kind}(...)",
+                )
+
+
+def _record_shapes(model: nn.Module, report: Report) -> list[Any]:
+    def record(name: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            shape = str(list(output.shape)) if isinstance(output, torch.Tensor) else type(output).__name__
+            count = sum(p.numel() for p in module.parameters(recurse=False))
+            report.layers.append((name, type(module).__name__, shape, count))
+
+        return hook
+
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    return [module.register_forward_hook(record(name)) for name, module in leaves]
+
+
+def _loss_contract(
+    loss_fn: LossFn, logits: torch.Tensor, targets: torch.Tensor, num_classes: int | None, report: Report
+) -> bool:
+    """Do the model's output and the targets fit the loss? True when training can go on."""
+    kind = type(loss_fn).__name__
+    integer_targets = not targets.is_floating_point()
+    if kind in CLASS_INDEX_LOSSES:
+        if logits.dim() < 2:
+            report.add(
+                "fail",
+                "loss vs targets",
+                f"{kind} needs one score per class, but the output is {list(logits.shape)}",
+                "make the last layer output one score per class",
+            )
+            return False
+        classes = logits.shape[1]
+        if integer_targets and targets.dim() == logits.dim() - 1:
+            low, high = int(targets.min()), int(targets.max())
+            if low < 0 or high >= classes:
+                report.add(
+                    "fail",
+                    "loss vs targets",
+                    f"the targets go from {low} to {high}, but the model outputs "
+                    f"{classes} scores (classes 0..{classes - 1})",
+                    f"make the last layer output {high + 1} scores",
+                )
+                return False
+        elif targets.shape != logits.shape:
+            report.add(
+                "fail",
+                "loss vs targets",
+                f"{kind} takes class indices (int64, shape {[logits.shape[0]]}) "
+                f"or class probabilities (float, shape {list(logits.shape)}), but the targets are "
+                f"{targets.dtype} {list(targets.shape)}",
+                "for numbers to predict use loss: mse; for class labels give int64 targets",
+            )
+            return False
+        if num_classes is not None and classes != num_classes:
+            report.add(
+                "warn",
+                "loss vs targets",
+                f"the model outputs {classes} scores but the data has {num_classes} classes",
+                f"make the last layer output {num_classes} scores",
+            )
+        report.add("pass", "loss vs targets", f"{classes} class scores, targets within 0..{classes - 1}")
+        return True
+    if kind in SAME_SHAPE_LOSSES and logits.shape != targets.shape:
+        if integer_targets and logits.dim() == 2 and targets.dim() == 1 and logits.shape[1] > 1:
+            fix = "loss: cross_entropy (the targets are class labels)"
+        else:
+            fix = f"make the model output {list(targets.shape)} (e.g. .squeeze(1) for one number per sample)"
+        report.add(
+            "fail",
+            "loss vs targets",
+            f"{kind} compares output and targets element by element, but the "
+            f"output is {list(logits.shape)} and the targets {list(targets.shape)} (torch would broadcast "
+            "them and learn the wrong thing)",
+            fix,
+        )
+        return False
+    if kind in ("BCEWithLogitsLoss", "BCELoss") and integer_targets:
+        report.add(
+            "fail",
+            "loss vs targets",
+            f"{kind} needs float targets (0.0 or 1.0), got {targets.dtype}",
+            "convert the targets with .float(), or use loss: cross_entropy for class labels",
+        )
+        return False
+    report.add("pass", "loss vs targets", f"output {list(logits.shape)}, targets {list(targets.shape)}")
+    return True
+
+
+def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -> None:
+    """A fresh classifier is unsure: cross entropy starts near ln(C). Far off means something is wrong."""
+    kind = type(loss_fn).__name__
+    if kind not in CLASS_INDEX_LOSSES or logits.dim() != 2:
+        return
+    with torch.no_grad():
+        probabilities_already = bool((logits >= 0).all() and torch.allclose(logits.sum(1), torch.ones(1), atol=1e-3))
+        log_probabilities = bool((logits <= 0).all() and torch.allclose(logits.exp().sum(1), torch.ones(1), atol=1e-3))
+    expected = math.log(logits.shape[1])
+    loss = report.initial_loss or 0.0
+    if kind == "CrossEntropyLoss" and (probabilities_already or log_probabilities):
+        what = "softmax" if probabilities_already else "log_softmax"
+        report.add(
+            "warn",
+            "initial loss",
+            f"the model's output already ends in {what}; cross_entropy applies log-softmax itself, so learning is slow",
+            f"remove the final {what} from the model",
+        )
+    elif kind == "NLLLoss" and not log_probabilities:
+        report.add(
+            "warn",
+            "initial loss",
+            "nll expects log-probabilities, but the model outputs raw scores",
+            "end the model with log_softmax, or use loss: cross_entropy",
+        )
+    elif loss > 3 * expected:
+        report.add(
+            "warn",
+            "initial loss",
+            f"{loss:.2f}, far above ln({logits.shape[1]}) = {expected:.2f} that an "
+            "unsure fresh model gives: its outputs start very large",
+            "normalize the inputs (mean 0, std 1) or use a smaller weight init",
+        )
+    else:
+        report.add(
+            "pass",
+            "initial loss",
+            f"{loss:.3f} (a fresh {logits.shape[1]}-class model gives about ln({logits.shape[1]}) = {expected:.3f})",
+        )
+
+
+def _gradient_audit(model: nn.Module, report: Report) -> None:
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        report.add(
+            "fail",
+            "gradients",
+            "the model has no trainable parameters",
+            "check that layers are attributes of the model (self.layer = ...) and not frozen",
+        )
+        return
+    unused = [n for n, p in trainable if p.grad is None]
+    zero = [n for n, p in trainable if p.grad is not None and not p.grad.any()]
+    if unused:
+        report.add(
+            "warn",
+            "gradients",
+            f"{_names(unused)} get no gradient: the layer is never used in forward, or the output is detached from it",
+            "call the layer in forward, or remove it",
+        )
+    if zero:
+        report.add(
+            "warn",
+            "gradients",
+            f"{_names(zero)} get a gradient of exactly zero (a dead ReLU, a multiplication by zero, or rounding)",
+            "check the forward pass around these layers",
+        )
+    if not unused and not zero:
+        report.add("pass", "gradients", f"all {len(trainable)} parameter tensors get a gradient")
+
+
+def _names(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _overfit_one_batch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    make_optimizer: Callable[..., torch.optim.Optimizer],
+    report: Report,
+    steps: int = 60,
+) -> None:
+    """A model that cannot learn 16 examples by heart cannot learn the data set: the quickest test there is."""
+    inputs, targets = batch[0][:16], batch[1][:16]
+    trial = copy.deepcopy(model).train()
+    optimizer = make_optimizer(trial.parameters())
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(trial(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    if not math.isfinite(losses[-1]):
+        report.add(
+            "fail",
+            "overfit one batch",
+            f"the loss became {losses[-1]} while learning 16 examples",
+            "lower optimizer.lr by 10x",
+        )
+    elif losses[-1] < 0.2 * losses[0]:
+        report.add(
+            "pass",
+            "overfit one batch",
+            f"16 examples learned in {steps} steps: loss {losses[0]:.3f} -> {losses[-1]:.4f}",
+        )
+    else:
+        report.add(
+            "warn",
+            "overfit one batch",
+            f"could not learn 16 examples in {steps} steps: loss {losses[0]:.3f} -> {losses[-1]:.3f}",
+            "the model, the loss or the learning rate is off: try optimizer.lr 10x higher and lower, "
+            "and check that the loss compares the right things",
+        )
+
+
+def _data_vs_step_time(
+    model: nn.Module,
+    loss_fn: LossFn,
+    loader: Iterable[Any],
+    make_optimizer: Callable[..., torch.optim.Optimizer],
+    report: Report,
+    batches: int = 10,
+) -> None:
+    """Is the input pipeline or the model the bottleneck?"""
+    started = time.perf_counter()
+    fetched = []
+    for i, batch in enumerate(loader):
+        fetched.append(batch)
+        if i + 1 == batches:
+            break
+    data_seconds = (time.perf_counter() - started) / len(fetched)
+    trial = copy.deepcopy(model).train()
+    optimizer = make_optimizer(trial.parameters())
+    started = time.perf_counter()
+    for inputs, targets in fetched:
+        loss = loss_fn(trial(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    step_seconds = (time.perf_counter() - started) / len(fetched)
+    detail = f"loading a batch takes {data_seconds * 1000:.1f} ms, a training step {step_seconds * 1000:.1f} ms"
+    if data_seconds > 0.5 * step_seconds:
+        report.add(
+            "warn",
+            "data loading",
+            detail + ": the model waits for data",
+            "use more DataLoader workers, or keep the data in memory",
+        )
+    else:
+        report.add("pass", "data loading", detail)
+
+
+def raise_on_failures(report: Report) -> None:
+    if report.failures:
+        lines = "\n  ".join(check.line() for check in report.failures)
+        raise UserError(
+            f"checking one batch before training found what would go wrong:\n  {lines}",
+            fix="`python -m trainer check CONFIG` prints the whole checklist and the model's layers",
+        )
+
+
+def check_model_structure(model: nn.Module) -> None:
+    """Before an optimizer is built: layers hidden in Python lists, or no trainable parameters at all."""
+    report = Report()
+    _check_hidden_layers(model, report)
+    if not any(p.requires_grad for p in model.parameters()):
+        report.add(
+            "fail",
+            "parameters",
+            "the model has no trainable parameters",
+            "make each layer an attribute of the model (self.layer = nn.Linear(...)) inside __init__",
+        )
+    raise_on_failures(report)
