@@ -184,3 +184,48 @@ def test_schema_and_argument_problems_are_reported_together(write_config, run_cl
     assert "data.batch_sise: unknown key" in err
     assert "optimizer.weight_decy: AdamW has no argument 'weight_decy'" in err
     assert "loss.name: unknown loss 'cross_entropi'" in err
+
+
+def test_overrides_reach_inside_short_form_sections():
+    cfg, _ = load_config_text("optimizer: sgd\nloss: nll\n", ["optimizer.momentum=0.9", "loss.reduction=sum"])
+    assert cfg.optimizer.name == "sgd" and cfg.optimizer.args == {"momentum": 0.9}
+    assert cfg.loss.name == "nll" and cfg.loss.args == {"reduction": "sum"}
+
+
+def test_renaming_the_optimizer_keeps_the_learning_rate_only():
+    cfg, _ = load_config_text("optimizer: {name: adamw, lr: 0.003, weight_decay: 0.1}\n", ["optimizer=sgd"])
+    assert cfg.optimizer.name == "sgd" and cfg.optimizer.lr == 0.003 and cfg.optimizer.args == {}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.dataset.kind=1", "data.dataset holds a value, not a section"),
+        ("model.hidden.5=16", "model.hidden has 1 items (0 to 0)"),
+        ("data.batch_size=", "has no value after '='"),
+    ],
+)
+def test_overrides_that_cannot_apply_say_why(override, message):
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config_text("", [override])
+    assert message in caught.value.problems[0].message
+
+
+def test_yaml_words_on_and_no_stay_words_but_booleans_still_work():
+    cfg, _ = load_config_text("name: on\nmodel: {name: cnn, batch_norm: no}\n", [])
+    assert cfg.name == "on" and cfg.model.batch_norm is False
+
+
+def load_config_text(extra: str, overrides: list[str]):
+    import tempfile
+    from pathlib import Path
+
+    from trainer.cli import load_config
+
+    text = "data: {dataset: synthetic}\nmodel: {name: mlp, hidden: [8]}\n" + extra
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.yaml"
+        path.write_text(text if "model:" not in extra else text.replace("model: {name: mlp, hidden: [8]}\n", ""))
+        return load_config(str(path), overrides)

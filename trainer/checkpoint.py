@@ -6,7 +6,7 @@ import os
 import random
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,6 +55,7 @@ def _replace(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a run folder is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -73,5 +74,7 @@ def rng_states() -> dict[str, Any]:
     return states
 
 
-def state_dict(state: TrainState) -> dict[str, Any]:
-    return asdict(state)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

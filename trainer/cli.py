@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
-        argv.insert(0, "train")  # `python -m trainer configs/x.yaml` means train
+    positional = [a for a in argv if not a.startswith("-")]
+    if positional and positional[0] not in COMMANDS:
+        argv.insert(argv.index(positional[0]), "train")  # `python -m trainer configs/x.yaml` means train
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -74,11 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserError) as err:
         if args.debug:
             raise
+        _close_progress_bars()
         print(format_error(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nstopped by Ctrl-C", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> None:
+    """A bar left open by an error would share its line with the message."""
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", [])):
+            bar.close()
 
 
 def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:
@@ -89,7 +100,7 @@ def load_config(path: str, overrides: list[str], show_early: bool = False) -> tu
     """
     data, source = load_config_file(path)
     with located(source):
-        data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem))
+        data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip("._-") or "run")
         apply_overrides(data, overrides, source)
         try:
             return validate_config(data), source

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 COMPONENT_SECTIONS = ("model", "loss", "optimizer", "scheduler")
+# Keys an override like `optimizer=sgd` keeps: they mean the same for every class of the section.
+KEPT_WHEN_RENAMED = {"optimizer": ("lr",)}
 
 
 class Section(BaseModel):
@@ -109,7 +111,7 @@ class OptimizerConfig(Component):
     """sgd, adam, adamw, rmsprop or any torch.optim class by name."""
 
     name: str = "adamw"
-    lr: float = Field(1e-3, gt=0, description="learning rate")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate")
 
 
 class SchedulerConfig(Component):
@@ -149,7 +151,7 @@ class Config(Section):
 
 
 def expand_shorthands(data: dict[str, Any]) -> None:
-    """`loss: mse` means `loss: {name: mse}`; expand it so overrides like loss.reduction=sum work."""
+    """`loss: mse` means `loss: {name: mse}` (overrides expand it themselves when they reach inside)."""
     for section in COMPONENT_SECTIONS:
         if isinstance(data.get(section), str):
             data[section] = {"name": data[section]}

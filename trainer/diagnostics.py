@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from trainer.errors import UserError
-from trainer.explain import LayerTracker, explain
+from trainer.explain import LayerTracker, explain, short_path
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss")
@@ -190,7 +190,7 @@ def _where(loss_fn: LossFn) -> str:
         line = inspect.getsourcelines(target if inspect.isfunction(target) else type(target))[1]
     except (TypeError, OSError):
         return ""
-    return f" (loss defined at {source}:{line})" if source else ""
+    return f" (loss defined at {short_path(source)}:{line})" if source else ""
 
 
 def _check_hidden_layers(model: nn.Module, report: Report) -> None:

@@ -44,9 +44,9 @@ class UserError(Exception):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
     choices = list(choices)
-    by_folded = {_fold(c): c for c in choices}
-    if _fold(word) in by_folded:
-        return f" (did you mean '{by_folded[_fold(word)]}'?)"
+    by_folded = {fold(c): c for c in choices}
+    if fold(word) in by_folded:
+        return f" (did you mean '{by_folded[fold(word)]}'?)"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
@@ -54,7 +54,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _fold(name: str) -> str:
+def fold(name: str) -> str:
+    """The form names are compared in: 'cross_entropy', 'CrossEntropy' and 'cross-entropy' are one name."""
     return name.lower().replace("_", "").replace("-", "")
 
 

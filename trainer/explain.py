@@ -33,11 +33,12 @@ def user_location(tb: TracebackType | None) -> str:
             continue
         if path.startswith(sys.base_prefix) or path.startswith(sys.prefix):
             continue
-        found = f"{_short(path)}:{frame.lineno}"
+        found = f"{short_path(path)}:{frame.lineno}"
     return found
 
 
-def _short(path: str) -> str:
+def short_path(path: str) -> str:
+    """The path relative to the current folder when it is inside it (as the user would type it)."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
@@ -108,7 +109,7 @@ def explain(
         )
     if match := CONV_RANK.search(text):
         return UserError(
-            f"{layer_name} ({match[3]}) needs {match[2]} input (batch, channels, height, width), but got a tensor "
+            f"{layer_name} needs {match[2]} input (batch, channels, height, width), but got a tensor "
             f"of shape {match[4]}{at}",
             fix="keep images as (batch, channels, height, width) before conv layers; flatten only before Linear "
             "layers (or use model.name=mlp for flat vectors)",
@@ -122,8 +123,9 @@ def explain(
         )
     if "Expected more than 1 value per channel when training" in text:
         return UserError(
-            f"{layer_name}: batch norm got a batch of one sample, and cannot normalize one sample{at}",
-            fix="change data.batch_size so that the last batch is not a single sample, or use batch_norm: false",
+            f"{layer_name if layer else 'a batch norm layer'} got a batch of one sample, and cannot normalize "
+            f"one sample{at}",
+            fix="change data.batch_size so that the last batch is not a single sample",
             key="data.batch_size",
         )
     if match := re.search(r"Target (-?\d+) is out of bounds", text):

@@ -96,14 +96,15 @@ def diagnose_nonfinite(
         for name, module in model.named_modules()
     ]
     try:
-        with warnings.catch_warnings(), torch.autograd.detect_anomaly(check_nan=True):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # anomaly mode warns that it is slow: we know, it runs once
-            loss = loss_fn(model(inputs), targets)
-            if first:
-                return first[0]
-            if not torch.isfinite(loss):
-                return "the model's output is finite, so the loss function itself produced it (a log of 0?)"
-            loss.backward()
+            with torch.autograd.detect_anomaly(check_nan=True):
+                loss = loss_fn(model(inputs), targets)
+                if first:
+                    return first[0]
+                if not torch.isfinite(loss):
+                    return "the model's output is finite, so the loss function itself produced it (a log of 0?)"
+                loss.backward()
     except RuntimeError as err:  # anomaly mode names the backward function that produced the NaN
         return f"autograd's anomaly detection says: {str(err).splitlines()[0]}"
     finally:

@@ -9,19 +9,26 @@ from typing import Any
 
 import yaml
 
+from trainer.config import COMPONENT_SECTIONS, KEPT_WHEN_RENAMED
 from trainer.errors import ConfigError, Problem
 
 KeyPath = tuple[str | int, ...]
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` and `3e-4` as numbers (YAML 1.1 wants a dot in floats)."""
+    """SafeLoader that reads `1e-3` as a number (YAML 1.1 wants a dot in floats) and only true/false as booleans."""
 
 
+_REPLACED = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# Only true/false are booleans (as in YAML 1.2): `name: on` or `kind: no` stay words. Boolean keys still accept
+# yes/no/on/off, because pydantic reads those words as booleans.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -96,6 +103,8 @@ def _yaml_message(err: yaml.MarkedYAMLError) -> str:
     message = f"not valid YAML: {problem}"
     if "\\t" in problem or "tab" in problem:
         return message + ". Try: indent with spaces, not tabs"
+    if "another document" in problem:
+        return message + ". Try: a config is one document: remove the `---` line"
     return message + ". Try: check the indentation and the ':' after each key on this line and the one above"
 
 
@@ -140,25 +149,45 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: Source) 
         source.overrides[path] = override
         if not sep or not path:
             problems.append(Problem(key, "an override must look like key=value. Try: optimizer.lr=3e-4"))
-            continue
-        node: Any = data
-        for part in path[:-1]:
-            if isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-                continue
-            if not isinstance(node, dict):
-                break
-            if not isinstance(node.get(part), dict | list):
-                node[part] = {}  # a new section; the schema says whether it may exist
-            node = node[part]
-        last = path[-1]
-        settable_item = isinstance(node, list) and isinstance(last, int) and last < len(node)
-        if isinstance(node, dict) or settable_item:
-            node[last] = parse_value(text)
-        else:
-            problems.append(Problem(key, f"cannot set this: {join_key(path[:-1])} holds a {type(node).__name__}"))
+        elif text.strip() == "":
+            problems.append(Problem(key, f"has no value after '='. Try: {key}=VALUE"))
+        elif problem := _set(data, path, parse_value(text)):
+            problems.append(Problem(key, problem))
     if problems:
         raise ConfigError(problems)
+
+
+def _set(data: dict[str, Any], path: KeyPath, value: Any) -> str:
+    """Put `value` at `path`, making sections on the way; what went wrong, or ''."""
+    section = path[0]
+    if section in COMPONENT_SECTIONS and isinstance(data.get(section), str):
+        data[section] = {"name": data[section]}  # `loss: mse` then `loss.reduction=sum`
+    old = data.get(section)
+    if len(path) == 1 and section in COMPONENT_SECTIONS and isinstance(old, dict) and isinstance(value, str):
+        # `optimizer=sgd` picks another class: its arguments go, but the learning rate stays
+        data[section] = {"name": value, **{k: old[k] for k in KEPT_WHEN_RENAMED.get(section, ()) if k in old}}
+        return ""
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        if isinstance(node, dict) and node.get(part) is None:
+            node[part] = {}  # a new section; the schema says whether it may exist
+        child = _child(node, part)
+        if not isinstance(child, dict | list):
+            return f"{join_key(path[: depth + 1])} holds a value, not a section"
+        node = child
+    last = path[-1]
+    if isinstance(node, list) and not (isinstance(last, int) and last < len(node)):
+        return f"{join_key(path[:-1])} has {len(node)} items (0 to {len(node) - 1}). Try: {join_key(path[:-1])}=[...]"
+    node[last] = value
+    return ""
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and part < len(node):
+        return node[part]
+    return None
 
 
 def dump_yaml(data: dict[str, Any]) -> str:

@@ -10,12 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import Problem, UserError, did_you_mean, one_of
-
-
-def fold(name: str) -> str:
-    """The form names are matched in: 'cross_entropy', 'CrossEntropyLoss' and 'crossentropy' are one name."""
-    return name.lower().replace("_", "").replace("-", "")
+from trainer.errors import Problem, UserError, did_you_mean, fold, one_of
 
 
 def find_by_name(name: str, classes: dict[str, Any], aliases: dict[str, str], suffix: str = "") -> Any | None:
