@@ -85,9 +85,11 @@ def test_a_model_that_cannot_learn_fails_the_overfit_test():
     assert {c.name: c.status for c in report.checks}["overfit one batch"] == "warn"
 
 
-def test_nll_on_raw_scores_is_a_warning():
+def test_nll_on_raw_scores_is_a_failure():
     report = preflight(nn.Linear(4, 3), nn.NLLLoss(), blobs(), num_classes=3)
-    assert any("nll expects log-probabilities" in c.detail for c in report.warnings)
+    assert any("nll expects log-probabilities" in c.detail for c in report.failures)
+    with_log_softmax = nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(dim=1))
+    assert not preflight(with_log_softmax, nn.NLLLoss(), blobs(), num_classes=3).failures
 
 
 def test_float_targets_for_cross_entropy_are_a_failure():
@@ -164,3 +166,33 @@ def test_check_command_prints_the_checklist_and_exit_code(write_config, run_cli)
     code, out, _ = run_cli("check", write_config(SYNTHETIC), "loss=mse")
     assert code == 2
     assert "[FAIL] loss vs targets: MSELoss compares output and targets element by element" in out
+
+
+def test_a_failed_preflight_leaves_no_run_folder(write_config, run_cli, tmp_path):
+    code, _, err = run_cli(write_config(SYNTHETIC), "loss=mse")
+    assert code == 2 and "MSELoss compares output and targets" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_epoch_metrics_are_logged_at_the_step_the_epoch_ended(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.epochs=3")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [12, 24, 36]  # 360 training samples in batches of 32
+
+
+def test_errors_in_a_model_file_name_the_file_and_line(write_config, run_cli, tmp_path):
+    (tmp_path / "net.py").write_text("import torch\nclass Net(torch.nn.Module)\n    pass\n")
+    code, _, err = run_cli(write_config(SYNTHETIC), "model=net.py:Net")
+    assert code == 2 and "net.py:2: Python cannot read this line" in err
+    (tmp_path / "net.py").write_text("import torchh\n")
+    code, _, err = run_cli(write_config(SYNTHETIC), "model=net.py:Net")
+    assert code == 2 and "net.py:1: ModuleNotFoundError while importing 'net.py'" in err
+
+
+def test_a_custom_loss_on_class_labels_still_reports_accuracy(write_config, run_cli, tmp_path):
+    (tmp_path / "my_loss.py").write_text(
+        "import torch.nn.functional as F\n\ndef ce(logits, targets):\n    return F.cross_entropy(logits, targets)\n"
+    )
+    code, out, _ = run_cli(write_config(SYNTHETIC), "loss=my_loss.py:ce")
+    assert code == 0 and "val/accuracy" in out

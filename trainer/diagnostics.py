@@ -313,9 +313,9 @@ def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -
             f"the model's output already ends in {what}; cross_entropy applies log-softmax itself, so learning is slow",
             f"remove the final {what} from the model",
         )
-    elif kind == "NLLLoss" and not log_probabilities:
+    elif kind == "NLLLoss" and not log_probabilities:  # the loss would fall to -inf while nothing is learned
         report.add(
-            "warn",
+            "fail",
             "initial loss",
             "nll expects log-probabilities, but the model outputs raw scores",
             "end the model with log_softmax, or use loss: cross_entropy",
@@ -448,6 +448,16 @@ def _data_vs_step_time(
         )
     else:
         report.add("pass", "data loading", detail)
+
+
+def check_one_batch(
+    model: nn.Module, loss_fn: LossFn, loader: Iterable[Any], device: torch.device, num_classes: int | None = None
+) -> list[str]:
+    """The fast preflight that runs before every training run: stops on what would fail, returns the warnings."""
+    inputs, targets = first_batch(loader)
+    report = preflight(model, loss_fn, (inputs.to(device), targets.to(device)), num_classes=num_classes)
+    raise_on_failures(report)
+    return [check.line() for check in report.warnings]
 
 
 def raise_on_failures(report: Report) -> None:

@@ -95,6 +95,13 @@ def explain(
 
     if match := LINEAR_SHAPES.search(text):
         got, expected = int(match[2]), int(match[3])
+        if expected == got * got or (expected % got == 0 and expected // got in (got, 3 * got)):
+            return UserError(  # a Linear layer got an image row by row: the image was never flattened
+                f"{layer_name} expects {expected} input features, but gets rows of {got}: the input was not "
+                f"flattened{at}",
+                fix="flatten before the first Linear layer: x = x.flatten(1) (or nn.Flatten() in a Sequential)",
+                key="model",
+            )
         return UserError(
             f"{layer_name} expects {expected} input features, but {got} arrive{at}",
             fix=f"in_features: {expected} -> {got} for that layer (or change the layers before it)",

@@ -61,7 +61,7 @@ class ConsoleLogger:
         if self.bar is not None:
             self.bar.set_postfix_str(format_metrics(values), refresh=False)
 
-    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
         seconds = time.perf_counter() - self.epoch_started
         tqdm.write(f"epoch {epoch}/{epochs}  {format_metrics(metrics)}  ({seconds:.1f}s)")
 
@@ -101,8 +101,9 @@ class RunLogger(ConsoleLogger):
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
-    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float]) -> None:
-        super().log_epoch(epoch, epochs, metrics)
+    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
+        super().log_epoch(epoch, epochs, metrics, step)
+        self.step = step
         for name, value in metrics.items():
             if name not in self.step_tags:
                 self.writer.add_scalar(name, value, self.step)

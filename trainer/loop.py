@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from trainer.checkpoint import TrainState, link_atomic, rng_states, save_checkpoint
-from trainer.diagnostics import first_batch, preflight, raise_on_failures
+from trainer.diagnostics import check_one_batch
 from trainer.errors import UserError
 from trainer.logger import ConsoleLogger, RunLogger
 from trainer.watchdog import Watchdog, diagnose_nonfinite
@@ -110,7 +110,7 @@ class Trainer:
             if self.scheduler is not None and not self.scheduler_every_batch:
                 step_epoch_scheduler(self.scheduler, metrics)
             self.state.epoch = epoch
-            self.logger.log_epoch(epoch, self.epochs, metrics)
+            self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
             for advice in self.watchdog.epoch_advice(metrics):
                 self.logger.warn(advice)
             self.save_checkpoints(metrics)
@@ -135,12 +135,8 @@ class Trainer:
 
     def check_one_batch(self, loader: Iterable[Batch]) -> None:
         """The fast preflight: one batch through model, loss and backward; stops on what would fail."""
-        inputs, targets = first_batch(loader)
-        batch = inputs.to(self.device), targets.to(self.device)
-        report = preflight(self.model, self.loss_fn, batch, num_classes=self.num_classes)
-        raise_on_failures(report)
-        for check in report.warnings:
-            self.logger.warn(check.line())
+        for warning in check_one_batch(self.model, self.loss_fn, loader, self.device, self.num_classes):
+            self.logger.warn(warning)
 
     def stop_on_nonfinite(
         self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int

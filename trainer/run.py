@@ -22,7 +22,7 @@ from trainer.components.optim import (
     steps_every_batch,
 )
 from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig
-from trainer.diagnostics import Report, check_model_structure, first_batch, preflight
+from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, preflight
 from trainer.errors import ConfigError, Problem, UserError
 from trainer.explain import explain
 from trainer.logger import new_run_dir
@@ -118,6 +118,9 @@ def train_from_config(cfg: Config) -> Path:
     built = build(cfg)
     data, model = built.data, built.model
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, len(data.train))
+    warnings = []
+    if cfg.train.preflight:  # before the run folder exists: a config that cannot train leaves nothing behind
+        warnings = check_one_batch(model, built.loss_fn, data.train, built.device, data.num_classes)
 
     run_dir = new_run_dir(cfg.log.dir, cfg.name or "run")
     resolved = cfg.model_dump(mode="json")
@@ -138,9 +141,12 @@ def train_from_config(cfg: Config) -> Path:
         out_dir=run_dir,
         log_every=cfg.log.every_n_steps,
         config=resolved,
-        preflight=cfg.train.preflight,
+        task="classification" if not data.train.targets.is_floating_point() else "regression",
+        preflight=False,
         num_classes=data.num_classes,
     )
+    for warning in warnings:
+        trainer.logger.warn(warning)
     trainer.fit(data.train, data.val, data.test)
     return run_dir
 

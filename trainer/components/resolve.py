@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import Problem, UserError, did_you_mean, fold, one_of
+from trainer.explain import user_location
 
 
 def find_by_name(name: str, classes: dict[str, Any], aliases: dict[str, str], suffix: str = "") -> Any | None:
@@ -50,7 +51,21 @@ def load_reference(reference: str, key: str) -> Any:
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module  # dataclasses and pickling look the module up here
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as err:
+            raise UserError(
+                f"{target}:{err.lineno}: Python cannot read this line: {err.msg}",
+                fix="fix the line (a missing ':', bracket or quote is the usual cause)",
+                key=key,
+            ) from err
+        except Exception as err:
+            where = user_location(err.__traceback__) or target
+            raise UserError(
+                f"{where}: {type(err).__name__} while importing '{target}': {err}",
+                fix="fix the error in that file (a misspelled import is the usual cause)",
+                key=key,
+            ) from err
     else:
         try:
             module = importlib.import_module(target)
