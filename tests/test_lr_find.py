@@ -187,3 +187,16 @@ def test_tensorboard_gets_the_curve_as_scalars_and_as_an_image(result, tmp_path)
     assert (curve.width, curve.height) == (800, 480)
     image = Image.open(io.BytesIO(curve.encoded_image_string))
     assert len(image.convert("RGB").getcolors(maxcolors=800 * 480)) > 20
+
+
+def test_lr_find_command_prints_a_suggestion_to_paste(tmp_path, monkeypatch, capsys):
+    from tests.conftest import SYNTHETIC
+    from trainer.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text(SYNTHETIC)
+    assert main(["lr-find", "config.yaml", "--steps", "60", "--end", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "Try: python -m trainer config.yaml optimizer.lr=" in out
+    (png,) = (tmp_path / "runs" / "tiny-lr-find").glob("*/lr_find.png")
+    assert png.stat().st_size > 5000

@@ -24,7 +24,7 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
-COMMANDS = ("train", "check")
+COMMANDS = ("train", "check", "lr-find")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
     check.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     check.set_defaults(run=run_check)
+
+    finder = commands.add_parser(
+        "lr-find",
+        help="find a good learning rate: raise it step by step and watch the loss (the range test)",
+        epilog="example:\n  python -m trainer lr-find configs/mnist.yaml --steps 200",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    finder.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
+    finder.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. data.batch_size=64")
+    finder.add_argument("--steps", type=int, default=200, help="most batches to try (default 200)")
+    finder.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    finder.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    finder.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    finder.set_defaults(run=run_lr_find)
     return parser
 
 
@@ -146,6 +160,24 @@ def run_check(args: argparse.Namespace) -> int:
     command = " ".join(["python -m trainer", args.config, *args.overrides])
     print(f"\n{len(report.checks)} checks: {verdict}. Train with: {command}")
     return 2 if report.failures else 0
+
+
+def run_lr_find(args: argparse.Namespace) -> int:
+    cfg, source = load_config(args.config, args.overrides, show_early=True)
+    if not 0 < args.start < args.end or args.steps < 2:
+        raise UserError("lr-find needs 0 < --start < --end and --steps of 2 or more", fix="--start 1e-7 --end 10")
+    with located(source), explained(args.debug):
+        from trainer.run import lr_find_from_config
+
+        result, out_dir = lr_find_from_config(cfg, args.steps, args.start, args.end)
+    print(result.reason)
+    print(f"curve: {out_dir / 'lr_find.png'}  (and in TensorBoard: tensorboard --logdir {out_dir.parent})")
+    if result.suggestion is None:
+        return 0
+    overrides = [o for o in args.overrides if not o.startswith("optimizer.lr=")]
+    command = " ".join(["python -m trainer", args.config, *overrides, f"optimizer.lr={result.suggestion:.2g}"])
+    print(f"Try: {command}")
+    return 0
 
 
 @contextlib.contextmanager

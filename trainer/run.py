@@ -27,6 +27,7 @@ from trainer.errors import ConfigError, Problem, UserError
 from trainer.explain import explain
 from trainer.logger import new_run_dir
 from trainer.loop import Trainer, resolve_device
+from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.yamlio import dump_yaml
 
 
@@ -165,3 +166,41 @@ def check_from_config(cfg: Config) -> Report:
         make_optimizer=lambda params: build_optimizer(cfg.optimizer, params),
         loader=built.data.train,
     )
+
+
+def lr_find_from_config(cfg: Config, steps: int, start_lr: float, end_lr: float) -> tuple[LRFindResult, Path]:
+    """The learning-rate range test on the config's model and data; the curve goes to a folder of its own."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    built = build(cfg)
+    with torch.random.fork_rng(devices=[]), tqdm(total=steps, desc="lr-find", unit="step", leave=False) as bar:
+        batches = _Counting(built.data.train, bar)
+        result = lr_find(
+            built.model,
+            built.loss_fn,
+            built.optimizer,
+            batches,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            steps=steps,
+            device=built.device,
+        )
+    out_dir = new_run_dir(cfg.log.dir, f"{cfg.name or 'run'}-lr-find")
+    save_plot_png(result, out_dir / "lr_find.png")
+    writer = SummaryWriter(str(out_dir))
+    log_to_tensorboard(result, writer)
+    writer.close()
+    return result, out_dir
+
+
+class _Counting:
+    """A loader that moves a progress bar along as its batches are taken."""
+
+    def __init__(self, loader: Any, bar: Any):
+        self.loader, self.bar = loader, bar
+
+    def __iter__(self) -> Any:
+        for batch in self.loader:
+            self.bar.update()
+            yield batch
