@@ -196,3 +196,22 @@ def test_a_custom_loss_on_class_labels_still_reports_accuracy(write_config, run_
     )
     code, out, _ = run_cli(write_config(SYNTHETIC), "loss=my_loss.py:ce")
     assert code == 0 and "val/accuracy" in out
+
+
+def test_warnings_are_kept_in_diagnosis_txt_and_tensorboard(write_config, run_cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (tmp_path / "net.py").write_text(
+        "import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self, num_classes):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(2, num_classes)\n\n    def forward(self, x):\n"
+        "        return torch.softmax(self.fc(x), dim=1)\n"
+    )
+    code, out, err = run_cli(write_config(SYNTHETIC), "model=net.py:Net")
+    assert code == 0
+    assert out.count("already ends in softmax") + err.count("already ends in softmax") == 1  # printed once
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert "already ends in softmax" in (run_dir / "diagnosis.txt").read_text()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    (text,) = events.Tensors("diagnosis/text_summary")[-1:]
+    assert b"already ends in softmax" in text.tensor_proto.string_val[0]
