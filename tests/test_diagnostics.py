@@ -202,7 +202,8 @@ def test_warnings_are_kept_in_diagnosis_txt_and_tensorboard(write_config, run_cl
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     (tmp_path / "net.py").write_text(
-        "import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self, num_classes):\n        super().__init__()\n"
+        "import torch\n\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self, num_classes):\n        super().__init__()\n"
         "        self.fc = torch.nn.Linear(2, num_classes)\n\n    def forward(self, x):\n"
         "        return torch.softmax(self.fc(x), dim=1)\n"
     )
