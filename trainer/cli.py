@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from trainer import __version__
 from trainer.config import Config
@@ -19,6 +20,8 @@ EXAMPLES = """examples:
   python -m trainer configs/mnist.yaml                             train (train is the default command)
   python -m trainer configs/mnist.yaml optimizer.lr=3e-4 train.epochs=5   change keys for this run
   python -m trainer train configs/mnist.yaml data.root=~/datasets  where the data set lives
+  python -m trainer check configs/mnist.yaml                       one batch, layer shapes, a checklist
+  python -m trainer lr-find configs/mnist.yaml                     find a learning rate
   tensorboard --logdir runs                                        look at the curves
 
 Every key, its default and its meaning: trainer/config.py."""
@@ -36,42 +39,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leaptrain {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    train = commands.add_parser(
-        "train",
-        help="train the model a config describes (the default command)",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
-    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
-    train.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    train.set_defaults(run=run_train)
-
-    check = commands.add_parser(
+    add_command(commands, "train", "train the model a config describes (the default command)", EXAMPLES, run_train)
+    add_command(
+        commands,
         "check",
-        help="check a config in seconds: one batch through model, loss and backward, with a checklist",
-        epilog="example:\n  python -m trainer check configs/mnist.yaml model.channels=[8,16]",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check a config in seconds: one batch through model, loss and backward, with a checklist",
+        "example:\n  python -m trainer check configs/mnist.yaml model.channels=[8,16]",
+        run_check,
     )
-    check.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
-    check.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
-    check.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    check.set_defaults(run=run_check)
-
-    finder = commands.add_parser(
+    finder = add_command(
+        commands,
         "lr-find",
-        help="find a good learning rate: raise it step by step and watch the loss (the range test)",
-        epilog="example:\n  python -m trainer lr-find configs/mnist.yaml --steps 200",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "find a good learning rate: raise it step by step and watch the loss (the range test)",
+        "example:\n  python -m trainer lr-find configs/mnist.yaml --steps 200",
+        run_lr_find,
     )
-    finder.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
-    finder.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. data.batch_size=64")
     finder.add_argument("--steps", type=int, default=200, help="most batches to try (default 200)")
     finder.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     finder.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-    finder.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    finder.set_defaults(run=run_lr_find)
     return parser
+
+
+def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -> argparse.ArgumentParser:
+    """A subcommand that takes a config, dotted overrides and --debug."""
+    command = commands.add_parser(
+        name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    command.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
+    command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
+    command.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    command.set_defaults(run=run)
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
