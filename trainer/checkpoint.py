@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +16,31 @@ import torch
 
 @dataclass
 class TrainState:
-    """Where training is: what a checkpoint needs besides the weights to carry on."""
+    """Where training is: what a checkpoint needs besides the weights to carry on exactly."""
 
     epoch: int = 0  # epochs finished
     step: int = 0  # optimizer steps taken
-    monitor: str = "val/loss"  # the metric best.pt follows (lower is better)
-    best_metric: float | None = None
+    batch: int = 0  # batches done in the epoch in progress (not 0 only after Ctrl-C)
+    best_metric: float | None = None  # of the monitored metric (early_stopping.monitor, else val/loss)
     best_epoch: int = 0
+    bad_epochs: int = 0  # epochs in a row without improvement, for early stopping
+    loader_rng: Any = None  # the shuffling generator's state when the epoch in progress began
+    totals: Any = None  # the running sums of the epoch in progress
+    stopped_early: bool = False
+
+
+@dataclass
+class Monitor:
+    """The metric best.pt and early stopping follow."""
+
+    name: str = "val/loss"
+    mode: str = "min"  # "min" when lower is better, "max" when higher is
+    min_delta: float = 0.0  # a change smaller than this is no improvement
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
@@ -68,10 +87,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def rng_states() -> dict[str, Any]:
+    """Every random generator a run draws from, as tensors and plain data (loadable with weights_only)."""
     states: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
+    if "numpy" in sys.modules:
+        kind, keys, position, has_gauss, cached = sys.modules["numpy"].random.get_state()
+        states["numpy"] = (kind, torch.from_numpy(keys.copy()), position, has_gauss, cached)
     return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    if "numpy" in states:
+        import numpy
+
+        kind, keys, position, has_gauss, cached = states["numpy"]
+        numpy.random.set_state((kind, keys.numpy(), position, has_gauss, cached))
 
 
 def _umask() -> int:

@@ -27,7 +27,7 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
-COMMANDS = ("train", "check", "lr-find")
+COMMANDS = ("train", "check", "lr-find", "resume")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
         "check a config in seconds: one batch through model, loss and backward, with a checklist",
         "example:\n  python -m trainer check configs/mnist.yaml model.channels=[8,16]",
         run_check,
+    )
+    add_command(
+        commands,
+        "resume",
+        "carry on a stopped run in its own folder, from its last checkpoint",
+        "examples:\n  python -m trainer resume runs/mnist-cnn/20260101-120000\n"
+        "  python -m trainer resume runs/mnist-cnn/20260101-120000 train.epochs=10   (train longer)",
+        run_resume,
     )
     finder = add_command(
         commands,
@@ -68,6 +76,8 @@ def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -
     command.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
     command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
     command.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    if name == "train":
+        command.add_argument("--resume", metavar="RUN_DIR", help="carry on this run (its config must match)")
     command.set_defaults(run=run)
     return command
 
@@ -141,7 +151,24 @@ def run_train(args: argparse.Namespace) -> int:
     with located(source), explained(args.debug):
         from trainer.run import train_from_config  # imports torch: only once the config is known to be valid
 
-        train_from_config(cfg)
+        train_from_config(cfg, resume=Path(args.resume) if args.resume else None)
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    """`resume RUN_DIR`: the run's own resolved config, with the overrides given now."""
+    run_dir = Path(args.config)
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise UserError(
+            f"{run_dir} is not a run folder (it has no config.yaml)",
+            fix="give the folder a run printed at its end, e.g. runs/mnist-cnn/20260101-120000",
+        )
+    cfg, source = load_config(str(config), args.overrides, show_early=True)
+    with located(source), explained(args.debug):
+        from trainer.run import train_from_config
+
+        train_from_config(cfg, resume=run_dir)
     return 0
 
 

@@ -124,11 +124,25 @@ class SchedulerConfig(Component):
     name: str = "none"
 
 
+class EarlyStopping(Section):
+    """Stop when the monitored metric has not improved for `patience` epochs; best.pt follows it too."""
+
+    monitor: str = Field("val/loss", description="a metric of the run: val/loss, val/accuracy, train/loss, ...")
+    mode: Literal["min", "max"] = Field("min", description="min when lower is better (losses), max for accuracy")
+    patience: int = Field(3, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="a change smaller than this does not count as improvement")
+
+
 class TrainConfig(Section):
     epochs: int = Field(3, gt=0, description="passes over the training set")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks CUDA when present")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp16 needs CUDA; bf16 works on CPU too")
     preflight: bool = Field(True, description="before training, check one batch through model, loss and backward")
+    early_stopping: EarlyStopping | None = Field(None, description="stop when the monitored metric stalls")
+    grad_clip: float | None = Field(None, gt=0, description="cap the total gradient norm at this value")
+    accumulate: int = Field(1, ge=1, description="add up the gradients of this many batches before each step")
+    compile: bool = Field(False, description="torch.compile the model (slow start, faster steps on a GPU)")
+    channels_last: bool = Field(False, description="channels-last memory layout for conv nets (faster on GPUs)")
 
 
 class LogConfig(Section):

@@ -65,6 +65,9 @@ class ConsoleLogger:
         seconds = time.perf_counter() - self.epoch_started
         tqdm.write(f"epoch {epoch}/{epochs}  {format_metrics(metrics)}  ({seconds:.1f}s)")
 
+    def info(self, text: str) -> None:
+        tqdm.write(text)
+
     def warn(self, text: str) -> None:
         tqdm.write(f"warning: {text}")
         self.record(text)
@@ -84,31 +87,48 @@ class RunLogger(ConsoleLogger):
 
     def __init__(self, run_dir: str | Path, hparams: dict[str, Any]):
         super().__init__()
-        from torch.utils.tensorboard import SummaryWriter
-
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(str(self.run_dir))
+        self.writer: Any = None
+        self.purge_step: int | None = None
         self.hparams = hparams
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.step_tags: set[str] = set()  # curves drawn per step; their epoch means stay out of TensorBoard
         self.warnings: list[str] = []
 
+    def resume_at(self, epoch: int, step: int) -> None:
+        """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from."""
+        self.step, self.purge_step = step, step
+        path = self.run_dir / "metrics.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        self.history = [row for row in rows if row["epoch"] <= epoch]
+        diagnosis = self.run_dir / "diagnosis.txt"
+        if diagnosis.exists():
+            self.warnings = [line[2:] for line in diagnosis.read_text().splitlines() if line.startswith("- ")]
+
+    @property
+    def tensorboard(self) -> Any:
+        if self.writer is None:  # made on first use, so that a resumed run can drop the steps it will redo
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir), purge_step=self.purge_step)
+        return self.writer
+
     def log_step(self, step: int, values: dict[str, float]) -> None:
         super().log_step(step, values)
         self.step = step
         self.step_tags.update(values)
         for name, value in values.items():
-            self.writer.add_scalar(name, value, step)
+            self.tensorboard.add_scalar(name, value, step)
 
     def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
         super().log_epoch(epoch, epochs, metrics, step)
         self.step = step
         for name, value in metrics.items():
             if name not in self.step_tags:
-                self.writer.add_scalar(name, value, self.step)
-        self.writer.add_scalar("epoch", epoch, self.step)
-        self.writer.flush()
+                self.tensorboard.add_scalar(name, value, self.step)
+        self.tensorboard.add_scalar("epoch", epoch, self.step)
+        self.tensorboard.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
 
@@ -116,14 +136,14 @@ class RunLogger(ConsoleLogger):
         """Kept in diagnosis.txt and TensorBoard's Text tab."""
         self.warnings.append(text)
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
-        self.writer.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
+        self.tensorboard.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
 
     def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
         for name, value in final.items():
             if name.startswith("test/"):
-                self.writer.add_scalar(name, value, self.step)
+                self.tensorboard.add_scalar(name, value, self.step)
         self._write_hparams(final)
-        self.writer.close()
+        self.tensorboard.close()
         write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         super().finish(final, summary)
         tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent})")
@@ -135,4 +155,4 @@ class RunLogger(ConsoleLogger):
         values = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in self.hparams.items()}
         metrics = {k: v for k, v in final.items() if math.isfinite(v)}
         for summary in hparams(values, metrics):  # the dashboard shows each metric's last scalar
-            self.writer.file_writer.add_summary(summary)
+            self.tensorboard.file_writer.add_summary(summary)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import platform
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainer.checkpoint import TrainState, link_atomic, rng_states, save_checkpoint
+from trainer.checkpoint import Monitor, TrainState, link_atomic, rng_states, save_checkpoint, set_rng_states
 from trainer.diagnostics import check_one_batch
 from trainer.errors import UserError
 from trainer.logger import ConsoleLogger, RunLogger
@@ -27,6 +31,9 @@ class Trainer:
 
     `out_dir` (optional) receives checkpoints, TensorBoard events, metrics.jsonl and summary.json.
     `task` is "classification" (reports accuracy) or "regression"; by default it follows the loss.
+    `monitor` is the metric best.pt follows; with `patience`, training stops after that many epochs without
+    improvement. `accumulate` adds up the gradients of that many batches before each step; `grad_clip` caps
+    the gradients' total norm.
     """
 
     def __init__(
@@ -46,12 +53,21 @@ class Trainer:
         config: dict[str, Any] | None = None,
         preflight: bool = True,
         num_classes: int | None = None,
+        monitor: Monitor | None = None,
+        patience: int | None = None,
+        accumulate: int = 1,
+        grad_clip: float | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ):
         self.device = resolve_device(device)
-        self.model = model.to(self.device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.raw_model = model.to(self.device, memory_format=self.memory_format)  # what checkpoints hold
+        self.model = torch.compile(self.raw_model) if compile else self.raw_model
         self.loss_fn, self.optimizer = loss_fn, optimizer
         self.scheduler, self.scheduler_every_batch = scheduler, scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
+        self.accumulate, self.grad_clip = accumulate, grad_clip
         self.classification = (task or default_task(loss_fn)) == "classification"
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         if precision == "fp16" and self.device.type != "cuda":
@@ -59,11 +75,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.config = config or {}
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
-        self.logger = RunLogger(self.out_dir, hparams) if self.out_dir else ConsoleLogger()
+        self.monitor, self.patience = monitor or Monitor(), patience
         self.state = TrainState()
         self.preflight, self.num_classes = preflight, num_classes
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
+        self.stop_requested = False
+        self.logger: ConsoleLogger = ConsoleLogger()
+        if self.out_dir is not None:
+            hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
+            self.logger = RunLogger(self.out_dir, hparams)
 
     def fit(
         self,
@@ -73,52 +93,106 @@ class Trainer:
     ) -> dict[str, float]:
         """Train for the remaining epochs; evaluate on `test_loader` at the end. Returns the final metrics."""
         started, metrics = time.perf_counter(), {}
-        if self.preflight and self.state.epoch == 0:
+        if self.preflight and self.state.step == 0:
             self.check_one_batch(train_loader)
-        for epoch in range(self.state.epoch + 1, self.epochs + 1):
-            self.model.train()
-            totals = MetricTotals(self.classification)
-            batches = self.logger.progress(train_loader, f"epoch {epoch}/{self.epochs}")
-            for batch, (inputs, targets) in enumerate(batches):
-                inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
-                with self.autocast():
-                    logits = self.model(inputs)
-                    loss = self.loss_fn(logits, targets)
-                if not torch.isfinite(loss):  # stop before a NaN reaches the weights
-                    self.stop_on_nonfinite(loss, inputs, targets, epoch, batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler is None:
-                    loss.backward()  # autograd: the gradient of the loss for every parameter, in param.grad
-                    self.optimizer.step()  # each parameter moves against its gradient
-                else:  # fp16: scale the loss up so that small gradients do not round to zero
-                    self.scaler.scale(loss).backward()
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                if self.scheduler is not None and self.scheduler_every_batch:
-                    self.scheduler.step()
-                self.state.step += 1
-                totals.add(loss.detach(), logits.detach(), targets)
-                if self.state.step % self.log_every == 0:
-                    values = {**totals.since_last_log("train"), "lr": self.lr}
-                    self.logger.log_step(self.state.step, values)
-                    self.watchdog.on_step_log(values)
+        if val_loader is None and self.monitor.name.startswith("val/"):
+            self.monitor = Monitor("train/loss")  # no validation split: follow the training loss
+        with ctrl_c_finishes_the_step(self):
+            for epoch in range(self.state.epoch + 1, self.epochs + 1):
+                self.model.train()
+                totals, batches = self.epoch_batches(train_loader, epoch)
+                for batch, (inputs, targets) in batches:
+                    inputs, targets = self.to_device(inputs, targets)
+                    with self.autocast():
+                        logits = self.model(inputs)
+                        batch_loss = self.loss_fn(logits, targets)
+                    if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
+                        self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
+                    loss = batch_loss / self.accumulate  # k batches' gradients add up to the gradient of their mean
+                    if self.scaler is None:
+                        loss.backward()  # autograd: the gradient of the loss for every parameter, in param.grad
+                    else:  # fp16: scale the loss up so that small gradients do not round to zero
+                        self.scaler.scale(loss).backward()
+                    totals.add(batch_loss.detach(), logits.detach(), targets)
+                    self.state.batch = batch + 1
+                    if self.state.batch % self.accumulate and self.state.batch != len(train_loader):
+                        continue  # keep adding gradients up
+                    self.optimizer_step()  # clip, step (each parameter moves against its gradient), zero_grad
+                    if self.state.step % self.log_every == 0:
+                        values = {**totals.since_last_log("train"), "lr": self.lr}
+                        self.logger.log_step(self.state.step, values)
+                        self.watchdog.on_step_log(values)
+                    if self.stop_requested:
+                        return self.save_and_stop(totals)
 
-            metrics = totals.compute("train")
-            if val_loader is not None:
-                metrics |= self.evaluate(val_loader, "val")
-            metrics["lr"] = self.lr
-            if self.scheduler is not None and not self.scheduler_every_batch:
-                step_epoch_scheduler(self.scheduler, metrics)
-            self.state.epoch = epoch
-            self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
-            for advice in self.watchdog.epoch_advice(metrics):
-                self.logger.warn(advice)
-            self.save_checkpoints(metrics)
+                metrics = totals.compute("train")
+                if val_loader is not None:
+                    metrics |= self.evaluate(val_loader, "val")
+                metrics["lr"] = self.lr
+                if self.scheduler is not None and not self.scheduler_every_batch:
+                    step_epoch_scheduler(self.scheduler, metrics)
+                self.end_epoch(epoch, train_loader)
+                self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
+                for advice in self.watchdog.epoch_advice(metrics):
+                    self.logger.warn(advice)
+                self.save_checkpoints(metrics)
+                if self.patience is not None and self.state.bad_epochs >= self.patience:
+                    self.state.stopped_early = True
+                    self.logger.info(f"early stop: {self.monitor.name} has not improved for {self.patience} epochs")
+                    break
 
         if test_loader is not None:
             metrics |= self.evaluate(test_loader, "test")
         self.logger.finish(metrics, self.summary(metrics, time.perf_counter() - started))
         return metrics
+
+    def optimizer_step(self) -> None:
+        """Clip the gradients if asked, move every parameter against its gradient, clear the gradients."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.grad_clip)
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler is not None and self.scheduler_every_batch:
+            self.scheduler.step()
+        self.state.step += 1
+
+    def epoch_batches(self, loader: Iterable[Batch], epoch: int) -> tuple[MetricTotals, Iterator[tuple[int, Batch]]]:
+        """The epoch's numbered batches and its running totals; after a Ctrl-C resume, the rest of the epoch."""
+        totals = MetricTotals(self.classification)
+        generator = getattr(loader, "generator", None)
+        if generator is not None:
+            if self.state.loader_rng is not None:  # replay the order this epoch began with
+                generator.set_state(self.state.loader_rng)
+            self.state.loader_rng = generator.get_state()
+        if self.state.totals is not None:
+            totals.sums, totals.count = self.state.totals["sums"], self.state.totals["count"]
+        batches = enumerate(self.logger.progress(loader, f"epoch {epoch}/{self.epochs}"))
+        return totals, itertools.islice(batches, self.state.batch, None)
+
+    def end_epoch(self, epoch: int, loader: Iterable[Batch]) -> None:
+        self.state.epoch, self.state.batch, self.state.totals = epoch, 0, None
+        generator = getattr(loader, "generator", None)
+        self.state.loader_rng = generator.get_state() if generator is not None else None
+
+    def to_device(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = inputs.to(self.device, non_blocking=True)
+        if inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=self.memory_format)
+        return inputs, targets.to(self.device, non_blocking=True)
+
+    def save_and_stop(self, totals: MetricTotals) -> dict[str, float]:
+        """After Ctrl-C: keep the epoch in progress in last.pt, so `resume` carries on from this very step."""
+        self.state.totals = {"sums": totals.sums, "count": totals.count}
+        if self.out_dir is not None:
+            save_checkpoint(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
+        where = f" Resume with: python -m trainer resume {self.out_dir}" if self.out_dir is not None else ""
+        raise UserError(f"stopped by Ctrl-C after step {self.state.step}; saved.{where}")
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
@@ -126,7 +200,7 @@ class Trainer:
         self.model.eval()
         totals = MetricTotals(self.classification)
         for inputs, targets in loader:
-            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            inputs, targets = self.to_device(inputs, targets)
             with self.autocast():
                 logits = self.model(inputs)
                 loss = self.loss_fn(logits, targets)
@@ -170,16 +244,23 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def save_checkpoints(self, metrics: dict[str, float]) -> None:
-        """last.pt every epoch; best.pt when the monitored metric (val/loss, else train/loss) improves."""
+        """last.pt every epoch; best.pt when the monitored metric improves."""
+        value = metrics.get(self.monitor.name, math.nan)
+        if self.monitor.improved(value, self.state.best_metric):
+            self.state.best_metric, self.state.best_epoch, self.state.bad_epochs = value, self.state.epoch, 0
+        else:
+            self.state.bad_epochs += 1
         if self.out_dir is None:
             return
-        self.state.monitor = "val/loss" if "val/loss" in metrics else "train/loss"
-        value = metrics[self.state.monitor]
-        improved = self.state.best_metric is None or value < self.state.best_metric
-        if improved:
-            self.state.best_metric, self.state.best_epoch = value, self.state.epoch
-        checkpoint = {
-            "model": self.model.state_dict(),
+        last = self.out_dir / "checkpoints" / "last.pt"
+        save_checkpoint(last, self.checkpoint(metrics))
+        if self.state.best_epoch == self.state.epoch:
+            link_atomic(last, last.with_name("best.pt"))
+
+    def checkpoint(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """Everything `resume` needs, as tensors and plain data."""
+        return {
+            "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -188,21 +269,30 @@ class Trainer:
             "config": self.config,
             "rng": rng_states(),
         }
-        last = self.out_dir / "checkpoints" / "last.pt"
-        save_checkpoint(last, checkpoint)
-        if improved:
-            link_atomic(last, last.with_name("best.pt"))
+
+    def load(self, checkpoint: dict[str, Any]) -> None:
+        """Carry on from a checkpoint: weights, optimizer, schedule, counters and every random generator."""
+        self.raw_model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None and checkpoint["scheduler"] is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.scaler is not None and checkpoint["scaler"] is not None:
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.state = TrainState(**checkpoint["state"])
+        set_rng_states(checkpoint["rng"])
+        if isinstance(self.logger, RunLogger):
+            self.logger.resume_at(self.state.epoch, self.state.step)
 
     def summary(self, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
         import torchvision
 
         return {
-            "status": "finished",
+            "status": "stopped early" if self.state.stopped_early else "finished",
             "metrics": metrics,
             "epochs": self.state.epoch,
             "steps": self.state.step,
             "best_epoch": self.state.best_epoch,
-            "monitor": self.state.monitor,
+            "monitor": self.monitor.name,
             "best_metric": self.state.best_metric,
             "wall_seconds": round(seconds, 3),
             "device": str(self.device),
@@ -242,6 +332,25 @@ class MetricTotals:
         means = {f"{split}/{name}": (value - self.logged.get(name, 0.0)) / n for name, value in sums.items()}
         self.logged, self.logged_count = sums, self.count
         return means
+
+
+@contextlib.contextmanager
+def ctrl_c_finishes_the_step(trainer: Trainer) -> Iterator[None]:
+    """The first Ctrl-C asks the loop to stop after the current step (and save); a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_stop(signum: int, frame: Any) -> None:
+        trainer.stop_requested = True
+        trainer.logger.info("Ctrl-C: finishing this step and saving (press Ctrl-C again to stop at once)")
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, ask_to_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from pydantic import TypeAdapter, ValidationError
 
-from trainer.checkpoint import write_atomic
+from trainer.checkpoint import Monitor, load_checkpoint, write_atomic
 from trainer.components.data import DataSplits, build_data
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
@@ -23,10 +23,10 @@ from trainer.components.optim import (
 )
 from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig
 from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, preflight
-from trainer.errors import ConfigError, Problem, UserError
+from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
 from trainer.logger import new_run_dir
-from trainer.loop import Trainer, resolve_device
+from trainer.loop import Trainer, flatten, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.yamlio import dump_yaml
 
@@ -114,16 +114,84 @@ def build(cfg: Config) -> Built:
     return Built(data, model, build_loss(cfg.loss), optimizer, device)
 
 
-def train_from_config(cfg: Config) -> Path:
-    """Train the run a validated config describes; returns its run folder."""
+def task_of(data: DataSplits) -> str:
+    return "classification" if not data.train.targets.is_floating_point() else "regression"
+
+
+def monitor_of(cfg: Config) -> Monitor:
+    stopping = cfg.train.early_stopping
+    return Monitor(stopping.monitor, stopping.mode, stopping.min_delta) if stopping else Monitor()
+
+
+def check_monitor(cfg: Config, data: DataSplits) -> None:
+    """The monitored name must be a metric this run will produce: checked before training, not after an hour."""
+    if cfg.train.early_stopping is None:
+        return
+    names = ["train/loss", "lr"]
+    names += [f"{split}/{metric}" for split in ("train", "val") for metric in ("loss", "accuracy")]
+    if task_of(data) != "classification":
+        names = [n for n in names if not n.endswith("accuracy")]
+    if data.val is None:
+        names = [n for n in names if not n.startswith("val/")]
+    names = list(dict.fromkeys(names))
+    wanted = cfg.train.early_stopping.monitor
+    if wanted not in names:
+        hint = " (this run has no validation split: data.val_split is 0)" if wanted.startswith("val/") else ""
+        raise ConfigError(
+            [
+                Problem(
+                    "train.early_stopping.monitor",
+                    f"'{wanted}' is not a metric of this run{hint}"
+                    f"{did_you_mean(wanted, names)}. Choose one of: {', '.join(names)}",
+                )
+            ]
+        )
+
+
+# Keys a resumed run may change: they do not change what was learned so far.
+CHANGEABLE_ON_RESUME = ("train.epochs", "train.preflight", "log.every_n_steps", "train.early_stopping.patience")
+
+
+def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """The run's last checkpoint, after checking that `cfg` differs from the run's config only where it may."""
+    path = run_dir / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise UserError(
+            f"{run_dir} has no checkpoints/last.pt to resume from",
+            fix="give the run folder printed by the first run, e.g. runs/mnist-cnn/20260101-120000",
+        )
+    checkpoint = load_checkpoint(path)
+    before, now = flatten(checkpoint["config"]), flatten(cfg.model_dump(mode="json"))
+    changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    refused = [key for key in changed if key not in CHANGEABLE_ON_RESUME]
+    if refused:
+        raise ConfigError(
+            [
+                Problem(
+                    key,
+                    f"was {before.get(key)!r} in {run_dir}, now {now.get(key)!r}: a resumed "
+                    "run keeps its model, data and optimizer. Try: start a new run instead",
+                )
+                for key in refused
+            ]
+        )
+    for key in changed:
+        print(f"resuming with {key} changed: {before.get(key)!r} -> {now.get(key)!r}")
+    return checkpoint
+
+
+def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
+    """Train the run a validated config describes (or carry on the run in `resume`); returns its run folder."""
+    checkpoint = check_resumable(cfg, resume) if resume is not None else None
     built = build(cfg)
     data, model = built.data, built.model
+    check_monitor(cfg, data)
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, len(data.train))
     warnings = []
-    if cfg.train.preflight:  # before the run folder exists: a config that cannot train leaves nothing behind
+    if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
         warnings = check_one_batch(model, built.loss_fn, data.train, built.device, data.num_classes)
 
-    run_dir = new_run_dir(cfg.log.dir, cfg.name or "run")
+    run_dir = resume or new_run_dir(cfg.log.dir, cfg.name or "run")
     resolved = cfg.model_dump(mode="json")
     write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
     parameters = sum(p.numel() for p in model.parameters())
@@ -142,12 +210,21 @@ def train_from_config(cfg: Config) -> Path:
         out_dir=run_dir,
         log_every=cfg.log.every_n_steps,
         config=resolved,
-        task="classification" if not data.train.targets.is_floating_point() else "regression",
+        task=task_of(data),
         preflight=False,
         num_classes=data.num_classes,
+        monitor=monitor_of(cfg),
+        patience=cfg.train.early_stopping.patience if cfg.train.early_stopping else None,
+        accumulate=cfg.train.accumulate,
+        grad_clip=cfg.train.grad_clip,
+        compile=cfg.train.compile,
+        channels_last=cfg.train.channels_last,
     )
     for warning in warnings:
         trainer.logger.warn(warning)
+    if checkpoint is not None:
+        trainer.load(checkpoint)
+        print(f"resuming {run_dir} after epoch {trainer.state.epoch}, step {trainer.state.step}")
     trainer.fit(data.train, data.val, data.test)
     return run_dir
 
