@@ -136,7 +136,8 @@ def check_monitor(cfg: Config, data: DataSplits) -> None:
     names = list(dict.fromkeys(names))
     wanted = cfg.train.early_stopping.monitor
     if wanted not in names:
-        hint = " (this run has no validation split: data.val_split is 0)" if wanted.startswith("val/") else ""
+        no_val = wanted.startswith("val/") and data.val is None
+        hint = " (this run has no validation split: data.val_split is 0)" if no_val else ""
         raise ConfigError(
             [
                 Problem(

@@ -1,0 +1,95 @@
+"""Early stopping, gradient accumulation and clipping, memory layout: each does what it says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import SYNTHETIC
+from trainer import Trainer
+from trainer.components.data import InMemoryLoader
+
+
+def test_early_stopping_stops_and_says_so(write_config, run_cli, tmp_path):
+    stopping = "train.early_stopping={monitor: train/loss, mode: max, patience: 2}"  # the loss falls: never 'better'
+    code, out, _ = run_cli(write_config(SYNTHETIC), "train.epochs=10", stopping)
+    assert code == 0
+    assert "early stop: train/loss has not improved for 2 epochs" in out
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped early" and summary["epochs"] == 3 and summary["best_epoch"] == 1
+
+
+def test_best_checkpoint_follows_the_monitor(write_config, run_cli, tmp_path):
+    stopping = "train.early_stopping={monitor: val/accuracy, mode: max, patience: 5}"
+    assert run_cli(write_config(SYNTHETIC), "train.epochs=3", stopping)[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    accuracies = [json.loads(line)["val/accuracy"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["metrics"]["val/accuracy"] == max(accuracies)
+
+
+def test_a_wrong_monitor_name_lists_the_metrics_of_the_run(write_config, run_cli, tmp_path):
+    code, _, err = run_cli(write_config(SYNTHETIC), "train.early_stopping={monitor: val/acc}")
+    assert code == 2
+    assert "train.early_stopping.monitor: 'val/acc' is not a metric of this run (did you mean 'val/accuracy'?)" in err
+    assert not (tmp_path / "runs").exists()
+    code, _, err = run_cli(write_config(SYNTHETIC), "data.val_split=0", "train.early_stopping={monitor: val/loss}")
+    assert code == 2 and "this run has no validation split" in err
+
+
+def one_step(batch_size: int, accumulate: int) -> torch.Tensor:
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(64, 5), torch.randn(64, 1)
+    model = torch.nn.Linear(5, 1)
+    trainer = Trainer(
+        model,
+        torch.nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1,
+        accumulate=accumulate,
+        preflight=False,
+    )
+    trainer.fit(InMemoryLoader(inputs, targets, batch_size, shuffle=False))
+    assert trainer.state.step == 1
+    return model.weight.detach().clone()
+
+
+def test_accumulated_gradients_equal_the_large_batch_gradient():
+    assert torch.allclose(one_step(batch_size=16, accumulate=4), one_step(batch_size=64, accumulate=1), atol=1e-6)
+
+
+def clipped_update(grad_clip: float | None) -> float:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    inputs, targets = torch.randn(8, 3) * 100, torch.randn(8, 1) * 100
+    trainer = Trainer(
+        model,
+        torch.nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        epochs=1,
+        grad_clip=grad_clip,
+        preflight=False,
+    )
+    trainer.fit(InMemoryLoader(inputs, targets, 8, shuffle=False))
+    return torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before, strict=True)]).norm()
+
+
+def test_gradient_clipping_caps_the_update():
+    assert clipped_update(None) > 100  # with lr 1, the step is the gradient itself: huge here
+    assert clipped_update(0.5) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_channels_last_trains_a_cnn_to_the_same_result(fake_mnist, write_config, run_cli, tmp_path):
+    text = f"data: {{dataset: mnist, root: {fake_mnist}, batch_size: 32}}\nmodel: {{name: cnn, channels: [8]}}\n"
+    path = write_config(text)
+    assert run_cli(path, "name=plain", "train.epochs=1")[0] == 0
+    assert run_cli(path, "name=last", "train.epochs=1", "train.channels_last=true")[0] == 0
+    losses = {}
+    for name in ("plain", "last"):
+        (run_dir,) = (tmp_path / "runs" / name).iterdir()
+        losses[name] = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["train/loss"]
+    assert losses["last"] == pytest.approx(losses["plain"], rel=1e-4)
