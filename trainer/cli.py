@@ -27,7 +27,7 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
-COMMANDS = ("train", "check", "lr-find", "resume")
+COMMANDS = ("train", "check", "lr-find", "resume", "eval", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m trainer resume runs/mnist-cnn/20260101-120000 train.epochs=10   (train longer)",
         run_resume,
     )
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a trained run (or checkpoint) on a split and save the metrics",
+        description="evaluate a trained run (or checkpoint) on a split and save the metrics",
+        epilog="examples:\n  python -m trainer eval runs/mnist-cnn/20260101-120000\n"
+        "  python -m trainer eval runs/mnist-cnn/20260101-120000/checkpoints/last.pt --split val data.root=~/data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
+    evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=~/datasets")
+    evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
+    evaluate.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    evaluate.set_defaults(run_command=run_eval)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict the class of image files with a trained run",
+        description="predict the class of image files with a trained run",
+        epilog="examples:\n  python -m trainer predict runs/mnist-cnn/20260101-120000 my_digit.png\n"
+        "  python -m trainer predict runs/mnist-cnn/20260101-120000 photos/ --out predictions.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    predict.add_argument("--out", metavar="CSV", help="also write file,class,probability rows to this CSV file")
+    predict.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    predict.set_defaults(run_command=run_predict)
+
     finder = add_command(
         commands,
         "lr-find",
@@ -78,7 +106,7 @@ def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -
     command.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     if name == "train":
         command.add_argument("--resume", metavar="RUN_DIR", help="carry on this run (its config must match)")
-    command.set_defaults(run=run)
+    command.set_defaults(run_command=run)
     return command
 
 
@@ -93,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args)
+        return args.run_command(args)
     except (ConfigError, UserError) as err:
         if args.debug:
             raise
@@ -112,6 +140,54 @@ def _close_progress_bars() -> None:
 
         for bar in list(getattr(tqdm, "_instances", [])):
             bar.close()
+
+
+def config_of_checkpoint(run_or_checkpoint: str, overrides: list[str]) -> tuple[Config, Source, Any, Path]:
+    """The config a checkpoint was trained with, overridden (e.g. data.root); the checkpoint; its file."""
+    from trainer.inference import find_checkpoint, read_checkpoint
+
+    path = find_checkpoint(run_or_checkpoint)
+    checkpoint = read_checkpoint(path)
+    source = Source(str(path))
+    with located(source):
+        data = dict(checkpoint["config"])
+        apply_overrides(data, overrides, source)
+        return validate_config(data), source, checkpoint, path
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    cfg, source, checkpoint, path = config_of_checkpoint(args.run, args.overrides)
+    with located(source), explained(args.debug):
+        from trainer.inference import evaluate_checkpoint, save_eval
+        from trainer.logger import format_metrics
+
+        metrics = evaluate_checkpoint(cfg, checkpoint, args.split)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    saved = save_eval(metrics, run_dir, args.split)
+    print(f"{path}  {format_metrics(metrics)}")
+    print(f"saved in {saved}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    cfg, source, checkpoint, _ = config_of_checkpoint(args.run, [])
+    with located(source), explained(args.debug):
+        from trainer.inference import predict_files, save_predictions_csv
+
+        predictions, failed = predict_files(cfg, checkpoint, args.inputs)
+    width = max(len(p.file) for p in predictions) if predictions else 0
+    for p in predictions:
+        print(f"{p.file:{width}}  {p.label}  ({p.probability:.1%})")
+    if failed:
+        print(
+            f"skipped {len(failed)} file(s) that could not be read as images: {', '.join(failed[:3])}"
+            + (" ..." if len(failed) > 3 else ""),
+            file=sys.stderr,
+        )
+    if args.out:
+        save_predictions_csv(predictions, Path(args.out))
+        print(f"saved {len(predictions)} predictions in {args.out}")
+    return 0
 
 
 def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:

@@ -14,6 +14,38 @@ from trainer.errors import UserError
 
 # Mean and standard deviation of the training pixels (in [0, 1]), used to normalize the inputs.
 PIXEL_STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}
+CLASS_NAMES = {
+    "mnist": [str(digit) for digit in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+}
+
+
+@dataclass
+class ImageInfo:
+    """What predicting on new images needs to know about a data set, without loading it."""
+
+    input_shape: tuple[int, int, int]
+    class_names: list[str]
+    mean: float
+    std: float
+
+
+def image_info(cfg: VisionData | SyntheticData) -> ImageInfo | None:
+    if isinstance(cfg, SyntheticData):
+        return None
+    mean, std = PIXEL_STATS[cfg.dataset]
+    return ImageInfo((1, 28, 28), CLASS_NAMES[cfg.dataset], mean, std)
 
 
 class InMemoryLoader:

@@ -1,0 +1,137 @@
+"""Use a trained run: evaluate it on a split, or predict the classes of image files. The checkpoint holds its config."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.checkpoint import load_checkpoint, write_atomic
+from trainer.components.data import build_data, image_info
+from trainer.components.losses import build_loss
+from trainer.components.models import build_model
+from trainer.config import Config
+from trainer.errors import UserError
+from trainer.loop import Trainer, resolve_device
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def find_checkpoint(run_or_checkpoint: str) -> Path:
+    """A .pt file as given, or the run folder's best.pt (else its last.pt)."""
+    path = Path(run_or_checkpoint)
+    if path.is_file():
+        return path
+    for name in ("best.pt", "last.pt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name
+    raise UserError(
+        f"'{run_or_checkpoint}' is neither a checkpoint file nor a run folder with checkpoints/best.pt",
+        fix="give a run folder printed at the end of training, e.g. runs/mnist-cnn/20260101-120000",
+    )
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return load_checkpoint(path)
+    except Exception as err:  # not a checkpoint, a truncated file, or one holding arbitrary objects
+        raise UserError(
+            f"cannot read {path}: {type(err).__name__}: {str(err).splitlines()[0]}",
+            fix="give a checkpoint written by leaptrain (checkpoints/best.pt or last.pt)",
+        ) from err
+
+
+def evaluate_checkpoint(cfg: Config, checkpoint: dict[str, Any], split: str) -> dict[str, float]:
+    device = resolve_device(cfg.train.device)
+    data = build_data(cfg.data, device, cfg.seed)
+    loader = {"train": data.train, "val": data.val, "test": data.test}[split]
+    if loader is None:
+        raise UserError(f"this data set has no {split} split", fix="use --split test or --split train")
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    model.load_state_dict(checkpoint["model"])
+    loss_fn = build_loss(cfg.loss)
+    task = "classification" if not data.train.targets.is_floating_point() else "regression"
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # evaluation takes no step; the Trainer wants one
+    trainer = Trainer(model, loss_fn, optimizer, device=device, task=task, preflight=False)
+    return trainer.evaluate(loader, split)
+
+
+@dataclass
+class Prediction:
+    file: str
+    label: str
+    probability: float
+
+
+def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> tuple[list[Prediction], list[str]]:
+    """The class and its probability for each image file (folders are searched); and the files that failed."""
+    info = image_info(cfg.data)
+    if info is None:
+        raise UserError(
+            f"predict reads image files, but this run trained on '{cfg.data.dataset}' data",
+            fix="use `eval` for this run",
+        )
+    model = build_model(cfg.model, info.input_shape, len(info.class_names))
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    predictions, failed = [], []
+    for path in image_files(inputs):
+        try:
+            pixels = load_image(path, info.input_shape)
+        except Exception:  # an unreadable or corrupt file is skipped, not a crash halfway through a folder
+            failed.append(str(path))
+            continue
+        with torch.no_grad():
+            probabilities = model(((pixels - info.mean) / info.std)[None]).softmax(dim=1)[0]
+        best = int(probabilities.argmax())
+        predictions.append(Prediction(str(path), info.class_names[best], float(probabilities[best])))
+    return predictions, failed
+
+
+def image_files(inputs: list[str]) -> list[Path]:
+    files = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"'{name}' does not exist", fix="give image files or folders that hold them")
+    if not files:
+        raise UserError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(inputs)}")
+    return files
+
+
+def load_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
+    """A file as the model saw its training images: grey, resized, in [0, 1], light strokes on a dark ground."""
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import resize
+
+    channels, height, width = shape
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    image = decode_image(str(path), mode=mode)
+    pixels = resize(image, [height, width], antialias=True).float() / 255
+    border = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., :, 0], pixels[..., :, -1]], dim=-1)
+    if border.mean() > 0.5:  # dark ink on white paper: MNIST-like data sets are the other way round
+        pixels = 1 - pixels
+    return pixels
+
+
+def save_predictions_csv(predictions: list[Prediction], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "class", "probability"])
+    writer.writerows([p.file, p.label, f"{p.probability:.4f}"] for p in predictions)
+    write_atomic(path, buffer.getvalue())
+
+
+def save_eval(metrics: dict[str, float], run_dir: Path, split: str) -> Path:
+    path = run_dir / f"eval-{split}.json"
+    write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    return path
