@@ -110,13 +110,13 @@ def image_files(inputs: list[str]) -> list[Path]:
 
 def load_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
     """A file as the model saw its training images: grey, resized, in [0, 1], light strokes on a dark ground."""
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import resize
+    from PIL import Image  # torchvision.io's decoders are deprecated from torchvision 0.29 on
+    from torchvision.transforms.v2.functional import pil_to_tensor
 
     channels, height, width = shape
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
-    image = decode_image(str(path), mode=mode)
-    pixels = resize(image, [height, width], antialias=True).float() / 255
+    with Image.open(path) as image:
+        image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
+        pixels = pil_to_tensor(image).float() / 255
     border = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., :, 0], pixels[..., :, -1]], dim=-1)
     if border.mean() > 0.5:  # dark ink on white paper: MNIST-like data sets are the other way round
         pixels = 1 - pixels
