@@ -148,6 +148,8 @@ class TrainConfig(Section):
 class LogConfig(Section):
     dir: str = Field("runs", description="runs are saved in <dir>/<name>/<YYYYmmdd-HHMMSS>/")
     every_n_steps: int = Field(50, gt=0, description="how often the training loss goes to TensorBoard")
+    histograms: int = Field(0, ge=0, description="weight and gradient histograms every N epochs (0: none)")
+    graph: bool = Field(True, description="the model's graph in TensorBoard's Graphs tab")
 
 
 class Config(Section):

@@ -57,6 +57,24 @@ class Report:
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
 
 
+def layer_summary(model: nn.Module, inputs: torch.Tensor) -> str:
+    """The layer table (name, type, output shape, parameters) for a few inputs, and the totals."""
+    report = Report()
+    handles = _record_shapes(model, report)
+    was_training = model.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model.eval()
+            model(inputs)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{report.layer_table()}\n{total:,} parameters ({trainable:,} trainable)"
+
+
 def first_batch(loader: Iterable[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch, taken without disturbing the shuffling the training run will see."""
     generator = getattr(loader, "generator", None)
@@ -213,7 +231,7 @@ def _check_hidden_layers(model: nn.Module, report: Report) -> None:
 def _record_shapes(model: nn.Module, report: Report) -> list[Any]:
     def record(name: str) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            shape = str(list(output.shape)) if isinstance(output, torch.Tensor) else type(output).__name__
+            shape = _batch_shape(output) if isinstance(output, torch.Tensor) else type(output).__name__
             count = sum(p.numel() for p in module.parameters(recurse=False))
             report.layers.append((name, type(module).__name__, shape, count))
 
@@ -221,6 +239,11 @@ def _record_shapes(model: nn.Module, report: Report) -> list[Any]:
 
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
     return [module.register_forward_hook(record(name)) for name, module in leaves]
+
+
+def _batch_shape(tensor: torch.Tensor) -> str:
+    """'[B, 32, 14, 14]': B stands for the batch size, which any batch may have."""
+    return "[" + ", ".join(["B", *map(str, tensor.shape[1:])]) + "]"
 
 
 def _loss_contract(

@@ -75,6 +75,12 @@ class ConsoleLogger:
     def record(self, text: str) -> None:
         """Keep a diagnosis with the run (the console logger has nowhere to keep it)."""
 
+    def log_histograms(self, model: Any, step: int) -> None:
+        """Only a run folder keeps histograms."""
+
+    def log_graph(self, model: Any, inputs: Any) -> None:
+        """Only a run folder keeps the graph."""
+
     def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
         tested = {k: v for k, v in final.items() if k.startswith("test/")}
         if tested:
@@ -131,6 +137,24 @@ class RunLogger(ConsoleLogger):
         self.tensorboard.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+
+    def log_histograms(self, model: Any, step: int) -> None:
+        """Weights and their last gradients, one histogram per parameter tensor (TensorBoard's Histograms tab)."""
+        for name, parameter in model.named_parameters():
+            self.tensorboard.add_histogram(f"weights/{name}", parameter.detach().float().cpu(), step)
+            if parameter.grad is not None:
+                self.tensorboard.add_histogram(f"gradients/{name}", parameter.grad.float().cpu(), step)
+
+    def log_graph(self, model: Any, inputs: Any) -> None:
+        """The model's graph for TensorBoard's Graphs tab; some models cannot be traced, and that is fine."""
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracing warns about Python control flow it cannot record
+                self.tensorboard.add_graph(model, inputs)
+        except Exception as err:
+            self.info(f"(no graph in TensorBoard: tracing the model failed: {str(err).splitlines()[0][:100]})")
 
     def record(self, text: str) -> None:
         """Kept in diagnosis.txt and TensorBoard's Text tab."""

@@ -59,6 +59,7 @@ class Trainer:
         grad_clip: float | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        histograms: int = 0,
     ):
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -67,7 +68,7 @@ class Trainer:
         self.loss_fn, self.optimizer = loss_fn, optimizer
         self.scheduler, self.scheduler_every_batch = scheduler, scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
-        self.accumulate, self.grad_clip = accumulate, grad_clip
+        self.accumulate, self.grad_clip, self.histograms = accumulate, grad_clip, histograms
         self.classification = (task or default_task(loss_fn)) == "classification"
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         if precision == "fp16" and self.device.type != "cuda":
@@ -109,6 +110,8 @@ class Trainer:
                     if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
                         self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
                     loss = batch_loss / self.accumulate  # k batches' gradients add up to the gradient of their mean
+                    if batch % self.accumulate == 0:
+                        self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
                     if self.scaler is None:
                         loss.backward()  # autograd: the gradient of the loss for every parameter, in param.grad
                     else:  # fp16: scale the loss up so that small gradients do not round to zero
@@ -117,7 +120,7 @@ class Trainer:
                     self.state.batch = batch + 1
                     if self.state.batch % self.accumulate and self.state.batch != len(train_loader):
                         continue  # keep adding gradients up
-                    self.optimizer_step()  # clip, step (each parameter moves against its gradient), zero_grad
+                    self.optimizer_step()  # clip, then each parameter moves against its gradient
                     if self.state.step % self.log_every == 0:
                         values = {**totals.since_last_log("train"), "lr": self.lr}
                         self.logger.log_step(self.state.step, values)
@@ -133,6 +136,8 @@ class Trainer:
                     step_epoch_scheduler(self.scheduler, metrics)
                 self.end_epoch(epoch, train_loader)
                 self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
+                if self.histograms and epoch % self.histograms == 0:
+                    self.logger.log_histograms(self.raw_model, self.state.step)  # weights and last gradients
                 for advice in self.watchdog.epoch_advice(metrics):
                     self.logger.warn(advice)
                 self.save_checkpoints(metrics)
@@ -147,7 +152,7 @@ class Trainer:
         return metrics
 
     def optimizer_step(self) -> None:
-        """Clip the gradients if asked, move every parameter against its gradient, clear the gradients."""
+        """Clip the gradients if asked, then move every parameter against its gradient."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         if self.grad_clip is not None:
@@ -157,7 +162,6 @@ class Trainer:
         else:
             self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
             self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None and self.scheduler_every_batch:
             self.scheduler.step()
         self.state.step += 1

@@ -22,7 +22,7 @@ from trainer.components.optim import (
     steps_every_batch,
 )
 from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig
-from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, preflight
+from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, layer_summary, preflight
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
 from trainer.logger import new_run_dir
@@ -195,9 +195,12 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
     run_dir = resume or new_run_dir(cfg.log.dir, cfg.name or "run")
     resolved = cfg.model_dump(mode="json")
     write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
-    parameters = sum(p.numel() for p in model.parameters())
+    example = first_batch(data.train)[0][:2]
+    summary = layer_summary(model, example)
+    write_atomic(run_dir / "model.txt", summary + "\n")
     print(f"data: {data.description}")
-    print(f"model: {cfg.model.name}, {parameters:,} parameters, on {built.device}; run folder {run_dir}")
+    print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")
+    print(f"model: {cfg.model.name} on {built.device}; run folder {run_dir}")
 
     trainer = Trainer(
         model,
@@ -220,7 +223,10 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         grad_clip=cfg.train.grad_clip,
         compile=cfg.train.compile,
         channels_last=cfg.train.channels_last,
+        histograms=cfg.log.histograms,
     )
+    if cfg.log.graph and checkpoint is None:
+        trainer.logger.log_graph(model, example)
     for warning in warnings:
         trainer.logger.warn(warning)
     if checkpoint is not None:
