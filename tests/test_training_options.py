@@ -93,3 +93,26 @@ def test_channels_last_trains_a_cnn_to_the_same_result(fake_mnist, write_config,
         (run_dir,) = (tmp_path / "runs" / name).iterdir()
         losses[name] = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["train/loss"]
     assert losses["last"] == pytest.approx(losses["plain"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_saves_plain_weights(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.compile=true")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    weights = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert not [key for key in weights if key.startswith("_orig_mod")]  # loadable into the plain model
+    losses = [json.loads(line)["train/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0]
+
+
+def test_histograms_and_graph_reach_tensorboard(write_config, run_cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert run_cli(write_config(SYNTHETIC), "log.histograms=1")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = events.Tags()
+    assert {"weights/1.weight", "gradients/1.weight"} <= set(tags["histograms"])
+    assert tags["graph"]
+    assert "Linear" in (run_dir / "model.txt").read_text()
