@@ -116,3 +116,36 @@ def test_histograms_and_graph_reach_tensorboard(write_config, run_cli, tmp_path)
     assert {"weights/1.weight", "gradients/1.weight"} <= set(tags["histograms"])
     assert tags["graph"]
     assert "Linear" in (run_dir / "model.txt").read_text()
+
+
+def test_classification_runs_report_top5_per_class_accuracy_and_pictures(fake_mnist, write_config, run_cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    text = f"data: {{dataset: mnist, root: {fake_mnist}, batch_size: 32}}\nmodel: {{name: cnn, channels: [8]}}\n"
+    code, out, _ = run_cli(write_config(text), "train.epochs=2")
+    assert code == 0
+    assert "test/top5" in out and "class  accuracy" in out
+    (run_dir,) = (tmp_path / "runs" / "config").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["per_class_accuracy"]) == 10 and len(summary["confusion_matrix"]) == 10
+    assert sum(map(sum, summary["confusion_matrix"])) == 64  # every test image counted once
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert {"val/confusion_matrix", "val/samples (wrong first)"} <= set(events.Tags()["images"])
+
+
+def test_regression_runs_report_mae_rmse_and_r2():
+    torch.manual_seed(0)
+    inputs = torch.randn(256, 3)
+    targets = inputs @ torch.tensor([[1.0], [2.0], [-1.0]])
+    model = torch.nn.Linear(3, 1)
+    trainer = Trainer(model, torch.nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=10)
+    metrics = trainer.fit(InMemoryLoader(inputs, targets, 32, shuffle=True), InMemoryLoader(inputs, targets, 64, False))
+    assert metrics["val/r2"] > 0.99 and metrics["val/mae"] < 0.1 and metrics["val/rmse"] < 0.1
+
+
+def test_metrics_that_do_not_fit_the_task_are_config_errors(write_config, run_cli):
+    code, _, err = run_cli(write_config(SYNTHETIC), "log.metrics=[acuracy,r2]")
+    assert code == 2
+    assert "log.metrics: unknown metric 'acuracy' (did you mean 'accuracy'?)" in err
+    assert "log.metrics: 'r2' is not a classification metric" in err

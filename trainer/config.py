@@ -149,6 +149,11 @@ class LogConfig(Section):
     dir: str = Field("runs", description="runs are saved in <dir>/<name>/<YYYYmmdd-HHMMSS>/")
     every_n_steps: int = Field(50, gt=0, description="how often the training loss goes to TensorBoard")
     histograms: int = Field(0, ge=0, description="weight and gradient histograms every N epochs (0: none)")
+    metrics: list[str] | None = Field(
+        None,
+        description="what evaluation reports; by default accuracy, top5 (over 5 classes), per_class_accuracy and "
+        "confusion_matrix for classes, mae, rmse and r2 for numbers",
+    )
     graph: bool = Field(True, description="the model's graph in TensorBoard's Graphs tab")
 
 

@@ -75,16 +75,21 @@ class ConsoleLogger:
     def record(self, text: str) -> None:
         """Keep a diagnosis with the run (the console logger has nowhere to keep it)."""
 
+    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None) -> None:
+        """Only a run folder keeps pictures."""
+
     def log_histograms(self, model: Any, step: int) -> None:
         """Only a run folder keeps histograms."""
 
     def log_graph(self, model: Any, inputs: Any) -> None:
         """Only a run folder keeps the graph."""
 
-    def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
-        tested = {k: v for k, v in final.items() if k.startswith("test/")}
-        if tested:
-            tqdm.write(f"test  {format_metrics(tested)}")
+    def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
+        if table:
+            tqdm.write(table)
+        else:
+            tested = {k: v for k, v in final.items() if k.startswith("test/")}
+            tqdm.write(f"test  {format_metrics(tested)}" if tested else "")
         tqdm.write(f"done in {summary['wall_seconds']:.1f}s")
 
 
@@ -162,14 +167,30 @@ class RunLogger(ConsoleLogger):
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
         self.tensorboard.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
 
-    def finish(self, final: dict[str, float], summary: dict[str, Any]) -> None:
+    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None) -> None:
+        """Pictures of a classification run: the confusion matrix, and sample inputs with their predictions."""
+        from trainer.visuals import confusion_matrix_image, sample_grid_image
+
+        matrix = evaluation.metrics.confusion_matrix()
+        names = class_names if class_names and matrix is not None and len(class_names) == len(matrix) else None
+        if matrix is not None:
+            self.tensorboard.add_image(
+                f"{evaluation.split}/confusion_matrix", confusion_matrix_image(matrix, names), step
+            )
+        if evaluation.samples is not None and matrix is not None:
+            inputs, outputs, targets = evaluation.samples
+            grid = sample_grid_image(inputs, outputs, targets, names)
+            if grid is not None:
+                self.tensorboard.add_image(f"{evaluation.split}/samples (wrong first)", grid, step)
+
+    def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
         for name, value in final.items():
             if name.startswith("test/"):
                 self.tensorboard.add_scalar(name, value, self.step)
         self._write_hparams(final)
         self.tensorboard.close()
         write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        super().finish(final, summary)
+        super().finish(final, summary, table)
         tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent})")
 
     def _write_hparams(self, final: dict[str, float]) -> None:

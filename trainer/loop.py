@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from trainer.checkpoint import Monitor, TrainState, link_atomic, rng_states, sav
 from trainer.diagnostics import check_one_batch
 from trainer.errors import UserError
 from trainer.logger import ConsoleLogger, RunLogger
+from trainer.metrics import Metrics, format_table
 from trainer.watchdog import Watchdog, diagnose_nonfinite
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -60,6 +62,8 @@ class Trainer:
         compile: bool = False,
         channels_last: bool = False,
         histograms: int = 0,
+        metrics: list[str] | None = None,
+        class_names: list[str] | None = None,
     ):
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -69,6 +73,8 @@ class Trainer:
         self.scheduler, self.scheduler_every_batch = scheduler, scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
         self.accumulate, self.grad_clip, self.histograms = accumulate, grad_clip, histograms
+        self.metric_names, self.class_names = metrics, class_names
+        self.evaluation: Evaluation | None = None  # the last evaluation, for pictures and the final table
         self.classification = (task or default_task(loss_fn)) == "classification"
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         if precision == "fp16" and self.device.type != "cuda":
@@ -131,6 +137,7 @@ class Trainer:
                 metrics = totals.compute("train")
                 if val_loader is not None:
                     metrics |= self.evaluate(val_loader, "val")
+                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names)
                 metrics["lr"] = self.lr
                 if self.scheduler is not None and not self.scheduler_every_batch:
                     step_epoch_scheduler(self.scheduler, metrics)
@@ -148,7 +155,7 @@ class Trainer:
 
         if test_loader is not None:
             metrics |= self.evaluate(test_loader, "test")
-        self.logger.finish(metrics, self.summary(metrics, time.perf_counter() - started))
+        self.logger.finish(metrics, self.summary(metrics, time.perf_counter() - started), self.final_table(metrics))
         return metrics
 
     def optimizer_step(self) -> None:
@@ -200,16 +207,44 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
-        """Mean loss (and accuracy) of the model on `loader`, as {"<split>/loss": ..., ...}."""
+        """Loss and metrics of the model on `loader`, as {"<split>/loss": ..., "<split>/accuracy": ...}."""
         self.model.eval()
         totals = MetricTotals(self.classification)
+        task = "classification" if self.classification else "regression"
+        evaluation = Evaluation(split, Metrics(task, None, self.metric_names))
         for inputs, targets in loader:
             inputs, targets = self.to_device(inputs, targets)
             with self.autocast():
                 logits = self.model(inputs)
                 loss = self.loss_fn(logits, targets)
             totals.add(loss, logits, targets)
-        return totals.compute(split)
+            evaluation.metrics.update(logits.float(), targets)
+            if evaluation.samples is None:  # a batch to show in TensorBoard, misclassified first
+                evaluation.samples = (inputs[:64].float().cpu(), logits[:64].float().cpu(), targets[:64].cpu())
+        self.evaluation = evaluation
+        return totals.compute(split) | evaluation.metrics.compute(split)
+
+    def evaluation_details(self) -> dict[str, Any]:
+        """Per-class accuracy and the confusion matrix of the last evaluation, for summary.json."""
+        if self.evaluation is None:
+            return {}
+        per_class = self.evaluation.metrics.per_class_accuracy()
+        matrix = self.evaluation.metrics.confusion_matrix()
+        details: dict[str, Any] = {"evaluated_split": self.evaluation.split}
+        if per_class is not None:
+            details["per_class_accuracy"] = [None if math.isnan(v) else v for v in per_class]
+        if matrix is not None:
+            details["confusion_matrix"] = matrix.tolist()
+        return details
+
+    def final_table(self, final: dict[str, float]) -> str:
+        """The last evaluated split as a table, with the accuracy of each class."""
+        if self.evaluation is None:
+            return ""
+        values = {name: value for name, value in final.items() if name.startswith(f"{self.evaluation.split}/")}
+        per_class = self.evaluation.metrics.per_class_accuracy()
+        names = self.class_names if per_class and self.class_names and len(self.class_names) == len(per_class) else None
+        return format_table(values, per_class, names)
 
     def check_one_batch(self, loader: Iterable[Batch]) -> None:
         """The fast preflight: one batch through model, loss and backward; stops on what would fail."""
@@ -299,6 +334,7 @@ class Trainer:
             "monitor": self.monitor.name,
             "best_metric": self.state.best_metric,
             "wall_seconds": round(seconds, 3),
+            **self.evaluation_details(),
             "device": str(self.device),
             "versions": {
                 "python": platform.python_version(),
@@ -306,6 +342,15 @@ class Trainer:
                 "torchvision": torchvision.__version__,
             },
         }
+
+
+@dataclass
+class Evaluation:
+    """One pass over a split: its metrics, and a batch of (inputs, outputs, targets) to look at."""
+
+    split: str
+    metrics: Metrics
+    samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 class MetricTotals:

@@ -11,7 +11,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from trainer.checkpoint import Monitor, load_checkpoint, write_atomic
-from trainer.components.data import DataSplits, build_data
+from trainer.components.data import DataSplits, build_data, image_info
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
 from trainer.components.optim import (
@@ -28,6 +28,7 @@ from trainer.explain import explain
 from trainer.logger import new_run_dir
 from trainer.loop import Trainer, flatten, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
+from trainer.metrics import check_metric_names, default_metrics
 from trainer.yamlio import dump_yaml
 
 
@@ -123,12 +124,18 @@ def monitor_of(cfg: Config) -> Monitor:
     return Monitor(stopping.monitor, stopping.mode, stopping.min_delta) if stopping else Monitor()
 
 
-def check_monitor(cfg: Config, data: DataSplits) -> None:
-    """The monitored name must be a metric this run will produce: checked before training, not after an hour."""
+def check_metric_settings(cfg: Config, data: DataSplits) -> None:
+    """log.metrics must suit the task, and the monitored name must be a metric this run will produce: checked
+    before training, not after an hour."""
+    problems = [Problem("log.metrics", p) for p in check_metric_names(cfg.log.metrics or [], task_of(data))]
+    if problems:
+        raise ConfigError(problems)
     if cfg.train.early_stopping is None:
         return
     names = ["train/loss", "lr"]
     names += [f"{split}/{metric}" for split in ("train", "val") for metric in ("loss", "accuracy")]
+    chosen = cfg.log.metrics or default_metrics(task_of(data), data.num_classes)
+    names += [f"val/{n}" for n in chosen if n not in ("per_class_accuracy", "confusion_matrix")]  # scalars only
     if task_of(data) != "classification":
         names = [n for n in names if not n.endswith("accuracy")]
     if data.val is None:
@@ -186,7 +193,7 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
     checkpoint = check_resumable(cfg, resume) if resume is not None else None
     built = build(cfg)
     data, model = built.data, built.model
-    check_monitor(cfg, data)
+    check_metric_settings(cfg, data)
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, len(data.train))
     warnings = []
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
@@ -224,6 +231,8 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         compile=cfg.train.compile,
         channels_last=cfg.train.channels_last,
         histograms=cfg.log.histograms,
+        metrics=cfg.log.metrics,
+        class_names=info.class_names if (info := image_info(cfg.data)) else None,
     )
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)
