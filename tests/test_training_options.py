@@ -149,3 +149,19 @@ def test_metrics_that_do_not_fit_the_task_are_config_errors(write_config, run_cl
     assert code == 2
     assert "log.metrics: unknown metric 'acuracy' (did you mean 'accuracy'?)" in err
     assert "log.metrics: 'r2' is not a classification metric" in err
+
+
+def test_samples_to_show_are_the_misclassified_ones_of_every_batch():
+    from trainer.loop import Evaluation
+    from trainer.metrics import Metrics
+
+    evaluation = Evaluation("val", Metrics("classification", None))
+    for batch in range(3):
+        targets = torch.zeros(40, dtype=torch.long)
+        logits = torch.tensor([[1.0, 0.0]]).repeat(40, 1)
+        logits[batch] = torch.tensor([0.0, 1.0])  # one wrong prediction in each batch
+        evaluation.keep_samples(torch.full((40, 1, 2, 2), float(batch)), logits, targets, limit=8)
+    inputs, outputs, kept_targets = evaluation.samples
+    wrong = outputs.argmax(dim=1) != kept_targets
+    assert len(inputs) == 8 and wrong[:3].all() and not wrong[3:].any()
+    assert sorted(inputs[:3, 0, 0, 0].tolist()) == [0.0, 1.0, 2.0]

@@ -33,7 +33,7 @@ def new_run_dir(log_dir: str | Path, name: str) -> Path:
 def format_metrics(metrics: dict[str, float]) -> str:
     parts = []
     for name, value in metrics.items():
-        if name.endswith("accuracy"):
+        if name.endswith(("accuracy", "top5")):
             parts.append(f"{name} {value:.2%}")
         elif name == "lr":
             parts.append(f"lr {value:.2e}")

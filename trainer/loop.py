@@ -219,8 +219,8 @@ class Trainer:
                 loss = self.loss_fn(logits, targets)
             totals.add(loss, logits, targets)
             evaluation.metrics.update(logits.float(), targets)
-            if evaluation.samples is None:  # a batch to show in TensorBoard, misclassified first
-                evaluation.samples = (inputs[:64].float().cpu(), logits[:64].float().cpu(), targets[:64].cpu())
+            if self.classification:
+                evaluation.keep_samples(inputs, logits, targets)
         self.evaluation = evaluation
         return totals.compute(split) | evaluation.metrics.compute(split)
 
@@ -351,6 +351,23 @@ class Evaluation:
     split: str
     metrics: Metrics
     samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def keep_samples(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, limit: int = 64) -> None:
+        """Keep up to `limit` samples to look at, the misclassified ones of every batch first."""
+        if logits.dim() != 2 or targets.dim() != 1:
+            return
+        batch = (inputs[:limit].float().cpu(), logits[:limit].float().cpu(), targets[:limit].cpu())
+        wrong = logits.argmax(dim=1) != targets
+        if wrong.any():
+            batch = (
+                inputs[wrong][:limit].float().cpu(),
+                logits[wrong][:limit].float().cpu(),
+                targets[wrong][:limit].cpu(),
+            )
+        if self.samples is not None:
+            batch = tuple(torch.cat([kept, new]) for kept, new in zip(self.samples, batch, strict=True))
+        right_last = torch.argsort((batch[1].argmax(dim=1) == batch[2]).to(torch.int8), stable=True)[:limit]
+        self.samples = (batch[0][right_last], batch[1][right_last], batch[2][right_last])
 
 
 class MetricTotals:
