@@ -356,14 +356,8 @@ class Evaluation:
         """Keep up to `limit` samples to look at, the misclassified ones of every batch first."""
         if logits.dim() != 2 or targets.dim() != 1:
             return
-        batch = (inputs[:limit].float().cpu(), logits[:limit].float().cpu(), targets[:limit].cpu())
-        wrong = logits.argmax(dim=1) != targets
-        if wrong.any():
-            batch = (
-                inputs[wrong][:limit].float().cpu(),
-                logits[wrong][:limit].float().cpu(),
-                targets[wrong][:limit].cpu(),
-            )
+        wrong_first = torch.argsort((logits.argmax(dim=1) == targets).to(torch.int8), stable=True)[:limit]
+        batch = (inputs[wrong_first].float().cpu(), logits[wrong_first].float().cpu(), targets[wrong_first].cpu())
         if self.samples is not None:
             batch = tuple(torch.cat([kept, new]) for kept, new in zip(self.samples, batch, strict=True))
         right_last = torch.argsort((batch[1].argmax(dim=1) == batch[2]).to(torch.int8), stable=True)[:limit]
