@@ -277,7 +277,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", help="folder holding MNIST/raw; without it, synthetic MNIST-shaped tensors")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each variant (the median is shown)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs in each run")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (per-run costs spread as in a real run)")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to measure")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1,024 train / 256 val samples, 1 repeat")
     parser.add_argument("--seed", type=int, default=0)

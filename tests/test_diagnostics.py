@@ -216,3 +216,11 @@ def test_warnings_are_kept_in_diagnosis_txt_and_tensorboard(write_config, run_cl
     events.Reload()
     (text,) = events.Tensors("diagnosis/text_summary")[-1:]
     assert b"already ends in softmax" in text.tensor_proto.string_val[0]
+
+
+def test_a_settled_loss_in_a_later_epoch_is_not_called_flat():
+    dog = Watchdog(lr=0.1)
+    for epoch_windows in ([2.0, 1.0, 0.5, 0.3], [0.06, 0.0601, 0.0599, 0.06]):
+        for loss in epoch_windows:
+            dog.on_step_log({"train/loss": loss})
+        assert dog.epoch_advice({"train/loss": sum(epoch_windows) / 4}) == []

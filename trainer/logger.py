@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from trainer.checkpoint import write_atomic
 
 Batch = TypeVar("Batch")
+PICTURE_BUDGET = 0.02  # the most of the training time that drawing pictures for TensorBoard may take
 
 
 def new_run_dir(log_dir: str | Path, name: str) -> Path:
@@ -75,7 +76,7 @@ class ConsoleLogger:
     def record(self, text: str) -> None:
         """Keep a diagnosis with the run (the console logger has nowhere to keep it)."""
 
-    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None) -> None:
+    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None, last: bool = False) -> None:
         """Only a run folder keeps pictures."""
 
     def log_histograms(self, model: Any, step: int) -> None:
@@ -106,6 +107,8 @@ class RunLogger(ConsoleLogger):
         self.step = 0
         self.step_tags: set[str] = set()  # curves drawn per step; their epoch means stay out of TensorBoard
         self.warnings: list[str] = []
+        self.picture_seconds = 0.05  # a first guess at the drawing time, measured once drawn
+        self.pictures_drawn_at = time.perf_counter()
 
     def resume_at(self, epoch: int, step: int) -> None:
         """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from."""
@@ -167,9 +170,17 @@ class RunLogger(ConsoleLogger):
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
         self.tensorboard.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
 
-    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None) -> None:
-        """Pictures of a classification run: the confusion matrix, and sample inputs with their predictions."""
+    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None, last: bool = False) -> None:
+        """Pictures of a classification run: the confusion matrix, and sample inputs with their predictions.
+
+        Drawing them takes some 50 ms. When epochs are short they are drawn less often, so that they never take
+        more than 2% of the training time; the last epoch always gets them.
+        """
         from trainer.visuals import confusion_matrix_image, sample_grid_image
+
+        started = time.perf_counter()
+        if not last and self.picture_seconds > PICTURE_BUDGET * (started - self.pictures_drawn_at):
+            return
 
         matrix = evaluation.metrics.confusion_matrix()
         names = class_names if class_names and matrix is not None and len(class_names) == len(matrix) else None
@@ -182,6 +193,8 @@ class RunLogger(ConsoleLogger):
             grid = sample_grid_image(inputs, outputs, targets, names)
             if grid is not None:
                 self.tensorboard.add_image(f"{evaluation.split}/samples (wrong first)", grid, step)
+        self.pictures_drawn_at = time.perf_counter()
+        self.picture_seconds = self.pictures_drawn_at - started
 
     def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
         for name, value in final.items():

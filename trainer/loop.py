@@ -137,7 +137,7 @@ class Trainer:
                 metrics = totals.compute("train")
                 if val_loader is not None:
                     metrics |= self.evaluate(val_loader, "val")
-                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names)
+                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names, epoch == self.epochs)
                 metrics["lr"] = self.lr
                 if self.scheduler is not None and not self.scheduler_every_batch:
                     step_epoch_scheduler(self.scheduler, metrics)
@@ -376,11 +376,13 @@ class MetricTotals:
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         n = len(targets)
-        batch = {"loss": loss * n}
+        if not self.sums:  # made once and added to in place: two small operations per step
+            self.sums["loss"] = torch.zeros((), dtype=torch.float64, device=loss.device)
+            if self.classification:
+                self.sums["accuracy"] = torch.zeros((), dtype=torch.int64, device=loss.device)
+        self.sums["loss"].add_(loss, alpha=n)
         if self.classification:
-            batch["accuracy"] = (logits.argmax(dim=1) == targets).sum()
-        for name, value in batch.items():
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.sums["accuracy"].add_((logits.argmax(dim=1) == targets).sum())
         self.count += n
 
     def compute(self, split: str) -> dict[str, float]:

@@ -29,7 +29,8 @@ class Watchdog:
         windows, self.windows = self.windows, []
         if len(windows) >= 4:
             start, end = sum(windows[:2]) / 2, sum(windows[-2:]) / 2
-            if abs(end - start) <= 0.01 * abs(start):
+            # Only the first epoch: later, a loss that has settled is what training is for.
+            if len(self.epochs) == 1 and abs(end - start) <= 0.01 * abs(start):
                 advice.append(
                     self._once(
                         "flat",
