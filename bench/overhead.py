@@ -58,6 +58,7 @@ MODELS: dict[str, MLPModel | CNNModel] = {
     "cnn": CNNModel(name="cnn", channels=[32, 64], fc=128),
 }
 VARIANTS = ("hand", "trainer")
+TRAINER_PICTURES = {"on": True}  # --no-pictures: measure the Trainer without TensorBoard pictures
 
 
 @dataclass
@@ -149,7 +150,13 @@ def trainer_loop(
     train = InMemoryLoader(data.train_x, data.train_y, BATCH_SIZE, shuffle=True, seed=seed)
     val = InMemoryLoader(data.val_x, data.val_y, VAL_BATCH_SIZE, shuffle=False)
     trainer = Trainer(
-        model, nn.CrossEntropyLoss(), optimizer, epochs=epochs, device=data.train_y.device, out_dir=out_dir
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        epochs=epochs,
+        device=data.train_y.device,
+        out_dir=out_dir,
+        pictures=TRAINER_PICTURES["on"],
     )
     return trainer.fit(train, val)
 
@@ -208,6 +215,7 @@ def measure_memory(variant: str, model_name: str, data_file: Path, args: argpars
         str(Path(__file__).resolve()),
         *("--child", variant, "--child-data", str(data_file), "--model", model_name),
         *("--epochs", str(args.epochs), "--seed", str(args.seed), "--device", args.device),
+        *(["--no-pictures"] if args.no_pictures else []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -281,6 +289,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to measure")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1,024 train / 256 val samples, 1 repeat")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-pictures", action="store_true", help="Trainer without TensorBoard pictures")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (both variants use it)")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--child-data", help=argparse.SUPPRESS)
@@ -293,6 +302,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    TRAINER_PICTURES["on"] = not args.no_pictures
     if args.child:
         child_main(args)
         return

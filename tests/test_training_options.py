@@ -165,3 +165,34 @@ def test_samples_to_show_are_the_misclassified_ones_of_every_batch():
     wrong = outputs.argmax(dim=1) != kept_targets
     assert len(inputs) == 8 and wrong[:3].all() and not wrong[3:].any()
     assert sorted(inputs[:3, 0, 0, 0].tolist()) == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_with_grad_scaler_trains_on_cuda(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.device=cuda", "train.precision=fp16", "train.epochs=3")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    losses = [json.loads(line)["train/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0]
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["scaler"] is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_cuda_gives_the_same_losses(write_config, run_cli, tmp_path):
+    path = write_config(SYNTHETIC)
+    assert run_cli(path, "name=whole", "train.device=cuda", "train.epochs=2")[0] == 0
+    assert run_cli(path, "name=parts", "train.device=cuda", "train.epochs=1")[0] == 0
+    (parts,) = (tmp_path / "runs" / "parts").iterdir()
+    assert run_cli("resume", parts, "train.epochs=2")[0] == 0
+    (whole,) = (tmp_path / "runs" / "whole").iterdir()
+    read = lambda run: [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert read(parts) == pytest.approx(read(whole), rel=1e-5)  # cuDNN/cuBLAS may differ in the last bits
+
+
+def test_pictures_can_be_turned_off(write_config, run_cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert run_cli(write_config(SYNTHETIC), "log.pictures=false")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == []

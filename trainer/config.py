@@ -155,6 +155,7 @@ class LogConfig(Section):
         "confusion_matrix for classes, mae, rmse and r2 for numbers",
     )
     graph: bool = Field(True, description="the model's graph in TensorBoard's Graphs tab")
+    pictures: bool = Field(True, description="confusion matrix and sample predictions in TensorBoard's Images tab")
 
 
 class Config(Section):

@@ -64,6 +64,7 @@ class Trainer:
         histograms: int = 0,
         metrics: list[str] | None = None,
         class_names: list[str] | None = None,
+        pictures: bool = True,
     ):
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -73,7 +74,7 @@ class Trainer:
         self.scheduler, self.scheduler_every_batch = scheduler, scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
         self.accumulate, self.grad_clip, self.histograms = accumulate, grad_clip, histograms
-        self.metric_names, self.class_names = metrics, class_names
+        self.metric_names, self.class_names, self.pictures = metrics, class_names, pictures
         self.evaluation: Evaluation | None = None  # the last evaluation, for pictures and the final table
         self.classification = (task or default_task(loss_fn)) == "classification"
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -137,7 +138,10 @@ class Trainer:
                 metrics = totals.compute("train")
                 if val_loader is not None:
                     metrics |= self.evaluate(val_loader, "val")
-                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names, epoch == self.epochs)
+                    if self.pictures:
+                        self.logger.log_evaluation(
+                            self.evaluation, self.state.step, self.class_names, epoch == self.epochs
+                        )
                 metrics["lr"] = self.lr
                 if self.scheduler is not None and not self.scheduler_every_batch:
                     step_epoch_scheduler(self.scheduler, metrics)

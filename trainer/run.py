@@ -232,6 +232,7 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         channels_last=cfg.train.channels_last,
         histograms=cfg.log.histograms,
         metrics=cfg.log.metrics,
+        pictures=cfg.log.pictures,
         class_names=info.class_names if (info := image_info(cfg.data)) else None,
     )
     if cfg.log.graph and checkpoint is None:
