@@ -101,7 +101,10 @@ def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -
     command = commands.add_parser(
         name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    command.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
+    if name == "resume":
+        command.add_argument("config", metavar="RUN_DIR", help="a run folder, e.g. runs/mnist-cnn/20260101-120000")
+    else:
+        command.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
     command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
     command.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     if name == "train":
