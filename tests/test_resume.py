@@ -148,3 +148,12 @@ def test_ctrl_c_in_a_real_process_prints_the_resume_command(write_config, tmp_pa
     process = start(["resume", str(run_dir)], tmp_path)
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 0 and "test/accuracy" in out
+
+
+def test_resuming_a_finished_run_says_how_to_train_longer(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.epochs=1")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    before = (run_dir / "metrics.jsonl").read_text()
+    code, out, _ = run_cli("resume", run_dir)
+    assert code == 0 and "nothing to resume" in out and "train.epochs=6" in out
+    assert (run_dir / "metrics.jsonl").read_text() == before

@@ -241,6 +241,13 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         trainer.logger.warn(warning)
     if checkpoint is not None:
         trainer.load(checkpoint)
+        if trainer.state.epoch >= cfg.train.epochs or trainer.state.stopped_early:
+            why = "stopped early" if trainer.state.stopped_early else f"trained its {trainer.state.epoch} epochs"
+            print(
+                f"{run_dir} has {why}: nothing to resume. To train longer: python -m trainer resume {run_dir} "
+                f"train.epochs={trainer.state.epoch + 5}"
+            )
+            return run_dir
         print(f"resuming {run_dir} after epoch {trainer.state.epoch}, step {trainer.state.step}")
     trainer.fit(data.train, data.val, data.test)
     return run_dir
