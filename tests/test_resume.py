@@ -101,11 +101,9 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_line(process: subprocess.Popen, text: str) -> None:
-    for line in process.stdout:
-        if text in line:
-            return
-    raise AssertionError(f"the run ended before printing {text!r}")
+def wait_for_line(process: subprocess.Popen, text: str) -> bool:
+    """True once the process prints `text`; False if it ends first."""
+    return any(text in line for line in process.stdout)
 
 
 @pytest.mark.slow
@@ -118,8 +116,10 @@ def test_killed_run_loses_at_most_the_epoch_in_progress(write_config, tmp_path):
     process = start([str(path), "name=killed", *LONG], tmp_path)
     kills = 0
     while True:
-        wait_for_line(process, "epoch ")  # an epoch has ended; kill at a random moment of the next ones
-        try:
+        if not wait_for_line(process, "epoch "):  # killed after the last epoch: the resume only tests and sums up
+            process.wait()
+            break
+        try:  # an epoch has ended; kill at a random moment of the next ones
             process.wait(timeout=chance.uniform(0.05, 1.5))
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
@@ -139,7 +139,7 @@ def test_killed_run_loses_at_most_the_epoch_in_progress(write_config, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_in_a_real_process_prints_the_resume_command(write_config, tmp_path):
     process = start([str(write_config(SYNTHETIC)), *LONG], tmp_path)
-    wait_for_line(process, "epoch 1/6")
+    assert wait_for_line(process, "epoch 1/6")
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 2
@@ -157,3 +157,32 @@ def test_resuming_a_finished_run_says_how_to_train_longer(write_config, run_cli,
     code, out, _ = run_cli("resume", run_dir)
     assert code == 0 and "nothing to resume" in out and "train.epochs=6" in out
     assert (run_dir / "metrics.jsonl").read_text() == before
+
+
+def test_resume_may_change_where_the_data_and_runs_are_but_not_a_planned_schedule(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.epochs=1", "scheduler=one_cycle")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    code, _, err = run_cli("resume", run_dir, "train.epochs=2")
+    assert code == 2 and "the one_cycle schedule was planned for 1 epochs" in err
+    code, out, _ = run_cli("resume", run_dir, "log.dir=elsewhere", "train.device=cpu")
+    assert code == 0 and "nothing to resume" in out
+
+
+def test_an_early_stopped_run_resumes_only_with_more_patience(write_config, run_cli, tmp_path):
+    stopping = "train.early_stopping={monitor: train/loss, mode: max, patience: 1}"
+    assert run_cli(write_config(SYNTHETIC), "train.epochs=6", stopping)[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert len(rows(run_dir)) == 2
+    code, out, _ = run_cli("resume", run_dir)
+    assert code == 0 and "stopped early: nothing to resume" in out and len(rows(run_dir)) == 2
+    code, out, _ = run_cli("resume", run_dir, "train.early_stopping.patience=2")
+    assert code == 0 and len(rows(run_dir)) == 3
+
+
+def test_files_that_are_not_checkpoints_are_named_as_such(tmp_path, run_cli):
+    (tmp_path / "notes.pt").write_text("hello")
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "weights.pt")
+    code, _, err = run_cli("eval", tmp_path / "notes.pt")
+    assert code == 2 and "is not a PyTorch checkpoint (or it was cut short)" in err
+    code, _, err = run_cli("eval", tmp_path / "weights.pt")
+    assert code == 2 and "holds weights but not the config they were trained with" in err

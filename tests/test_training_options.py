@@ -196,3 +196,18 @@ def test_pictures_can_be_turned_off(write_config, run_cli, tmp_path):
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
     events.Reload()
     assert events.Tags()["images"] == []
+
+
+def test_schedules_count_optimizer_steps_when_accumulating(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.accumulate=4", "scheduler=cosine")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["lr"] == pytest.approx(0.0, abs=1e-9)  # the cosine reached its end exactly at the last step
+
+
+def test_accuracy_is_monitored_as_higher_is_better(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC), "train.epochs=4", "train.early_stopping={monitor: val/accuracy}")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    accuracies = [json.loads(line)["val/accuracy"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_metric"] == max(accuracies)

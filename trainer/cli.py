@@ -245,9 +245,12 @@ def run_resume(args: argparse.Namespace) -> int:
         )
     cfg, source = load_config(str(config), args.overrides, show_early=True)
     with located(source), explained(args.debug):
-        from trainer.run import train_from_config
+        from trainer.run import NothingToDo, train_from_config
 
-        train_from_config(cfg, resume=run_dir)
+        try:
+            train_from_config(cfg, resume=run_dir)
+        except NothingToDo as done:
+            print(done)
     return 0
 
 

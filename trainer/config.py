@@ -128,7 +128,9 @@ class EarlyStopping(Section):
     """Stop when the monitored metric has not improved for `patience` epochs; best.pt follows it too."""
 
     monitor: str = Field("val/loss", description="a metric of the run: val/loss, val/accuracy, train/loss, ...")
-    mode: Literal["min", "max"] = Field("min", description="min when lower is better (losses), max for accuracy")
+    mode: Literal["min", "max"] | None = Field(
+        None, description="min when lower is better, max when higher is; by default max for accuracy, top5 and r2"
+    )
     patience: int = Field(3, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="a change smaller than this does not count as improvement")
 

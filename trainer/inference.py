@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,18 @@ def find_checkpoint(run_or_checkpoint: str) -> Path:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A leaptrain checkpoint, or a message saying what the file is not."""
+    fix = "give a checkpoint written by leaptrain: checkpoints/best.pt or last.pt of a run folder"
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a PyTorch checkpoint (or it was cut short)", fix=fix)
     try:
-        return load_checkpoint(path)
-    except Exception as err:  # not a checkpoint, a truncated file, or one holding arbitrary objects
-        raise UserError(
-            f"cannot read {path}: {type(err).__name__}: {str(err).splitlines()[0]}",
-            fix="give a checkpoint written by leaptrain (checkpoints/best.pt or last.pt)",
-        ) from err
+        checkpoint = load_checkpoint(path)
+    except Exception as err:  # a file holding arbitrary Python objects, or damaged inside
+        first_line = (str(err).splitlines() or [""])[0]
+        raise UserError(f"cannot read {path}: {type(err).__name__}: {first_line}", fix=fix) from err
+    if not isinstance(checkpoint, dict) or not {"model", "config"} <= set(checkpoint):
+        raise UserError(f"{path} holds weights but not the config they were trained with", fix=fix)
+    return checkpoint
 
 
 def evaluate_checkpoint(cfg: Config, checkpoint: dict[str, Any], split: str) -> dict[str, float]:

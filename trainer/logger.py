@@ -112,7 +112,7 @@ class RunLogger(ConsoleLogger):
 
     def resume_at(self, epoch: int, step: int) -> None:
         """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from."""
-        self.step, self.purge_step = step, step
+        self.step, self.purge_step = step, step + 1  # what was logged at the checkpoint's own step stays
         path = self.run_dir / "metrics.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         self.history = [row for row in rows if row["epoch"] <= epoch]

@@ -116,7 +116,8 @@ class Trainer:
                         batch_loss = self.loss_fn(logits, targets)
                     if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
                         self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
-                    loss = batch_loss / self.accumulate  # k batches' gradients add up to the gradient of their mean
+                    # Accumulating k batches: dividing by k makes their summed gradients the gradient of their mean.
+                    loss = batch_loss / min(self.accumulate, len(train_loader) - batch + batch % self.accumulate)
                     if batch % self.accumulate == 0:
                         self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
                     if self.scaler is None:
@@ -138,23 +139,22 @@ class Trainer:
                 metrics = totals.compute("train")
                 if val_loader is not None:
                     metrics |= self.evaluate(val_loader, "val")
-                    if self.pictures:
-                        self.logger.log_evaluation(
-                            self.evaluation, self.state.step, self.class_names, epoch == self.epochs
-                        )
                 metrics["lr"] = self.lr
                 if self.scheduler is not None and not self.scheduler_every_batch:
                     step_epoch_scheduler(self.scheduler, metrics)
-                self.end_epoch(epoch, train_loader)
+                self.end_epoch(epoch, train_loader, metrics)  # counters, best metric, early stopping
                 self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
+                last = epoch == self.epochs or self.state.stopped_early
+                if self.pictures and val_loader is not None:
+                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names, last)
                 if self.histograms and epoch % self.histograms == 0:
                     self.logger.log_histograms(self.raw_model, self.state.step)  # weights and last gradients
                 for advice in self.watchdog.epoch_advice(metrics):
                     self.logger.warn(advice)
                 self.save_checkpoints(metrics)
-                if self.patience is not None and self.state.bad_epochs >= self.patience:
-                    self.state.stopped_early = True
-                    self.logger.info(f"early stop: {self.monitor.name} has not improved for {self.patience} epochs")
+                if self.state.stopped_early:
+                    epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
+                    self.logger.info(f"early stop: {self.monitor.name} has not improved for {epochs}")
                     break
 
         if test_loader is not None:
@@ -190,10 +190,16 @@ class Trainer:
         batches = enumerate(self.logger.progress(loader, f"epoch {epoch}/{self.epochs}"))
         return totals, itertools.islice(batches, self.state.batch, None)
 
-    def end_epoch(self, epoch: int, loader: Iterable[Batch]) -> None:
+    def end_epoch(self, epoch: int, loader: Iterable[Batch], metrics: dict[str, float]) -> None:
         self.state.epoch, self.state.batch, self.state.totals = epoch, 0, None
         generator = getattr(loader, "generator", None)
         self.state.loader_rng = generator.get_state() if generator is not None else None
+        value = metrics.get(self.monitor.name, math.nan)
+        if self.monitor.improved(value, self.state.best_metric):
+            self.state.best_metric, self.state.best_epoch, self.state.bad_epochs = value, epoch, 0
+        else:
+            self.state.bad_epochs += 1
+        self.state.stopped_early = self.patience is not None and self.state.bad_epochs >= self.patience
 
     def to_device(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)
@@ -288,11 +294,6 @@ class Trainer:
 
     def save_checkpoints(self, metrics: dict[str, float]) -> None:
         """last.pt every epoch; best.pt when the monitored metric improves."""
-        value = metrics.get(self.monitor.name, math.nan)
-        if self.monitor.improved(value, self.state.best_metric):
-            self.state.best_metric, self.state.best_epoch, self.state.bad_epochs = value, self.state.epoch, 0
-        else:
-            self.state.bad_epochs += 1
         if self.out_dir is None:
             return
         last = self.out_dir / "checkpoints" / "last.pt"

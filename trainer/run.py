@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import TypeAdapter, ValidationError
 
-from trainer.checkpoint import Monitor, load_checkpoint, write_atomic
+from trainer.checkpoint import Monitor, write_atomic
 from trainer.components.data import DataSplits, build_data, image_info
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
@@ -25,6 +26,7 @@ from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, Sch
 from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, layer_summary, preflight
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
+from trainer.inference import read_checkpoint
 from trainer.logger import new_run_dir
 from trainer.loop import Trainer, flatten, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
@@ -121,7 +123,10 @@ def task_of(data: DataSplits) -> str:
 
 def monitor_of(cfg: Config) -> Monitor:
     stopping = cfg.train.early_stopping
-    return Monitor(stopping.monitor, stopping.mode, stopping.min_delta) if stopping else Monitor()
+    if stopping is None:
+        return Monitor()
+    higher_is_better = stopping.monitor.endswith(("accuracy", "top5", "r2"))
+    return Monitor(stopping.monitor, stopping.mode or ("max" if higher_is_better else "min"), stopping.min_delta)
 
 
 def check_metric_settings(cfg: Config, data: DataSplits) -> None:
@@ -157,7 +162,21 @@ def check_metric_settings(cfg: Config, data: DataSplits) -> None:
 
 
 # Keys a resumed run may change: they do not change what was learned so far.
-CHANGEABLE_ON_RESUME = ("train.epochs", "train.preflight", "log.every_n_steps", "train.early_stopping.patience")
+CHANGEABLE_ON_RESUME = (
+    "train.epochs",
+    "train.preflight",
+    "train.device",
+    "train.early_stopping.patience",
+    "data.root",
+    "data.download",
+    "log.dir",
+    "log.every_n_steps",
+    "log.histograms",
+    "log.graph",
+    "log.pictures",
+)
+# Schedulers planned for the whole run at its start: a resumed run cannot change their length.
+PLANNED_SCHEDULERS = ("one_cycle", "onecycle", "onecyclelr", "cosine", "cosineannealinglr")
 
 
 def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
@@ -168,7 +187,7 @@ def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
             f"{run_dir} has no checkpoints/last.pt to resume from",
             fix="give the run folder printed by the first run, e.g. runs/mnist-cnn/20260101-120000",
         )
-    checkpoint = load_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     before, now = flatten(checkpoint["config"]), flatten(cfg.model_dump(mode="json"))
     changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
     refused = [key for key in changed if key not in CHANGEABLE_ON_RESUME]
@@ -183,9 +202,34 @@ def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
                 for key in refused
             ]
         )
+    scheduler = str(now.get("scheduler.name", "")).lower().replace("_", "")
+    if "train.epochs" in changed and scheduler in PLANNED_SCHEDULERS:
+        raise ConfigError(
+            [
+                Problem(
+                    "train.epochs",
+                    f"the {now['scheduler.name']} schedule was planned for "
+                    f"{before['train.epochs']} epochs and cannot be stretched. Try: a new run with "
+                    f"train.epochs={now['train.epochs']}",
+                )
+            ]
+        )
+    state = checkpoint["state"]
+    finished = (run_dir / "summary.json").exists()  # else it stopped while testing: resuming finishes that
+    stopped_early = state["stopped_early"] and "train.early_stopping.patience" not in changed
+    if finished and (state["epoch"] >= cfg.train.epochs or stopped_early):
+        why = "stopped early" if state["stopped_early"] else f"trained {state['epoch']} epochs"
+        more = "train.early_stopping.patience=..." if state["stopped_early"] else f"train.epochs={state['epoch'] + 5}"
+        raise NothingToDo(
+            f"{run_dir} has {why}: nothing to resume. To train longer: python -m trainer resume {run_dir} {more}"
+        )
     for key in changed:
         print(f"resuming with {key} changed: {before.get(key)!r} -> {now.get(key)!r}")
     return checkpoint
+
+
+class NothingToDo(Exception):
+    """A resume that has nothing left to train: said plainly, with exit code 0."""
 
 
 def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
@@ -194,7 +238,8 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
     built = build(cfg)
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
-    scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, len(data.train))
+    steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
+    scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch)
     warnings = []
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
         warnings = check_one_batch(model, built.loss_fn, data.train, built.device, data.num_classes)
@@ -241,13 +286,6 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         trainer.logger.warn(warning)
     if checkpoint is not None:
         trainer.load(checkpoint)
-        if trainer.state.epoch >= cfg.train.epochs or trainer.state.stopped_early:
-            why = "stopped early" if trainer.state.stopped_early else f"trained its {trainer.state.epoch} epochs"
-            print(
-                f"{run_dir} has {why}: nothing to resume. To train longer: python -m trainer resume {run_dir} "
-                f"train.epochs={trainer.state.epoch + 5}"
-            )
-            return run_dir
         print(f"resuming {run_dir} after epoch {trainer.state.epoch}, step {trainer.state.step}")
     trainer.fit(data.train, data.val, data.test)
     return run_dir
