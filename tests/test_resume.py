@@ -142,7 +142,7 @@ def test_ctrl_c_in_a_real_process_prints_the_resume_command(write_config, tmp_pa
     assert wait_for_line(process, "epoch 1/6")
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=60)
-    assert process.returncode == 2
+    assert process.returncode == 130
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"] > 0
     process = start(["resume", str(run_dir)], tmp_path)

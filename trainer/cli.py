@@ -12,7 +12,7 @@ from typing import Any
 
 from trainer import __version__
 from trainer.config import Config
-from trainer.errors import ConfigError, Problem, UserError
+from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, load_config_file
 
@@ -119,12 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     if positional and positional[0] not in COMMANDS:
         argv.insert(argv.index(positional[0]), "train")  # `python -m trainer configs/x.yaml` means train
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and all("=" in item and not item.startswith("-") for item in extra) and hasattr(args, "overrides"):
+        args.overrides += extra  # overrides written after an option: `train x.yaml --resume RUN train.epochs=8`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return args.run_command(args)
+    except StoppedByUser as stopped:
+        _close_progress_bars()
+        print(stopped.message, file=sys.stderr)
+        return 130
     except (ConfigError, UserError) as err:
         if args.debug:
             raise
@@ -190,7 +198,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.out:
         save_predictions_csv(predictions, Path(args.out))
         print(f"saved {len(predictions)} predictions in {args.out}")
-    return 0
+    return 0 if predictions else 2
 
 
 def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:

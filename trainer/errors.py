@@ -41,6 +41,10 @@ class UserError(Exception):
         self.source: Any = None
 
 
+class StoppedByUser(UserError):
+    """Ctrl-C stopped the run after a step, and it was saved: not a mistake, so no fix and no traceback."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
     choices = list(choices)

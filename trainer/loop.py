@@ -19,7 +19,7 @@ from torch import nn
 
 from trainer.checkpoint import Monitor, TrainState, link_atomic, rng_states, save_checkpoint, set_rng_states
 from trainer.diagnostics import check_one_batch
-from trainer.errors import UserError
+from trainer.errors import StoppedByUser, UserError
 from trainer.logger import ConsoleLogger, RunLogger
 from trainer.metrics import Metrics, format_table
 from trainer.watchdog import Watchdog, diagnose_nonfinite
@@ -213,7 +213,7 @@ class Trainer:
         if self.out_dir is not None:
             save_checkpoint(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
         where = f" Resume with: python -m trainer resume {self.out_dir}" if self.out_dir is not None else ""
-        raise UserError(f"stopped by Ctrl-C after step {self.state.step}; saved.{where}")
+        raise StoppedByUser(f"stopped by Ctrl-C after step {self.state.step}; saved.{where}")
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
