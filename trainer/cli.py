@@ -55,33 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m trainer resume runs/mnist-cnn/20260101-120000 train.epochs=10   (train longer)",
         run_resume,
     )
-    evaluate = commands.add_parser(
+    evaluate = subcommand(
+        commands,
         "eval",
-        help="evaluate a trained run (or checkpoint) on a split and save the metrics",
-        description="evaluate a trained run (or checkpoint) on a split and save the metrics",
-        epilog="examples:\n  python -m trainer eval runs/mnist-cnn/20260101-120000\n"
+        "evaluate a trained run (or checkpoint) on a split and save the metrics",
+        "examples:\n  python -m trainer eval runs/mnist-cnn/20260101-120000\n"
         "  python -m trainer eval runs/mnist-cnn/20260101-120000/checkpoints/last.pt --split val data.root=~/data",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run_eval,
     )
     evaluate.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
     evaluate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=~/datasets")
     evaluate.add_argument("--split", choices=["test", "val", "train"], default="test")
-    evaluate.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    evaluate.set_defaults(run_command=run_eval)
 
-    predict = commands.add_parser(
+    predict = subcommand(
+        commands,
         "predict",
-        help="predict the class of image files with a trained run",
-        description="predict the class of image files with a trained run",
-        epilog="examples:\n  python -m trainer predict runs/mnist-cnn/20260101-120000 my_digit.png\n"
+        "predict the class of image files with a trained run",
+        "examples:\n  python -m trainer predict runs/mnist-cnn/20260101-120000 my_digit.png\n"
         "  python -m trainer predict runs/mnist-cnn/20260101-120000 photos/ --out predictions.csv",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run_predict,
     )
     predict.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     predict.add_argument("--out", metavar="CSV", help="also write file,class,probability rows to this CSV file")
-    predict.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    predict.set_defaults(run_command=run_predict)
 
     finder = add_command(
         commands,
@@ -96,20 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -> argparse.ArgumentParser:
-    """A subcommand that takes a config, dotted overrides and --debug."""
+def subcommand(commands: Any, name: str, summary: str, epilog: str, run: Any) -> argparse.ArgumentParser:
+    """A subcommand with its help, examples and --debug."""
     command = commands.add_parser(
         name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    command.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    command.set_defaults(run_command=run)
+    return command
+
+
+def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -> argparse.ArgumentParser:
+    """A subcommand that takes a config (or, for resume, a run folder) and dotted overrides."""
+    command = subcommand(commands, name, summary, epilog, run)
     if name == "resume":
         command.add_argument("config", metavar="RUN_DIR", help="a run folder, e.g. runs/mnist-cnn/20260101-120000")
     else:
         command.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
     command.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optimizer.lr=3e-4")
-    command.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     if name == "train":
         command.add_argument("--resume", metavar="RUN_DIR", help="carry on this run (its config must match)")
-    command.set_defaults(run_command=run)
     return command
 
 
