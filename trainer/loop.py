@@ -103,8 +103,8 @@ class Trainer:
         started, metrics = time.perf_counter(), {}
         if self.preflight and self.state.step == 0:
             self.check_one_batch(train_loader)
-        if val_loader is None and self.monitor.name.startswith("val/"):
-            self.monitor = Monitor("train/loss")  # no validation split: follow the training loss
+        if val_loader is None and self.monitor == Monitor():
+            self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
         with ctrl_c_finishes_the_step(self):
             for epoch in range(self.state.epoch + 1, self.epochs + 1):
                 self.model.train()
