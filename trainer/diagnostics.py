@@ -127,7 +127,7 @@ def _one_step(
     inputs, targets = batch
     model.train()
     _check_hidden_layers(model, report)
-    if not torch.isfinite(inputs).all() if inputs.is_floating_point() else False:
+    if inputs.is_floating_point() and not torch.isfinite(inputs).all():
         report.add(
             "fail",
             "inputs",
@@ -474,10 +474,14 @@ def _data_vs_step_time(
 
 
 def check_one_batch(
-    model: nn.Module, loss_fn: LossFn, loader: Iterable[Any], device: torch.device, num_classes: int | None = None
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    device: torch.device,
+    num_classes: int | None = None,
 ) -> list[str]:
     """The fast preflight that runs before every training run: stops on what would fail, returns the warnings."""
-    inputs, targets = first_batch(loader)
+    inputs, targets = batch
     report = preflight(model, loss_fn, (inputs.to(device), targets.to(device)), num_classes=num_classes)
     raise_on_failures(report)
     return [check.line() for check in report.warnings]

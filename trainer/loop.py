@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from trainer.checkpoint import Monitor, TrainState, link_atomic, rng_states, save_checkpoint, set_rng_states
-from trainer.diagnostics import check_one_batch
+from trainer.diagnostics import check_one_batch, first_batch
 from trainer.errors import StoppedByUser, UserError
 from trainer.logger import ConsoleLogger, RunLogger
 from trainer.metrics import Metrics, format_table
@@ -219,9 +219,10 @@ class Trainer:
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
         """Loss and metrics of the model on `loader`, as {"<split>/loss": ..., "<split>/accuracy": ...}."""
         self.model.eval()
-        totals = MetricTotals(self.classification)
         task = "classification" if self.classification else "regression"
         evaluation = Evaluation(split, Metrics(task, None, self.metric_names))
+        # The loss here; accuracy too only when the chosen metrics leave it out (they count it otherwise).
+        totals = MetricTotals(self.classification and "accuracy" not in evaluation.metrics.names)
         for inputs, targets in loader:
             inputs, targets = self.to_device(inputs, targets)
             with self.autocast():
@@ -258,7 +259,7 @@ class Trainer:
 
     def check_one_batch(self, loader: Iterable[Batch]) -> None:
         """The fast preflight: one batch through model, loss and backward; stops on what would fail."""
-        for warning in check_one_batch(self.model, self.loss_fn, loader, self.device, self.num_classes):
+        for warning in check_one_batch(self.model, self.loss_fn, first_batch(loader), self.device, self.num_classes):
             self.logger.warn(warning)
 
     def stop_on_nonfinite(

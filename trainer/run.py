@@ -117,10 +117,6 @@ def build(cfg: Config) -> Built:
     return Built(data, model, build_loss(cfg.loss), optimizer, device)
 
 
-def task_of(data: DataSplits) -> str:
-    return "classification" if not data.train.targets.is_floating_point() else "regression"
-
-
 def monitor_of(cfg: Config) -> Monitor:
     stopping = cfg.train.early_stopping
     if stopping is None:
@@ -132,16 +128,16 @@ def monitor_of(cfg: Config) -> Monitor:
 def check_metric_settings(cfg: Config, data: DataSplits) -> None:
     """log.metrics must suit the task, and the monitored name must be a metric this run will produce: checked
     before training, not after an hour."""
-    problems = [Problem("log.metrics", p) for p in check_metric_names(cfg.log.metrics or [], task_of(data))]
+    problems = [Problem("log.metrics", p) for p in check_metric_names(cfg.log.metrics or [], data.task)]
     if problems:
         raise ConfigError(problems)
     if cfg.train.early_stopping is None:
         return
     names = ["train/loss", "lr"]
     names += [f"{split}/{metric}" for split in ("train", "val") for metric in ("loss", "accuracy")]
-    chosen = cfg.log.metrics or default_metrics(task_of(data), data.num_classes)
+    chosen = cfg.log.metrics or default_metrics(data.task, data.num_classes)
     names += [f"val/{n}" for n in chosen if n not in ("per_class_accuracy", "confusion_matrix")]  # scalars only
-    if task_of(data) != "classification":
+    if data.task != "classification":
         names = [n for n in names if not n.endswith("accuracy")]
     if data.val is None:
         names = [n for n in names if not n.startswith("val/")]
@@ -240,14 +236,15 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
     check_metric_settings(cfg, data)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch)
+    batch = first_batch(data.train)
     warnings = []
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
-        warnings = check_one_batch(model, built.loss_fn, data.train, built.device, data.num_classes)
+        warnings = check_one_batch(model, built.loss_fn, batch, built.device, data.num_classes)
 
     run_dir = resume or new_run_dir(cfg.log.dir, cfg.name or "run")
     resolved = cfg.model_dump(mode="json")
     write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
-    example = first_batch(data.train)[0][:2]
+    example = batch[0][:2]
     summary = layer_summary(model, example)
     write_atomic(run_dir / "model.txt", summary + "\n")
     print(f"data: {data.description}")
@@ -266,7 +263,7 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         out_dir=run_dir,
         log_every=cfg.log.every_n_steps,
         config=resolved,
-        task=task_of(data),
+        task=data.task,
         preflight=False,
         num_classes=data.num_classes,
         monitor=monitor_of(cfg),

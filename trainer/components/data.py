@@ -84,6 +84,11 @@ class DataSplits:
     num_classes: int
     description: str
 
+    @property
+    def task(self) -> str:
+        """Class-index targets make a classification run; numbers to predict make a regression run."""
+        return "classification" if not self.train.targets.is_floating_point() else "regression"
+
 
 def build_data(cfg: VisionData | SyntheticData, device: torch.device, seed: int) -> DataSplits:
     if isinstance(cfg, SyntheticData):
