@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 import torch
+from PIL import Image
 
 from tests.conftest import SYNTHETIC
 from trainer import Trainer
@@ -132,6 +134,9 @@ def test_classification_runs_report_top5_per_class_accuracy_and_pictures(fake_mn
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
     events.Reload()
     assert {"val/confusion_matrix", "val/samples (wrong first)"} <= set(events.Tags()["images"])
+    picture = events.Images("val/confusion_matrix")[-1]
+    decoded = Image.open(io.BytesIO(picture.encoded_image_string))
+    assert decoded.format == "PNG" and decoded.size == (picture.width, picture.height) and decoded.mode == "RGB"
 
 
 def test_regression_runs_report_mae_rmse_and_r2():

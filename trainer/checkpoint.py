@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +45,52 @@ class Monitor:
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
+def write_atomic(path: str | Path, data: bytes | memoryview | str) -> None:
     """Replace `path` with `data` in one step."""
     _replace(path, lambda file: file.write(data.encode("utf-8") if isinstance(data, str) else data))
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
     _replace(path, lambda file: torch.save(checkpoint, file))
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, so that training goes on while the disk works.
+
+    `save` turns the checkpoint into bytes at once: a snapshot, since the next step changes the tensors. Only the
+    write, flush and rename happen on the thread. Each `save` first waits for the write before it, so an older
+    checkpoint never lands over a newer one; `wait` returns when all is on disk, and raises what went wrong.
+    """
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def save(self, path: Path, checkpoint: dict[str, Any], also_as: Path | None = None) -> None:
+        """Write `checkpoint` to `path`, then link it as `also_as` (best.pt) too when given."""
+        self.wait()
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+
+        def write() -> None:
+            try:
+                write_atomic(path, buffer.getbuffer())
+                if also_as is not None:
+                    link_atomic(path, also_as)
+            except BaseException as err:  # handed to the training thread by wait()
+                self.error = err
+
+        # Not a daemon: a run that ends (or fails) right after a save still finishes writing it.
+        self.thread = threading.Thread(target=write, name="checkpoint-writer")
+        self.thread.start()
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 def link_atomic(source: Path, path: Path) -> None:

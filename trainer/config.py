@@ -40,26 +40,89 @@ class DataCommon(Section):
 
 
 class VisionData(DataCommon):
-    """Image data sets read with torchvision's own code and held in memory as tensors."""
+    """MNIST-style data sets read with torchvision's own code and held in memory as normalized tensors."""
 
     dataset: Literal["mnist", "fashion_mnist"]
     root: str = Field("data", description="folder holding the data set (torchvision layout: <root>/MNIST/raw)")
     download: bool = Field(True, description="download the files when they are missing")
 
 
+Augmentation = Literal["random_crop", "horizontal_flip"]
+
+
+class CifarData(DataCommon):
+    """CIFAR-10/100 read with torchvision's own code, kept in memory as uint8 and normalized and augmented on the
+    training device a whole batch at a time."""
+
+    dataset: Literal["cifar10", "cifar100"]
+    root: str = Field(
+        "data", description="folder holding the data set (torchvision layout: <root>/cifar-10-batches-py)"
+    )
+    download: bool = Field(True, description="download the files when they are missing")
+    augment: list[Augmentation] = Field(
+        ["random_crop", "horizontal_flip"], description="training-time changes to each image, drawn anew each epoch"
+    )
+    crop_padding: int = Field(4, ge=0, description="random_crop: pixels of padding around the image before cropping")
+
+
+class ImageFolderData(DataCommon):
+    """Your own images: <root>/<class>/*.jpg|png|..., or <root>/train/<class>/ and <root>/val/<class>/."""
+
+    dataset: Literal["image_folder"]
+    root: str = Field(description="folder with one sub-folder per class (or train/ and val/ sub-folders)")
+    image_size: Annotated[int, Field(gt=0)] | tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] = Field(
+        64, description="every image is resized to this (one number: square; or [height, width])"
+    )
+    grayscale: bool = Field(False, description="read the images as one grey channel instead of RGB")
+    augment: list[Augmentation] = Field(
+        ["random_crop", "horizontal_flip"], description="training-time changes to each image, drawn anew each epoch"
+    )
+    crop_padding: int = Field(4, ge=0, description="random_crop: pixels of padding around the image before cropping")
+    cache: Literal["auto", "memory", "disk"] = Field(
+        "auto",
+        description="memory: decode every image once and keep the tensors; disk: decode in DataLoader workers "
+        "each epoch; auto: memory when it fits in a quarter of the free memory",
+    )
+    workers: int | Literal["auto"] = Field(
+        "auto", description="DataLoader worker processes when not cached (auto: the CPU count, 0 where unsafe)"
+    )
+
+
+class CsvData(DataCommon):
+    """A table: one row per sample, a target column, and numeric or text (categorical) feature columns."""
+
+    dataset: Literal["csv"]
+    path: str = Field(description="the CSV file (with a header row); the validation split is taken out of it")
+    val_path: str | None = Field(None, description="a separate CSV file for validation (then val_split is not used)")
+    test_path: str | None = Field(None, description="a separate CSV file for the test split")
+    target: str = Field(description="the column to predict")
+    features: list[str] | None = Field(None, description="the input columns; by default every other column")
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: classification when the target holds text or a few whole numbers, else regression"
+    )
+    test_split: float = Field(
+        0.0, ge=0, lt=1, description="fraction of the rows held out for the test split (when no test_path)"
+    )
+
+
 class SyntheticData(DataCommon):
-    """Generated points for demos and tests: Gaussian blobs or interleaved spirals."""
+    """Generated toy problems for learning and tests: classes of 2-D points, or a curve to fit."""
 
     dataset: Literal["synthetic"]
-    kind: Literal["blobs", "spirals"] = Field("blobs", description="the shape of the classes")
+    kind: Literal["blobs", "spirals", "moons", "circles", "sine"] = Field(
+        "blobs",
+        description="blobs, spirals, moons, circles: classes of points; sine: fit y = sin(x) plus noise (regression)",
+    )
     samples: int = Field(2000, gt=0, description="training samples (validation is taken out of these)")
     test_samples: int = Field(500, ge=0, description="samples in the separate test split")
-    features: int = Field(2, gt=0, description="input features (spirals are always 2-D)")
-    classes: int = Field(3, ge=2, description="number of classes")
-    noise: float = Field(0.5, ge=0, description="spread of the points around their class")
+    features: int = Field(2, gt=0, description="input features of blobs (the other kinds have their own: 2, sine 1)")
+    classes: int = Field(3, ge=2, description="number of classes (moons and circles always have 2)")
+    noise: float = Field(0.5, ge=0, description="spread of the points around their class (or the curve)")
 
 
-DataConfig = Annotated[VisionData | SyntheticData, Field(discriminator="dataset")]
+DataConfig = Annotated[
+    VisionData | CifarData | ImageFolderData | CsvData | SyntheticData, Field(discriminator="dataset")
+]
 
 
 Activation = Literal["relu", "gelu", "silu", "tanh", "sigmoid", "leaky_relu"]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from trainer.checkpoint import load_checkpoint, write_atomic
-from trainer.components.data import build_data, image_info
+from trainer.components.data import build_data
 from trainer.components.losses import build_loss
 from trainer.components.models import build_model
 from trainer.config import Config
@@ -75,26 +75,29 @@ class Prediction:
 
 def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> tuple[list[Prediction], list[str]]:
     """The class and its probability for each image file (folders are searched); and the files that failed."""
-    info = image_info(cfg.data)
-    if info is None:
+    info = checkpoint.get("data") or {}
+    shape = tuple(info.get("input_shape", ()))
+    if len(shape) != 3 or "class_names" not in info:
         raise UserError(
             f"predict reads image files, but this run trained on '{cfg.data.dataset}' data",
             fix="use `eval` for this run",
         )
-    model = build_model(cfg.model, info.input_shape, len(info.class_names))
+    model = build_model(cfg.model, shape, len(info["class_names"]))
     model.load_state_dict(checkpoint["model"])
     model.eval()
+    mean = torch.tensor(info.get("mean", [0.0] * shape[0]))[:, None, None]
+    std = torch.tensor(info.get("std", [1.0] * shape[0]))[:, None, None]
     predictions, failed = [], []
     for path in image_files(inputs):
         try:
-            pixels = load_image(path, info.input_shape)
+            pixels = load_image(path, shape, info.get("invert_light_background", False))
         except Exception:  # an unreadable or corrupt file is skipped, not a crash halfway through a folder
             failed.append(str(path))
             continue
         with torch.no_grad():
-            probabilities = model(((pixels - info.mean) / info.std)[None]).softmax(dim=1)[0]
+            probabilities = model(((pixels - mean) / std)[None]).softmax(dim=1)[0]
         best = int(probabilities.argmax())
-        predictions.append(Prediction(str(path), info.class_names[best], float(probabilities[best])))
+        predictions.append(Prediction(str(path), info["class_names"][best], float(probabilities[best])))
     return predictions, failed
 
 
@@ -113,18 +116,23 @@ def image_files(inputs: list[str]) -> list[Path]:
     return files
 
 
-def load_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    """A file as the model saw its training images: grey, resized, in [0, 1], light strokes on a dark ground."""
-    from PIL import Image  # torchvision.io's decoders are deprecated from torchvision 0.29 on
+def load_image(path: Path, shape: tuple[int, ...], invert_light_background: bool = False) -> torch.Tensor:
+    """A file as the model saw its training images: grey or RGB, resized, in [0, 1].
+
+    With `invert_light_background` (MNIST-like data: light strokes on a dark ground), a photo of dark ink on
+    white paper is turned the other way round.
+    """
+    from PIL import Image
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     channels, height, width = shape
     with Image.open(path) as image:
         image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
         pixels = pil_to_tensor(image).float() / 255
-    border = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., :, 0], pixels[..., :, -1]], dim=-1)
-    if border.mean() > 0.5:  # dark ink on white paper: MNIST-like data sets are the other way round
-        pixels = 1 - pixels
+    if invert_light_background:
+        border = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., :, 0], pixels[..., :, -1]], dim=-1)
+        if border.mean() > 0.5:
+            pixels = 1 - pixels
     return pixels
 
 

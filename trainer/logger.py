@@ -10,12 +10,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 from tqdm.auto import tqdm
 
 from trainer.checkpoint import write_atomic
 
 Batch = TypeVar("Batch")
-PICTURE_BUDGET = 0.02  # the most of the training time that drawing pictures for TensorBoard may take
+PICTURE_BUDGET = 0.01  # the most of the training time that drawing pictures for TensorBoard may take
 
 
 def new_run_dir(log_dir: str | Path, name: str) -> Path:
@@ -84,6 +85,24 @@ class ConsoleLogger:
 
     def log_graph(self, model: Any, inputs: Any) -> None:
         """Only a run folder keeps the graph."""
+
+    def add_picture(self, tag: str, image: torch.Tensor, step: int) -> None:
+        """A 3 x H x W uint8 image in TensorBoard's Images tab.
+
+        What `SummaryWriter.add_image` does, at half the cost: it converts the pixels to floats and back and
+        compresses harder, which for these flat-coloured pictures saves little space and takes most of the time.
+        """
+        import io
+
+        from PIL import Image
+        from torch.utils.tensorboard.summary import Summary
+
+        buffer = io.BytesIO()
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG", compress_level=1)
+        picture = Summary.Image(height=image.shape[1], width=image.shape[2], colorspace=3)
+        picture.encoded_image_string = buffer.getvalue()
+        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        self.tensorboard.file_writer.add_summary(summary, step)
 
     def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
         if table:
@@ -174,7 +193,7 @@ class RunLogger(ConsoleLogger):
         """Pictures of a classification run: the confusion matrix, and sample inputs with their predictions.
 
         Drawing them takes some 50 ms. When epochs are short they are drawn less often, so that they never take
-        more than 2% of the training time; the last epoch always gets them.
+        more than 1% of the training time; the last epoch always gets them.
         """
         from trainer.visuals import confusion_matrix_image, sample_grid_image
 
@@ -185,14 +204,12 @@ class RunLogger(ConsoleLogger):
         matrix = evaluation.metrics.confusion_matrix()
         names = class_names if class_names and matrix is not None and len(class_names) == len(matrix) else None
         if matrix is not None:
-            self.tensorboard.add_image(
-                f"{evaluation.split}/confusion_matrix", confusion_matrix_image(matrix, names), step
-            )
+            self.add_picture(f"{evaluation.split}/confusion_matrix", confusion_matrix_image(matrix, names), step)
         if evaluation.samples is not None and matrix is not None:
             inputs, outputs, targets = evaluation.samples
             grid = sample_grid_image(inputs, outputs, targets, names)
             if grid is not None:
-                self.tensorboard.add_image(f"{evaluation.split}/samples (wrong first)", grid, step)
+                self.add_picture(f"{evaluation.split}/samples (wrong first)", grid, step)
         self.pictures_drawn_at = time.perf_counter()
         self.picture_seconds = self.pictures_drawn_at - started
 

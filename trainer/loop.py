@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.checkpoint import Monitor, TrainState, link_atomic, rng_states, save_checkpoint, set_rng_states
+from trainer.checkpoint import CheckpointWriter, Monitor, TrainState, rng_states, save_checkpoint, set_rng_states
 from trainer.diagnostics import check_one_batch, first_batch
 from trainer.errors import StoppedByUser, UserError
 from trainer.logger import ConsoleLogger, RunLogger
@@ -65,6 +65,7 @@ class Trainer:
         metrics: list[str] | None = None,
         class_names: list[str] | None = None,
         pictures: bool = True,
+        data_info: dict[str, Any] | None = None,
     ):
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -82,12 +83,14 @@ class Trainer:
             raise ValueError("fp16 training needs a CUDA GPU; use precision 'bf16' (or 'fp32') on this device")
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.config = config or {}
+        self.data_info = data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.monitor, self.patience = monitor or Monitor(), patience
         self.state = TrainState()
         self.preflight, self.num_classes = preflight, num_classes
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
         self.stop_requested = False
+        self.checkpoints = CheckpointWriter()
         self.logger: ConsoleLogger = ConsoleLogger()
         if self.out_dir is not None:
             hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
@@ -105,7 +108,7 @@ class Trainer:
             self.check_one_batch(train_loader)
         if val_loader is None and self.monitor == Monitor():
             self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
-        with ctrl_c_finishes_the_step(self):
+        with ctrl_c_finishes_the_step(self), self.checkpoints_on_disk_at_the_end():
             for epoch in range(self.state.epoch + 1, self.epochs + 1):
                 self.model.train()
                 totals, batches = self.epoch_batches(train_loader, epoch)
@@ -116,8 +119,7 @@ class Trainer:
                         batch_loss = self.loss_fn(logits, targets)
                     if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
                         self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
-                    # Accumulating k batches: dividing by k makes their summed gradients the gradient of their mean.
-                    loss = batch_loss / min(self.accumulate, len(train_loader) - batch + batch % self.accumulate)
+                    loss = self.share_of_accumulated(batch_loss, batch, len(train_loader))
                     if batch % self.accumulate == 0:
                         self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
                     if self.scaler is None:
@@ -161,6 +163,20 @@ class Trainer:
             metrics |= self.evaluate(test_loader, "test")
         self.logger.finish(metrics, self.summary(metrics, time.perf_counter() - started), self.final_table(metrics))
         return metrics
+
+    def share_of_accumulated(self, loss: torch.Tensor, batch: int, batches: int) -> torch.Tensor:
+        """Accumulating k batches: dividing each loss by k makes their summed gradients the gradient of their mean."""
+        if self.accumulate == 1:
+            return loss  # no division: it would add an operation to every step for nothing
+        return loss / min(self.accumulate, batches - batch + batch % self.accumulate)  # the last group may be short
+
+    @contextlib.contextmanager
+    def checkpoints_on_disk_at_the_end(self) -> Iterator[None]:
+        """Checkpoints are written in the background; whatever ends `fit` waits until they are on disk."""
+        try:
+            yield
+        finally:
+            self.checkpoints.wait()
 
     def optimizer_step(self) -> None:
         """Clip the gradients if asked, then move every parameter against its gradient."""
@@ -211,7 +227,7 @@ class Trainer:
         """After Ctrl-C: keep the epoch in progress in last.pt, so `resume` carries on from this very step."""
         self.state.totals = {"sums": totals.sums, "count": totals.count}
         if self.out_dir is not None:
-            save_checkpoint(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
+            self.checkpoints.save(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
         where = f" Resume with: python -m trainer resume {self.out_dir}" if self.out_dir is not None else ""
         raise StoppedByUser(f"stopped by Ctrl-C after step {self.state.step}; saved.{where}")
 
@@ -230,8 +246,8 @@ class Trainer:
                 loss = self.loss_fn(logits, targets)
             totals.add(loss, logits, targets)
             evaluation.metrics.update(logits.float(), targets)
-            if self.classification:
-                evaluation.keep_samples(inputs, logits, targets)
+            if self.classification and self.pictures:
+                evaluation.keep_samples(inputs, logits, targets)  # for the sample grid in TensorBoard
         self.evaluation = evaluation
         return totals.compute(split) | evaluation.metrics.compute(split)
 
@@ -298,9 +314,8 @@ class Trainer:
         if self.out_dir is None:
             return
         last = self.out_dir / "checkpoints" / "last.pt"
-        save_checkpoint(last, self.checkpoint(metrics))
-        if self.state.best_epoch == self.state.epoch:
-            link_atomic(last, last.with_name("best.pt"))
+        best = last.with_name("best.pt") if self.state.best_epoch == self.state.epoch else None
+        self.checkpoints.save(last, self.checkpoint(metrics), also_as=best)
 
     def checkpoint(self, metrics: dict[str, float]) -> dict[str, Any]:
         """Everything `resume` needs, as tensors and plain data."""
@@ -312,6 +327,7 @@ class Trainer:
             "state": vars(self.state).copy(),
             "metrics": metrics,
             "config": self.config,
+            "data": self.data_info,
             "rng": rng_states(),
         }
 

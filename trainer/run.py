@@ -12,7 +12,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from trainer.checkpoint import Monitor, write_atomic
-from trainer.components.data import DataSplits, build_data, image_info
+from trainer.components.data import DataSplits, build_data
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
 from trainer.components.optim import (
@@ -248,6 +248,7 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
     summary = layer_summary(model, example)
     write_atomic(run_dir / "model.txt", summary + "\n")
     print(f"data: {data.description}")
+    print(f"feeding: {data.feeding}")
     print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")
     print(f"model: {cfg.model.name} on {built.device}; run folder {run_dir}")
 
@@ -275,7 +276,8 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         histograms=cfg.log.histograms,
         metrics=cfg.log.metrics,
         pictures=cfg.log.pictures,
-        class_names=info.class_names if (info := image_info(cfg.data)) else None,
+        class_names=data.class_names,
+        data_info=data.info,
     )
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)

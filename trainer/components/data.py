@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
-from trainer.config import SyntheticData, VisionData
+from trainer.config import CifarData, CsvData, DataCommon, DataConfig, ImageFolderData, SyntheticData, VisionData
 from trainer.errors import UserError
+
+# A batch of stored inputs (and the loader's generator, for any randomness) -> what the model takes.
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 # Mean and standard deviation of the training pixels (in [0, 1]), used to normalize the inputs.
 PIXEL_STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}
@@ -31,29 +36,25 @@ CLASS_NAMES = {
 }
 
 
-@dataclass
-class ImageInfo:
-    """What predicting on new images needs to know about a data set, without loading it."""
-
-    input_shape: tuple[int, int, int]
-    class_names: list[str]
-    mean: float
-    std: float
-
-
-def image_info(cfg: VisionData | SyntheticData) -> ImageInfo | None:
-    if isinstance(cfg, SyntheticData):
-        return None
-    mean, std = PIXEL_STATS[cfg.dataset]
-    return ImageInfo((1, 28, 28), CLASS_NAMES[cfg.dataset], mean, std)
-
-
 class InMemoryLoader:
-    """Yields (inputs, targets) batches from two tensors, reshuffled each epoch by a seeded generator."""
+    """Yields (inputs, targets) batches from two tensors, reshuffled each epoch by a seeded generator.
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0):
+    `transform`, when given, turns each batch of inputs into what the model takes (e.g. uint8 pixels into
+    normalized, augmented floats) on the tensors' own device; it draws its randomness from `generator`, so that
+    replaying an epoch from the generator's state replays its augmentation too.
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        transform: BatchTransform | None = None,
+    ):
         self.inputs, self.targets = inputs, targets
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -61,57 +62,131 @@ class InMemoryLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.targets)
-        if not self.shuffle:
-            for start in range(0, n, self.batch_size):
-                yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
-            return
-        order = torch.randperm(n, generator=self.generator).to(self.targets.device)
+        order = torch.randperm(n, generator=self.generator).to(self.targets.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
-            yield self.inputs[index], self.targets[index]
+            end = start + self.batch_size
+            batch = slice(start, end) if order is None else order[start:end]  # a view, or the shuffled samples
+            inputs, targets = self.inputs[batch], self.targets[batch]
+            yield (inputs if self.transform is None else self.transform(inputs, self.generator)), targets
 
     @property
     def num_samples(self) -> int:
         return len(self.targets)
 
 
+Loader = InMemoryLoader | DataLoader
+
+
 @dataclass
 class DataSplits:
-    train: InMemoryLoader
-    val: InMemoryLoader | None
-    test: InMemoryLoader | None
+    """The loaders of a run, and what the rest of the run needs to know about its data.
+
+    `feeding` is one line saying how batches reach the model and why. `info` is kept in every checkpoint: what
+    `predict` needs to treat new inputs as the training data were treated (class names, image size and
+    normalization, a table's columns and statistics), as plain data.
+    """
+
+    train: Loader
+    val: Loader | None
+    test: Loader | None
     input_shape: tuple[int, ...]
-    num_classes: int
+    num_classes: int  # outputs of the model: classes, or values to predict for regression
     description: str
+    feeding: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task(self) -> str:
         """Class-index targets make a classification run; numbers to predict make a regression run."""
-        return "classification" if not self.train.targets.is_floating_point() else "regression"
+        return self.info.get("task") or (
+            "regression" if _dataset(self.train).targets.is_floating_point() else "classification"
+        )
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.info.get("class_names")
 
 
-def build_data(cfg: VisionData | SyntheticData, device: torch.device, seed: int) -> DataSplits:
+def _dataset(loader: Loader) -> Any:
+    return loader if isinstance(loader, InMemoryLoader) else loader.dataset
+
+
+def build_data(cfg: DataConfig, device: torch.device, seed: int) -> DataSplits:
+    """The data set a config names, split into train / val / test loaders."""
     if isinstance(cfg, SyntheticData):
-        inputs, targets, test_inputs, test_targets = _synthetic(cfg, seed)
-        num_classes = cfg.classes
-    else:
-        inputs, targets, test_inputs, test_targets = _torchvision(cfg)
-        num_classes = 10
-    inputs, targets = inputs.to(device), targets.to(device)
-    test_inputs, test_targets = test_inputs.to(device), test_targets.to(device)
+        from trainer.components.toy import build_toy
 
-    # A seeded split, so the same seed always holds out the same validation samples.
-    order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed)).to(device)
-    n_val = int(len(targets) * cfg.val_split)
-    val_index, train_index = order[:n_val], order[n_val:]
-    train = InMemoryLoader(inputs[train_index], targets[train_index], cfg.batch_size, shuffle=True, seed=seed)
-    val = InMemoryLoader(inputs[val_index], targets[val_index], cfg.batch_size * 4, shuffle=False) if n_val else None
-    test = InMemoryLoader(test_inputs, test_targets, cfg.batch_size * 4, shuffle=False) if len(test_targets) else None
-    description = (
-        f"{cfg.dataset}: {train.num_samples} train / {val.num_samples if val else 0} val / "
-        f"{test.num_samples if test else 0} test samples, in memory on {device.type}"
+        return build_toy(cfg, device, seed)
+    if isinstance(cfg, CsvData):
+        from trainer.components.tables import build_table
+
+        return build_table(cfg, device, seed)
+    if isinstance(cfg, ImageFolderData):
+        from trainer.components.image_folder import build_image_folder
+
+        return build_image_folder(cfg, device, seed)
+    if isinstance(cfg, CifarData):
+        from trainer.components.cifar import build_cifar
+
+        return build_cifar(cfg, device, seed)
+    inputs, targets, test_inputs, test_targets = _torchvision(cfg)
+    mean, std = PIXEL_STATS[cfg.dataset]
+    info = {"task": "classification", "class_names": CLASS_NAMES[cfg.dataset], "input_shape": [1, 28, 28]}
+    info |= {"mean": [mean], "std": [std], "invert_light_background": True}
+    return in_memory_splits(cfg, (inputs, targets), (test_inputs, test_targets), device, seed, info=info)
+
+
+def in_memory_splits(
+    cfg: DataCommon,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    device: torch.device,
+    seed: int,
+    *,
+    info: dict[str, Any],
+    train_transform: BatchTransform | None = None,
+    eval_transform: BatchTransform | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> DataSplits:
+    """Loaders over tensors held on `device`; the validation split is cut from `train` (seeded) unless given."""
+    inputs, targets = train[0].to(device), train[1].to(device)
+    if val is None:
+        # A seeded split, so the same seed always holds out the same validation samples.
+        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed)).to(device)
+        n_val = int(len(targets) * cfg.val_split)
+        val_index, train_index = order[:n_val], order[n_val:]
+        val = (inputs[val_index], targets[val_index]) if n_val else None
+        inputs, targets = inputs[train_index], targets[train_index]
+    eval_size = cfg.batch_size * 4  # no gradients kept: bigger batches fit and run faster
+    train_loader = InMemoryLoader(inputs, targets, cfg.batch_size, shuffle=True, seed=seed, transform=train_transform)
+
+    def loader(split: tuple[torch.Tensor, torch.Tensor] | None) -> InMemoryLoader | None:
+        if split is None or len(split[1]) == 0:
+            return None
+        return InMemoryLoader(
+            split[0].to(device), split[1].to(device), eval_size, shuffle=False, transform=eval_transform
+        )
+
+    val_loader, test_loader = loader(val), loader(test)
+    splits = {"train": train_loader, "val": val_loader, "test": test_loader}
+    counts = " / ".join(f"{0 if split is None else split.num_samples:,} {name}" for name, split in splits.items())
+    held = sum(s.inputs.nbytes + s.targets.nbytes for s in splits.values() if s is not None)
+    feeding = (
+        f"in memory on {device.type} ({held / 2**20:,.0f} MB): batches are cut from the tensors by index, so no "
+        "DataLoader workers are needed"
     )
-    return DataSplits(train, val, test, tuple(inputs.shape[1:]), num_classes, description)
+    if train_transform is not None:
+        feeding += "; augmented and normalized a whole batch at a time on the device"
+    shape = tuple(inputs.shape[1:])
+    return DataSplits(
+        *splits.values(), shape, _outputs(targets, info), f"{cfg.dataset}: {counts} samples", feeding, info
+    )
+
+
+def _outputs(targets: torch.Tensor, info: dict[str, Any]) -> int:
+    if "class_names" in info:
+        return len(info["class_names"])
+    return 1 if targets.dim() == 1 else targets.shape[1]
 
 
 def _torchvision(cfg: VisionData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -154,18 +229,3 @@ def _download(dataset_class: type, cfg: VisionData, train: bool) -> object:
             f"{dataset_class.__name__}/raw",
             key="data.root",
         ) from err
-
-
-def _synthetic(cfg: SyntheticData, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    n = cfg.samples + cfg.test_samples
-    targets = torch.randint(cfg.classes, (n,), generator=generator)
-    if cfg.kind == "blobs":
-        centers = torch.randn(cfg.classes, cfg.features, generator=generator) * 3
-        inputs = centers[targets] + cfg.noise * torch.randn(n, cfg.features, generator=generator)
-    else:
-        radius = torch.rand(n, generator=generator)
-        angle = 2 * math.pi * targets / cfg.classes + 3 * math.pi * radius
-        angle = angle + 0.2 * cfg.noise * torch.randn(n, generator=generator)
-        inputs = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
-    return inputs[: cfg.samples], targets[: cfg.samples], inputs[cfg.samples :], targets[cfg.samples :]
