@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import struct
 import textwrap
 from pathlib import Path
@@ -30,6 +32,51 @@ def make_fake_mnist(root: Path, folder: str = "MNIST", train: int = 256, test: i
             images[i, 2 + 2 * label : 4 + 2 * label, 4:24] = 255
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+def make_fake_cifar(root: Path, dataset: str = "cifar10", train: int = 200, test: int = 50) -> dict[str, str]:
+    """Learnable images in CIFAR's own pickle layout: each class has its own colour, plus noise.
+
+    Returns {file name: md5}: torchvision checks the files against CIFAR's published checksums, so a test
+    hands it these instead (see `fake_cifar`); everything else is torchvision's real reading code.
+    """
+    from torchvision import datasets
+
+    dataset_class = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[dataset]
+    classes = 10 if dataset == "cifar10" else 100
+    label_key = "labels" if dataset == "cifar10" else "fine_labels"
+    folder = root / dataset_class.base_folder
+    folder.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    colours = torch.randint(0, 256, (classes, 3, 1, 1), generator=generator)
+    files = dataset_class.train_list + dataset_class.test_list
+    sizes = [train // len(dataset_class.train_list)] * len(dataset_class.train_list) + [test]
+    checksums = {}
+    for (name, _), n in zip(files, sizes, strict=True):
+        labels = torch.arange(n) % classes
+        noise = torch.randint(-40, 40, (n, 3, 32, 32), generator=generator)
+        images = (colours[labels] + noise).clamp(0, 255).to(torch.uint8)
+        entry = {"data": images.reshape(n, -1).numpy(), label_key: labels.tolist()}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    meta = {dataset_class.meta["key"]: [f"class{c}" for c in range(classes)]}
+    (folder / dataset_class.meta["filename"]).write_bytes(pickle.dumps(meta))
+    for path in folder.iterdir():
+        checksums[path.name] = hashlib.md5(path.read_bytes()).hexdigest()
+    return checksums
+
+
+@pytest.fixture
+def fake_cifar(tmp_path: Path, monkeypatch) -> Path:
+    """Fake CIFAR-10 files under tmp_path/data, with torchvision told their checksums."""
+    from torchvision import datasets
+
+    root = tmp_path / "data"
+    checksums = make_fake_cifar(root)
+    cls = datasets.CIFAR10
+    monkeypatch.setattr(cls, "train_list", [[name, checksums[name]] for name, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[name, checksums[name]] for name, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": checksums[cls.meta["filename"]]})
     return root
 
 

@@ -149,17 +149,32 @@ class CNNModel(Section):
     activation: Activation = "relu"
 
 
+class ResNetModel(Section):
+    """A small residual conv net for images such as CIFAR: a stem conv, then per stage a conv, 2x2 max-pool and a
+    residual block of two convs (the input added back to their output), then global max-pool and one linear layer."""
+
+    name: Literal["resnet"]
+    stem: int = Field(32, gt=0, description="output channels of the first conv")
+    channels: list[Annotated[int, Field(gt=0)]] = Field(
+        [64, 128, 256], description="output channels of each stage; each stage halves the image"
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the last layer")
+
+
 class OtherModel(Component):
     """Any torchvision.models builder (e.g. resnet18, no pretrained weights) or path/to/file.py:ClassName."""
 
 
 def _model_kind(value: Any) -> str:
     name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
-    return name if name in ("mlp", "cnn") else "other"
+    return name if name in ("mlp", "cnn", "resnet") else "other"
 
 
 ModelConfig = Annotated[
-    Annotated[MLPModel, Tag("mlp")] | Annotated[CNNModel, Tag("cnn")] | Annotated[OtherModel, Tag("other")],
+    Annotated[MLPModel, Tag("mlp")]
+    | Annotated[CNNModel, Tag("cnn")]
+    | Annotated[ResNetModel, Tag("resnet")]
+    | Annotated[OtherModel, Tag("other")],
     Discriminator(_model_kind),
 ]
 

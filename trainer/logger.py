@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,7 +77,14 @@ class ConsoleLogger:
     def record(self, text: str) -> None:
         """Keep a diagnosis with the run (the console logger has nowhere to keep it)."""
 
-    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None, last: bool = False) -> None:
+    def log_evaluation(
+        self,
+        evaluation: Any,
+        step: int,
+        class_names: list[str] | None,
+        last: bool = False,
+        predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         """Only a run folder keeps pictures."""
 
     def log_histograms(self, model: Any, step: int) -> None:
@@ -189,13 +196,21 @@ class RunLogger(ConsoleLogger):
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
         self.tensorboard.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
 
-    def log_evaluation(self, evaluation: Any, step: int, class_names: list[str] | None, last: bool = False) -> None:
-        """Pictures of a classification run: the confusion matrix, and sample inputs with their predictions.
+    def log_evaluation(
+        self,
+        evaluation: Any,
+        step: int,
+        class_names: list[str] | None,
+        last: bool = False,
+        predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        """Pictures of the last evaluation: the confusion matrix and sample inputs with their predictions; for
+        problems with two input features the regions the model gives each class, with one feature its curve.
 
         Drawing them takes some 50 ms. When epochs are short they are drawn less often, so that they never take
         more than 1% of the training time; the last epoch always gets them.
         """
-        from trainer.visuals import confusion_matrix_image, sample_grid_image
+        from trainer.visuals import confusion_matrix_image, fitted_curve_image, region_map_image, sample_grid_image
 
         started = time.perf_counter()
         if not last and self.picture_seconds > PICTURE_BUDGET * (started - self.pictures_drawn_at):
@@ -210,6 +225,14 @@ class RunLogger(ConsoleLogger):
             grid = sample_grid_image(inputs, outputs, targets, names)
             if grid is not None:
                 self.add_picture(f"{evaluation.split}/samples (wrong first)", grid, step)
+        if evaluation.points is not None and predict is not None:
+            inputs, targets = evaluation.points
+            if inputs.shape[1] == 2 and not targets.is_floating_point():
+                self.add_picture(
+                    f"{evaluation.split}/decision regions", region_map_image(predict, inputs, targets), step
+                )
+            elif inputs.shape[1] == 1 and targets.is_floating_point():
+                self.add_picture(f"{evaluation.split}/fitted curve", fitted_curve_image(predict, inputs, targets), step)
         self.pictures_drawn_at = time.perf_counter()
         self.picture_seconds = self.pictures_drawn_at - started
 

@@ -148,7 +148,7 @@ class Trainer:
                 self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
                 last = epoch == self.epochs or self.state.stopped_early
                 if self.pictures and val_loader is not None:
-                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names, last)
+                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names, last, self.predict)
                 if self.histograms and epoch % self.histograms == 0:
                     self.logger.log_histograms(self.raw_model, self.state.step)  # weights and last gradients
                 for advice in self.watchdog.epoch_advice(metrics):
@@ -246,10 +246,18 @@ class Trainer:
                 loss = self.loss_fn(logits, targets)
             totals.add(loss, logits, targets)
             evaluation.metrics.update(logits.float(), targets)
-            if self.classification and self.pictures:
-                evaluation.keep_samples(inputs, logits, targets)  # for the sample grid in TensorBoard
+            if self.pictures:  # what TensorBoard's pictures show: sample images, or the points of a 2-D problem
+                if self.classification:
+                    evaluation.keep_samples(inputs, logits, targets)
+                evaluation.keep_points(inputs, targets)
         self.evaluation = evaluation
         return totals.compute(split) | evaluation.metrics.compute(split)
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's outputs for `inputs` (any device), in evaluation mode, as float32 on the CPU."""
+        self.model.eval()
+        return self.model(inputs.to(self.device)).float().cpu()
 
     def evaluation_details(self) -> dict[str, Any]:
         """Per-class accuracy and the confusion matrix of the last evaluation, for summary.json."""
@@ -373,6 +381,16 @@ class Evaluation:
     split: str
     metrics: Metrics
     samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    points: tuple[torch.Tensor, torch.Tensor] | None = None  # (inputs, targets) of problems with 1 or 2 inputs
+
+    def keep_points(self, inputs: torch.Tensor, targets: torch.Tensor, limit: int = 1000) -> None:
+        """Keep up to `limit` samples of a problem with one or two input features, to draw with the model's answer."""
+        if inputs.dim() != 2 or inputs.shape[1] > 2 or (self.points is not None and len(self.points[0]) >= limit):
+            return
+        batch = (inputs[:limit].float().cpu(), targets[:limit].cpu())
+        if self.points is not None:
+            batch = (torch.cat([self.points[0], batch[0]])[:limit], torch.cat([self.points[1], batch[1]])[:limit])
+        self.points = batch
 
     def keep_samples(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, limit: int = 64) -> None:
         """Keep up to `limit` samples to look at, the misclassified ones of every batch first."""

@@ -4,6 +4,7 @@ drawn with Pillow alone and returned as C x H x W uint8 tensors, as `SummaryWrit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -237,3 +238,91 @@ def _paste_vertical_text(
 def _to_tensor(image: Image.Image) -> torch.Tensor:
     """A Pillow RGB image as the 3 x H x W uint8 tensor TensorBoard's add_image takes (dataformats "CHW")."""
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+
+
+# Region colours (light) and point colours (dark) of up to 10 classes; more classes reuse them.
+PALETTE = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+PLOT = 480  # pixels of the plotting area's side
+MARGIN = 40
+
+
+def _plot_box(values: torch.Tensor) -> tuple[float, float]:
+    """The range to plot: that of the values, widened by 10% on each side."""
+    low, high = float(values.min()), float(values.max())
+    pad = 0.1 * (high - low) or 1.0
+    return low - pad, high + pad
+
+
+def region_map_image(
+    predict: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """The class the model gives every place of the plane (light colours) with the samples on it (dark dots).
+
+    `predict` maps an (N, 2) tensor of points to (N, classes) scores; `points` (N, 2), `targets` (N,) classes.
+    """
+    (x0, x1), (y0, y1) = _plot_box(points[:, 0]), _plot_box(points[:, 1])
+    side = PLOT // 2  # the model is asked at every second pixel; the map is then scaled up
+    xs, ys = torch.linspace(x0, x1, side), torch.linspace(y1, y0, side)  # top row is the largest y
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+    regions = predict(grid).argmax(dim=1).reshape(side, side) % len(PALETTE)
+    light = torch.tensor([[255 - (255 - v) * 0.35 for v in colour] for colour in PALETTE]).round().to(torch.uint8)
+    pixels = light[regions].numpy()
+    image = Image.new("RGB", (PLOT + 2 * MARGIN, PLOT + 2 * MARGIN), "white")
+    image.paste(Image.fromarray(pixels).resize((PLOT, PLOT), Image.Resampling.NEAREST), (MARGIN, MARGIN))
+    draw = ImageDraw.Draw(image)
+    for (x, y), label in zip(points.tolist(), targets.tolist(), strict=True):
+        px = MARGIN + (x - x0) / (x1 - x0) * PLOT
+        py = MARGIN + (y1 - y) / (y1 - y0) * PLOT
+        draw.ellipse((px - 2.5, py - 2.5, px + 2.5, py + 2.5), fill=PALETTE[int(label) % len(PALETTE)], outline="white")
+    font = ImageFont.load_default(size=14)
+    title = f"Predicted class (colour) and {len(points)} samples (dots, true class)"
+    draw.text((MARGIN, 12), title, fill=TEXT, font=font)
+    draw.rectangle((MARGIN, MARGIN, MARGIN + PLOT, MARGIN + PLOT), outline=AXIS)
+    _axis_labels(draw, (x0, x1), (y0, y1), font)
+    return _to_tensor(image)
+
+
+def fitted_curve_image(
+    predict: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """The samples (dots) and the model's answer for every x (a line), for a problem with one input feature."""
+    x = inputs.reshape(-1)
+    y = targets.reshape(len(x), -1)[:, 0]
+    xs = torch.linspace(*_plot_box(x), PLOT)
+    curve = predict(xs[:, None]).reshape(PLOT, -1)[:, 0]
+    (x0, x1), (y0, y1) = (float(xs[0]), float(xs[-1])), _plot_box(torch.cat([y, curve]))
+    image = Image.new("RGB", (PLOT + 2 * MARGIN, PLOT + 2 * MARGIN), "white")
+    draw = ImageDraw.Draw(image)
+
+    def at(px: float, py: float) -> tuple[float, float]:
+        return MARGIN + (px - x0) / (x1 - x0) * PLOT, MARGIN + (y1 - py) / (y1 - y0) * PLOT
+
+    for px, py in zip(x.tolist(), y.tolist(), strict=True):
+        cx, cy = at(px, py)
+        draw.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=PALETTE[0])
+    draw.line([at(px, py) for px, py in zip(xs.tolist(), curve.tolist(), strict=True)], fill=PALETTE[3], width=3)
+    font = ImageFont.load_default(size=14)
+    draw.text((MARGIN, 12), f"Fitted curve (red) and {len(x)} samples (blue)", fill=TEXT, font=font)
+    draw.rectangle((MARGIN, MARGIN, MARGIN + PLOT, MARGIN + PLOT), outline=AXIS)
+    _axis_labels(draw, (x0, x1), (y0, y1), font)
+    return _to_tensor(image)
+
+
+def _axis_labels(draw: Any, xs: tuple[float, float], ys: tuple[float, float], font: Any) -> None:
+    """The values at the ends of both axes."""
+    bottom, right = MARGIN + PLOT, MARGIN + PLOT
+    draw.text((MARGIN, bottom + 6), f"{xs[0]:.3g}", fill=AXIS, font=font)
+    draw.text((right, bottom + 6), f"{xs[1]:.3g}", fill=AXIS, font=font, anchor="ra")
+    draw.text((MARGIN - 4, bottom), f"{ys[0]:.3g}", fill=AXIS, font=font, anchor="rd")
+    draw.text((MARGIN - 4, MARGIN), f"{ys[1]:.3g}", fill=AXIS, font=font, anchor="ra")

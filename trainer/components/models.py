@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from trainer.components.resolve import check_arguments, is_path_reference, load_reference, unknown_name
-from trainer.config import CNNModel, MLPModel, OtherModel
+from trainer.config import CNNModel, MLPModel, OtherModel, ResNetModel
 from trainer.errors import Problem, UserError
+
+ModelConfig = MLPModel | CNNModel | ResNetModel | OtherModel
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -64,6 +66,36 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()
+    )
+
+
+class Residual(nn.Module):
+    """x + f(x): the block learns a correction to its input, which keeps gradients flowing through deep nets."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn_relu(channels, channels), conv_bn_relu(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResNet(nn.Sequential):
+    """Stem conv; per stage conv, 2x2 max-pool and a residual block; global max-pool; one linear layer."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_outputs: int, cfg: ResNetModel):
+        layers: list[nn.Module] = [conv_bn_relu(input_shape[0], cfg.stem)]
+        width = cfg.stem
+        for channels in cfg.channels:
+            layers += [conv_bn_relu(width, channels), nn.MaxPool2d(2), Residual(channels)]
+            width = channels
+        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(width, num_outputs)]
+        super().__init__(*layers)
+
+
 def torchvision_names() -> list[str]:
     import torchvision
 
@@ -80,7 +112,7 @@ def _reference_args(target: Any, cfg: OtherModel, input_shape: tuple[int, ...], 
     return {**{k: v for k, v in known.items() if k in accepted}, **cfg.args}
 
 
-def check_model(cfg: MLPModel | CNNModel | OtherModel) -> list[Problem]:
+def check_model(cfg: ModelConfig) -> list[Problem]:
     if not isinstance(cfg, OtherModel):
         return []  # the schema already checked every key of the built-in models
     if is_path_reference(cfg.name):
@@ -90,7 +122,7 @@ def check_model(cfg: MLPModel | CNNModel | OtherModel) -> list[Problem]:
             return [Problem("model.name", f"{err.message}. Try: {err.fix}")]
         return check_arguments(target, _reference_args(target, cfg, (1, 1, 1), 1), "model")
     if cfg.name not in torchvision_names():
-        return [Problem("model.name", unknown_name(cfg.name, "model", ["mlp", "cnn", *torchvision_names()]))]
+        return [Problem("model.name", unknown_name(cfg.name, "model", ["mlp", "cnn", "resnet", *torchvision_names()]))]
     if "weights" in cfg.args or "pretrained" in cfg.args:
         return [
             Problem(
@@ -109,15 +141,15 @@ def check_model(cfg: MLPModel | CNNModel | OtherModel) -> list[Problem]:
     return [p for p in problems if "needs the argument" not in p.message]
 
 
-def build_model(cfg: MLPModel | CNNModel | OtherModel, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The model for this data: `num_classes` outputs, first layer fitted to the input shape."""
     if isinstance(cfg, MLPModel):
         in_features = int(torch.tensor(input_shape).prod())
         return MLP(in_features, num_classes, cfg.hidden, cfg.activation, cfg.dropout)
-    if isinstance(cfg, CNNModel):
+    if isinstance(cfg, CNNModel | ResNetModel):
         if len(input_shape) != 3:
             raise UserError(
-                f"cnn needs images, but the data gives vectors of {input_shape[0]} features",
+                f"{cfg.name} needs images, but the data gives vectors of {input_shape[0]} features",
                 fix="use model.name=mlp for this data",
                 key="model.name",
             )
@@ -129,7 +161,9 @@ def build_model(cfg: MLPModel | CNNModel | OtherModel, input_shape: tuple[int, .
                 fix=f"use at most {max(1, min(input_shape[1:]).bit_length() - 1)} entries in model.channels",
                 key="model.channels",
             )
-        return CNN(input_shape, num_classes, cfg)
+        return (
+            CNN(input_shape, num_classes, cfg) if isinstance(cfg, CNNModel) else ResNet(input_shape, num_classes, cfg)
+        )
     if is_path_reference(cfg.name):
         target = load_reference(cfg.name, "model.name")
         return target(**_reference_args(target, cfg, input_shape, num_classes))

@@ -1,0 +1,78 @@
+"""CIFAR through torchvision's reading code on fake files, and the batch augmentation it trains with."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from trainer.components.augment import batch_augment, random_crop, random_flip
+from trainer.components.data import build_data
+from trainer.config import CifarData
+
+
+def test_cifar_is_held_as_uint8_and_normalized_per_batch(fake_cifar):
+    data = build_data(CifarData(dataset="cifar10", root=str(fake_cifar), download=False), torch.device("cpu"), 0)
+    assert data.train.inputs.dtype == torch.uint8 and data.train.inputs.shape[1:] == (3, 32, 32)
+    assert data.train.num_samples == 180 and data.val.num_samples == 20 and data.test.num_samples == 50
+    assert data.class_names == [f"class{c}" for c in range(10)] and data.num_classes == 10
+    inputs, _ = next(iter(data.test))
+    assert inputs.dtype == torch.float32 and abs(inputs.mean().item()) < 1.5
+    assert "in memory" in data.feeding and "augmented" in data.feeding
+
+
+def test_missing_cifar_names_the_files_and_the_folder(tmp_path, write_config, run_cli):
+    config = write_config(f"data: {{dataset: cifar10, root: {tmp_path}/nothing, download: false}}\nmodel: {{name: cnn}}")
+    code, _, err = run_cli(config)
+    assert code == 2
+    assert "cifar-10-batches-py/ lacks data_batch_1" in err and "data.download is false" in err
+    assert "Unpack cifar-10-python.tar.gz in" in err and "Traceback" not in err
+
+
+def test_cifar_trains_from_the_cli_and_predict_names_the_classes(fake_cifar, write_config, run_cli, tmp_path):
+    from PIL import Image
+
+    config = write_config(
+        f"data: {{dataset: cifar10, root: {fake_cifar}, batch_size: 32}}\n"
+        "model: {name: cnn, channels: [8, 16], fc: 32}\noptimizer: {name: adamw, lr: 3e-3}\ntrain: {epochs: 3}\n"
+    )
+    code, out, err = run_cli(config)
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs" / "config").iterdir()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+    assert json.loads((run_dir / "summary.json").read_text())["metrics"]["test/accuracy"] > 0.5
+    picture = tmp_path / "one.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(picture)
+    code, out, err = run_cli("predict", run_dir, picture)
+    assert code == 0, err
+    assert "class" in out and "one.png" in out
+
+
+def test_random_crop_matches_cutting_each_padded_image_by_hand():
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    cropped = random_crop(images, 2, torch.Generator().manual_seed(3))
+    offsets = torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for i in range(6):
+        y, x = offsets[:, i].tolist()
+        assert torch.equal(cropped[i], padded[i, :, y : y + 8, x : x + 8])
+
+
+def test_flip_mirrors_some_images_and_keeps_the_others():
+    images = torch.arange(64 * 2 * 2, dtype=torch.float32).reshape(64, 1, 2, 2)
+    flipped = random_flip(images, torch.Generator().manual_seed(0))
+    mirrored = [torch.equal(flipped[i], images[i].flip(2)) for i in range(64)]
+    kept = [torch.equal(flipped[i], images[i]) for i in range(64)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and 10 < sum(mirrored) < 54
+
+
+def test_augmentation_replays_from_the_generator_state():
+    augment = batch_augment(["random_crop", "horizontal_flip"], 4)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    first = augment(images, generator)
+    generator.set_state(state)
+    assert torch.equal(augment(images, generator), first)
+    assert batch_augment([], 4) is None
