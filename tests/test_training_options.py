@@ -216,3 +216,21 @@ def test_accuracy_is_monitored_as_higher_is_better(write_config, run_cli, tmp_pa
     accuracies = [json.loads(line)["val/accuracy"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_metric"] == max(accuracies)
+
+
+def test_no_progress_bar_when_the_output_is_not_a_terminal(write_config, run_cli):
+    code, out, err = run_cli(write_config(SYNTHETIC))
+    assert code == 0
+    assert "batch/s" not in err and "it/s" not in err  # no bar redraws in a log file
+    assert out.count("epoch 1/2") == 1 and out.count("epoch 2/2") == 1  # one line per epoch instead
+
+
+def test_log_progress_false_turns_the_bar_off_even_in_a_terminal(monkeypatch):
+    import sys
+
+    from trainer.logger import ConsoleLogger
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as if in a terminal
+    shown, hidden = ConsoleLogger(progress=True), ConsoleLogger(progress=False)
+    assert list(shown.progress([1, 2], "epoch 1/1")) == [1, 2] == list(hidden.progress([1, 2], "epoch 1/1"))
+    assert hidden.bar.disable is True and shown.bar_off is None  # None: tqdm shows the bar in a terminal

@@ -236,6 +236,9 @@ class LogConfig(Section):
     )
     graph: bool = Field(True, description="the model's graph in TensorBoard's Graphs tab")
     pictures: bool = Field(True, description="confusion matrix and sample predictions in TensorBoard's Images tab")
+    progress: bool = Field(
+        True, description="progress bars in a terminal or notebook (never in a log file: one line per epoch there)"
+    )
 
 
 class Config(Section):

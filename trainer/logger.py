@@ -45,15 +45,21 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 class ConsoleLogger:
-    """A progress bar per epoch and one line when it ends; used alone by the Python API without out_dir."""
+    """A progress bar per epoch and one line when it ends; used alone by the Python API without out_dir.
 
-    def __init__(self) -> None:
+    The bar shows in a terminal and in a notebook (tqdm.auto picks the widget). When the output goes to a file
+    or a CI log there is no bar, whose redraws would fill the log: only the line per epoch. `progress=False`
+    turns the bar off everywhere.
+    """
+
+    def __init__(self, progress: bool = True) -> None:
         self.bar: Any = None
         self.epoch_started = time.perf_counter()
+        self.bar_off = None if progress else True  # tqdm's `disable`: None turns the bar off when not a terminal
 
     def progress(self, loader: Iterable[Batch], description: str) -> Iterator[Batch]:
         self.epoch_started = time.perf_counter()
-        self.bar = tqdm(loader, desc=description, leave=False, unit="batch", dynamic_ncols=True)
+        self.bar = tqdm(loader, desc=description, leave=False, unit="batch", dynamic_ncols=True, disable=self.bar_off)
         try:
             yield from self.bar
         finally:  # also when training stops with an error: the message is not mixed with a half bar
@@ -123,8 +129,8 @@ class ConsoleLogger:
 class RunLogger(ConsoleLogger):
     """Also keeps the run folder: TensorBoard events, metrics.jsonl (one line per epoch) and summary.json."""
 
-    def __init__(self, run_dir: str | Path, hparams: dict[str, Any]):
-        super().__init__()
+    def __init__(self, run_dir: str | Path, hparams: dict[str, Any], progress: bool = True):
+        super().__init__(progress)
         self.run_dir = Path(run_dir)
         self.writer: Any = None
         self.purge_step: int | None = None

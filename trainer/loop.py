@@ -66,6 +66,7 @@ class Trainer:
         class_names: list[str] | None = None,
         pictures: bool = True,
         data_info: dict[str, Any] | None = None,
+        progress: bool = True,
     ):
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -91,10 +92,10 @@ class Trainer:
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
         self.stop_requested = False
         self.checkpoints = CheckpointWriter()
-        self.logger: ConsoleLogger = ConsoleLogger()
+        self.logger: ConsoleLogger = ConsoleLogger(progress)
         if self.out_dir is not None:
             hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
-            self.logger = RunLogger(self.out_dir, hparams)
+            self.logger = RunLogger(self.out_dir, hparams, progress)
 
     def fit(
         self,

@@ -278,6 +278,7 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         pictures=cfg.log.pictures,
         class_names=data.class_names,
         data_info=data.info,
+        progress=cfg.log.progress,
     )
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)

@@ -172,7 +172,7 @@ def in_memory_splits(
     counts = " / ".join(f"{0 if split is None else split.num_samples:,} {name}" for name, split in splits.items())
     held = sum(s.inputs.nbytes + s.targets.nbytes for s in splits.values() if s is not None)
     feeding = (
-        f"in memory on {device.type} ({held / 2**20:,.0f} MB): batches are cut from the tensors by index, so no "
+        f"in memory on {device.type} ({size_text(held)}): batches are cut from the tensors by index, so no "
         "DataLoader workers are needed"
     )
     if train_transform is not None:
@@ -181,6 +181,15 @@ def in_memory_splits(
     return DataSplits(
         *splits.values(), shape, _outputs(targets, info), f"{cfg.dataset}: {counts} samples", feeding, info
     )
+
+
+def size_text(nbytes: float) -> str:
+    """A number of bytes as people read it: 512 bytes, 14 KB, 210 MB, 1.5 GB."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if nbytes >= scale:
+            value = nbytes / scale
+            return f"{value:,.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return f"{int(nbytes)} bytes"
 
 
 def _outputs(targets: torch.Tensor, info: dict[str, Any]) -> int:
