@@ -234,5 +234,5 @@ def test_log_progress_false_turns_the_bar_off_even_in_a_terminal(monkeypatch):
     shown, hidden = ConsoleLogger(progress=True), ConsoleLogger(progress=False)
     for logger, disabled in ((shown, False), (hidden, True)):
         batches = logger.progress([1, 2], "epoch 1/1")
-        assert next(batches) == 1 and logger.bar.disable is disabled  # looked at while the epoch runs
+        assert next(batches) == 1 and bool(logger.bar.disable) is disabled  # looked at while the epoch runs
         assert list(batches) == [2]
