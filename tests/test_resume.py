@@ -82,6 +82,16 @@ def test_ctrl_c_mid_epoch_saves_and_resume_carries_on_exactly(tmp_path):
     trainer.load(checkpoint)
     assert trainer.fit(loader) == expected
     assert losses(tmp_path / "parts") == losses(tmp_path / "whole")
+    # The step log right after the resume (step 15) averages steps 13-15, as the uninterrupted run's did.
+    assert step_losses(tmp_path / "parts") == step_losses(tmp_path / "whole")
+
+
+def step_losses(run_dir: Path) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars("train/loss")]
 
 
 LONG = [
@@ -157,6 +167,16 @@ def test_resuming_a_finished_run_says_how_to_train_longer(write_config, run_cli,
     code, out, _ = run_cli("resume", run_dir)
     assert code == 0 and "nothing to resume" in out and "train.epochs=6" in out
     assert (run_dir / "metrics.jsonl").read_text() == before
+
+
+def test_a_run_stopped_while_testing_resumes_to_a_complete_summary(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC))[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    finished = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    (run_dir / "summary.json").unlink()  # as if killed after the last epoch's checkpoint, during the test pass
+    code, _, err = run_cli("resume", run_dir)
+    assert code == 0, err
+    assert json.loads((run_dir / "summary.json").read_text())["metrics"] == finished
 
 
 def test_resume_may_change_where_the_data_and_runs_are_but_not_a_planned_schedule(write_config, run_cli, tmp_path):

@@ -16,8 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
+def make_image_folder(root: Path, per_class: int = 12) -> Path:
+    """root/<class>/*.png: red and blue squares."""
+    from PIL import Image
+
+    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (40, 30), colour).save(root / name / f"{i}.png")
+    return root
+
+
 def test_configs_are_shipped():
-    assert {"mnist.yaml", "mnist_mlp.yaml", "fashion_mnist.yaml", "synthetic.yaml"} <= {p.name for p in CONFIGS}
+    shipped = {p.name for p in CONFIGS}
+    assert {"mnist.yaml", "mnist_mlp.yaml", "fashion_mnist.yaml", "synthetic.yaml", "mnist_speedrun.yaml"} <= shipped
+    assert {"cifar10.yaml", "moons.yaml", "blobs.yaml", "sine.yaml"} <= shipped
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -27,12 +40,18 @@ def test_config_validates(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_config_trains_one_epoch_on_tiny_data(path, tmp_path, run_cli):
+def test_config_trains_one_epoch_on_tiny_data(path, tmp_path, run_cli, request):
     cfg, _ = load_config(str(path), [])
     overrides = ["train.epochs=1"]
     if cfg.data.dataset in ("mnist", "fashion_mnist"):
         folder = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[cfg.data.dataset]
         overrides.append(f"data.root={make_fake_mnist(tmp_path / 'data', folder)}")
+    elif cfg.data.dataset == "cifar10":
+        overrides.append(f"data.root={request.getfixturevalue('fake_cifar')}")
+    elif cfg.data.dataset == "image_folder":
+        overrides.append(f"data.root={make_image_folder(tmp_path / 'images')}")
+    elif cfg.data.dataset == "csv":
+        overrides.append(f"data.path={ROOT / cfg.data.path}")  # the run starts in tmp_path, not the repository
     else:
         overrides += ["data.samples=300", "data.test_samples=50"]
     code, _, err = run_cli(path, *overrides)

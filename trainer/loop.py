@@ -88,6 +88,7 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.monitor, self.patience = monitor or Monitor(), patience
         self.state = TrainState()
+        self.resumed_metrics: dict[str, float] = {}  # the last epoch's, when carrying on from a checkpoint
         self.preflight, self.num_classes = preflight, num_classes
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
         self.stop_requested = False
@@ -104,7 +105,7 @@ class Trainer:
         test_loader: Iterable[Batch] | None = None,
     ) -> dict[str, float]:
         """Train for the remaining epochs; evaluate on `test_loader` at the end. Returns the final metrics."""
-        started, metrics = time.perf_counter(), {}
+        started, metrics = time.perf_counter(), dict(self.resumed_metrics)
         if self.preflight and self.state.step == 0:
             self.check_one_batch(train_loader)
         if val_loader is None and self.monitor == Monitor():
@@ -202,8 +203,9 @@ class Trainer:
             if self.state.loader_rng is not None:  # replay the order this epoch began with
                 generator.set_state(self.state.loader_rng)
             self.state.loader_rng = generator.get_state()
-        if self.state.totals is not None:
-            totals.sums, totals.count = self.state.totals["sums"], self.state.totals["count"]
+        if self.state.totals is not None:  # the sums of the steps done before Ctrl-C, and where the last log was
+            for name, value in self.state.totals.items():
+                setattr(totals, name, value)
         batches = enumerate(self.logger.progress(loader, f"epoch {epoch}/{self.epochs}"))
         return totals, itertools.islice(batches, self.state.batch, None)
 
@@ -226,7 +228,7 @@ class Trainer:
 
     def save_and_stop(self, totals: MetricTotals) -> dict[str, float]:
         """After Ctrl-C: keep the epoch in progress in last.pt, so `resume` carries on from this very step."""
-        self.state.totals = {"sums": totals.sums, "count": totals.count}
+        self.state.totals = {name: getattr(totals, name) for name in ("sums", "count", "logged", "logged_count")}
         if self.out_dir is not None:
             self.checkpoints.save(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
         where = f" Resume with: python -m trainer resume {self.out_dir}" if self.out_dir is not None else ""
@@ -349,6 +351,7 @@ class Trainer:
         if self.scaler is not None and checkpoint["scaler"] is not None:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.state = TrainState(**checkpoint["state"])
+        self.resumed_metrics = checkpoint["metrics"]
         set_rng_states(checkpoint["rng"])
         if isinstance(self.logger, RunLogger):
             self.logger.resume_at(self.state.epoch, self.state.step)
