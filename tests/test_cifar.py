@@ -76,3 +76,21 @@ def test_augmentation_replays_from_the_generator_state():
     generator.set_state(state)
     assert torch.equal(augment(images, generator), first)
     assert batch_augment([], 4) is None
+
+
+def test_an_augmented_run_resumes_with_the_same_losses(fake_cifar, write_config, run_cli, tmp_path):
+    """The crops and flips come from the loader's generator, which the checkpoint keeps: a resumed run draws
+    the same augmentation as one that never stopped."""
+    path = write_config(
+        f"data: {{dataset: cifar10, root: {fake_cifar}, batch_size: 32}}\n"
+        "model: {name: cnn, channels: [8], fc: 16}\noptimizer: {name: adamw, lr: 3e-3}\n"
+    )
+    assert run_cli(path, "name=whole", "train.epochs=3")[0] == 0
+    assert run_cli(path, "name=parts", "train.epochs=1")[0] == 0
+    assert run_cli("resume", next((tmp_path / "runs" / "parts").iterdir()), "train.epochs=3")[0] == 0
+
+    def losses(name: str) -> list[float]:
+        (run_dir,) = (tmp_path / "runs" / name).iterdir()
+        return [json.loads(line)["train/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert len(losses("whole")) == 3 and losses("parts") == losses("whole")
