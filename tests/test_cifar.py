@@ -22,7 +22,8 @@ def test_cifar_is_held_as_uint8_and_normalized_per_batch(fake_cifar):
 
 
 def test_missing_cifar_names_the_files_and_the_folder(tmp_path, write_config, run_cli):
-    config = write_config(f"data: {{dataset: cifar10, root: {tmp_path}/nothing, download: false}}\nmodel: {{name: cnn}}")
+    data = f"data: {{dataset: cifar10, root: {tmp_path}/nothing, download: false}}"
+    config = write_config(f"{data}\nmodel: {{name: cnn}}")
     code, _, err = run_cli(config)
     assert code == 2
     assert "cifar-10-batches-py/ lacks data_batch_1" in err and "data.download is false" in err
