@@ -295,6 +295,7 @@ def check_from_config(cfg: Config) -> Report:
     """The full preflight of the `check` command: shapes, loss contract, gradients, overfitting, data speed."""
     built = build(cfg)
     print(f"data: {built.data.description}")
+    print(f"feeding: {built.data.feeding}")
     batch = first_batch(built.data.train)
     return preflight(
         built.model,
