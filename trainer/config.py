@@ -84,7 +84,9 @@ class ImageFolderData(DataCommon):
         "each epoch; auto: memory when it fits in a quarter of the free memory",
     )
     workers: int | Literal["auto"] = Field(
-        "auto", description="DataLoader worker processes when not cached (auto: the CPU count, 0 where unsafe)"
+        "auto",
+        description="DataLoader worker processes when not cached (auto: the CPU count, 0 where unsafe); "
+        "decoding into the memory cache uses one thread per core",
     )
 
 

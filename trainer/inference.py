@@ -14,13 +14,12 @@ import torch
 
 from trainer.checkpoint import load_checkpoint, write_atomic
 from trainer.components.data import build_data
+from trainer.components.image_folder import IMAGE_SUFFIXES
 from trainer.components.losses import build_loss
 from trainer.components.models import build_model
 from trainer.config import Config
 from trainer.errors import UserError
 from trainer.loop import Trainer, resolve_device
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
 def find_checkpoint(run_or_checkpoint: str) -> Path:
@@ -122,11 +121,12 @@ def load_image(path: Path, shape: tuple[int, ...], invert_light_background: bool
     With `invert_light_background` (MNIST-like data: light strokes on a dark ground), a photo of dark ink on
     white paper is turned the other way round.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     channels, height, width = shape
     with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)  # a phone photo stored sideways, upright as in training
         image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
         pixels = pil_to_tensor(image).float() / 255
     if invert_light_background:

@@ -6,14 +6,14 @@ Each sample still gets its own random crop and flip; the random numbers come fro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
 BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def batch_augment(augment: list[str], crop_padding: int) -> BatchAugment | None:
+def batch_augment(augment: Sequence[str], crop_padding: int) -> BatchAugment | None:
     """A function that augments an N x C x H x W batch (any dtype) as configured; None when nothing is asked."""
     crop = "random_crop" in augment and crop_padding > 0
     flip = "horizontal_flip" in augment
