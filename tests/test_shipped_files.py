@@ -31,6 +31,7 @@ def test_configs_are_shipped():
     shipped = {p.name for p in CONFIGS}
     assert {"mnist.yaml", "mnist_mlp.yaml", "fashion_mnist.yaml", "synthetic.yaml", "mnist_speedrun.yaml"} <= shipped
     assert {"cifar10.yaml", "moons.yaml", "blobs.yaml", "sine.yaml"} <= shipped
+    assert {"image_folder.yaml", "iris.yaml", "diabetes.yaml"} <= shipped
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

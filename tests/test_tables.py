@@ -1,0 +1,267 @@
+"""Tables (data.dataset: csv): small CSV files written in tmp_path, every error message, and the two shipped tables."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.components.data import build_data
+from trainer.config import CsvData
+from trainer.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+HOUSES = [  # rooms, city, price: a number feature, a text feature and a number to predict
+    (3, "Paris", 310),
+    (2, "Lyon", 180),
+    (4, "Paris", 420),
+    (1, "Nice", 120),
+    (3, "Lyon", 250),
+    (5, "Paris", 530),
+    (2, "Nice", 190),
+    (4, "Lyon", 330),
+    (3, "Nice", 260),
+    (1, "Paris", 160),
+]
+
+
+def write_csv(path: Path, rows: list[tuple | list], header: str = "rooms,city,price") -> Path:
+    lines = [header, *(",".join(str(cell) for cell in row) for row in rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def table(path: Path, **data) -> CsvData:
+    return CsvData(dataset="csv", path=str(path), **({"target": "price", "val_split": 0.0} | data))
+
+
+def run_table(write_config, run_cli, data: str, *overrides: str) -> tuple[int, str, str]:
+    """The CLI on a config whose data section is `data` (flow style), run from tmp_path."""
+    text = f"data: {{dataset: csv, {data}}}\nmodel: {{name: mlp, hidden: [8]}}\nloss: mse\ntrain: {{epochs: 1}}\n"
+    return run_cli(write_config(text), *overrides)
+
+
+def test_numbers_are_standardized_and_text_is_one_hot_encoded(tmp_path):
+    data = build_data(table(write_csv(tmp_path / "houses.csv", HOUSES)), CPU, 0)
+    assert data.task == "regression" and data.input_shape == (4,) and data.num_classes == 1
+    assert data.info["columns"] == ["rooms", "city=Lyon", "city=Nice", "city=Paris"]
+    assert data.info["categories"] == {"city": ["Lyon", "Nice", "Paris"]}
+    inputs, targets = data.train.inputs, data.train.targets
+    assert torch.allclose(inputs[:, 0].mean(), torch.tensor(0.0), atol=1e-6)
+    assert torch.allclose(inputs[:, 0].std(correction=0), torch.tensor(1.0), atol=1e-6)
+    assert inputs[0].tolist()[1:] == [0.0, 0.0, 1.0]  # the first row is in Paris
+    assert targets.dtype == torch.float32 and targets.shape == (10, 1)  # prices in their own units, not scaled
+    assert targets[:, 0].tolist() == [price for _, _, price in HOUSES]
+
+
+def test_statistics_come_from_the_training_rows_only(tmp_path):
+    cfg = table(write_csv(tmp_path / "houses.csv", HOUSES * 3), val_split=0.25, test_split=0.2)
+    data = build_data(cfg, CPU, 0)
+    assert (data.train.num_samples, data.val.num_samples, data.test.num_samples) == (18, 6, 6)
+    train = data.train.inputs[:, 0]
+    # Standardized with the training rows' own mean and std: exactly 0 and 1 there, and not on the other rows.
+    assert abs(train.mean()) < 1e-6 and abs(train.std(correction=0) - 1) < 1e-6
+    rooms = train * data.info["std"]["rooms"] + data.info["mean"]["rooms"]
+    assert data.info["mean"]["rooms"] == pytest.approx(rooms.mean().item())
+    assert data.info["mean"]["rooms"] != pytest.approx(sum(r for r, _, _ in HOUSES) / len(HOUSES))
+
+    # Separate val and test files with huge values change nothing about the training statistics.
+    write_csv(tmp_path / "val.csv", [(100, "Paris", 1)])
+    write_csv(tmp_path / "test.csv", [(200, "Lyon", 1)])
+    paths = {"val_path": str(tmp_path / "val.csv"), "test_path": str(tmp_path / "test.csv")}
+    files = build_data(table(tmp_path / "houses.csv", **paths), CPU, 0)
+    mean, std = files.info["mean"]["rooms"], files.info["std"]["rooms"]
+    assert (mean, std) == pytest.approx((2.8, 1.249), abs=1e-3)  # the ten rooms of HOUSES
+    assert files.val.inputs[0, 0].item() == pytest.approx((100 - mean) / std, rel=1e-5)
+
+
+def test_a_category_unseen_in_training_becomes_all_zeros(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "houses.csv", HOUSES)
+    write_csv(tmp_path / "val.csv", [(2, "Marseille", 200), (3, "Nice", 250)])
+    data = build_data(table(Path("houses.csv"), val_path="val.csv"), CPU, 0)
+    assert data.val.inputs[0, 1:].tolist() == [0.0, 0.0, 0.0]
+    assert data.val.inputs[1, 1:].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_a_val_file_may_order_its_columns_differently(tmp_path):
+    write_csv(tmp_path / "houses.csv", HOUSES)
+    write_csv(tmp_path / "val.csv", [("Nice", 250, 3)], header="city,price,rooms")
+    data = build_data(table(tmp_path / "houses.csv", val_path=str(tmp_path / "val.csv")), CPU, 0)
+    assert data.val.targets.tolist() == [[250.0]] and data.val.inputs[0, 1:].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_task_auto_makes_text_and_a_few_whole_numbers_classes(tmp_path):
+    labels = ["10", "2", "2", "10", "7", "7", "2", "10"]  # sorted as numbers: 2, 7, 10
+    numbers = write_csv(tmp_path / "numbers.csv", [(i, label) for i, label in enumerate(labels)], header="x,label")
+    data = build_data(table(numbers, target="label"), CPU, 0)
+    assert data.task == "classification" and data.class_names == ["2", "7", "10"]
+    assert data.train.targets.tolist() == [2, 0, 0, 2, 1, 1, 0, 2] and data.num_classes == 3
+
+    words = write_csv(tmp_path / "words.csv", [(i, ("yes", "no")[i % 2]) for i in range(6)], header="x,answer")
+    assert build_data(table(words, target="answer"), CPU, 0).class_names == ["no", "yes"]
+
+    measured = write_csv(tmp_path / "measured.csv", [(i, i * 0.5) for i in range(8)], header="x,y")
+    assert build_data(table(measured, target="y"), CPU, 0).task == "regression"
+
+
+def test_data_info_is_plain_data_that_checkpoints_can_hold(tmp_path):
+    data = build_data(table(write_csv(tmp_path / "houses.csv", HOUSES), target="city"), CPU, 0)
+    assert data.class_names == ["Lyon", "Nice", "Paris"]
+    buffer = io.BytesIO()
+    torch.save(data.info, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True) == data.info
+    assert data.info["input_shape"] == [2] and data.info["columns"] == ["rooms", "price"]
+
+
+def test_missing_values_are_listed_by_column_with_their_lines(tmp_path, write_config, run_cli):
+    rows = [list(row) for row in HOUSES]
+    rows[1][0], rows[4][0], rows[6][1], rows[8][2] = "", "NA", "?", "NaN"
+    write_csv(tmp_path / "houses.csv", rows)
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price")
+    assert code == 2
+    assert "data.path: missing values (empty cells, NA, NaN or ?) in 3 columns:" in err
+    assert "houses.csv column 'rooms': 2 missing, lines 3, 6" in err
+    assert "houses.csv column 'city': 1 missing, line 8" in err
+    assert "houses.csv column 'price': 1 missing, line 10" in err
+    assert "Try: fill them in, or delete those rows\n" in err  # no feature left to train on without these columns
+
+
+def test_missing_values_fix_names_the_features_to_keep(tmp_path):
+    rows = [list(row) for row in HOUSES]
+    rows[2][1] = ""
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    assert caught.value.fix == "fill them in, or delete those rows, or leave the column out: data.features: [rooms]"
+
+
+def test_unknown_target_suggests_the_closest_column(tmp_path, write_config, run_cli):
+    write_csv(tmp_path / "houses.csv", HOUSES)
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: prise")
+    assert code == 2
+    assert (
+        "data.target: houses.csv has no column 'prise' (did you mean 'price'?); its columns are rooms, city, price"
+        in err
+    )
+
+
+def test_unknown_feature_suggests_the_closest_column(tmp_path, write_config, run_cli):
+    write_csv(tmp_path / "houses.csv", HOUSES)
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price, features: [rooms, City]")
+    assert code == 2
+    assert "data.features: houses.csv has no column 'City' (did you mean 'city'?)" in err
+
+
+def test_a_regression_target_that_is_not_a_number_names_its_line(tmp_path, write_config, run_cli):
+    rows = [list(row) for row in HOUSES]
+    rows[3][2] = "abc"
+    write_csv(tmp_path / "houses.csv", rows)
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price, task: regression")
+    assert code == 2
+    assert "data.task: houses.csv line 5: target column 'price' holds 'abc', not a number" in err
+    assert "Try: correct that cell; or set data.task: classification" in err
+
+
+def test_task_auto_takes_many_numbers_and_one_word_for_a_typo_not_for_classes(tmp_path, write_config, run_cli):
+    rows = [(i % 4, "Paris", 100 + 7 * i) for i in range(40)]
+    rows[30] = (1, "Paris", "12O")  # the letter O for a zero
+    write_csv(tmp_path / "houses.csv", rows)
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price")
+    assert code == 2
+    assert "data.target: houses.csv line 32: target column 'price' holds '12O', not a number" in err
+
+
+def test_a_number_feature_with_a_typo_names_its_line(tmp_path):
+    rows = [(100 + i, "Paris", i) for i in range(40)]
+    rows[5] = ("1O5", "Paris", 5)
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    assert caught.value.key == "data.features"
+    assert caught.value.message.endswith("line 7: column 'rooms' holds '1O5', not a number")
+
+
+def test_classification_of_a_fractional_target_says_to_use_regression(tmp_path, write_config, run_cli):
+    write_csv(tmp_path / "marks.csv", [(1, 0), (2, 1), (3, 1.5), (4, 0)], header="x,label")
+    code, _, err = run_table(write_config, run_cli, "path: marks.csv, target: label, task: classification")
+    assert code == 2
+    assert (
+        "data.task: marks.csv line 4: target column 'label' holds '1.5', but classification needs class names "
+        "or whole numbers" in err
+    )
+    assert "Try: set data.task: regression" in err
+
+
+def test_a_target_of_one_class_is_an_error(tmp_path):
+    rows = [(rooms, "Paris", price) for rooms, _, price in HOUSES]
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "paris.csv", rows), target="city"), CPU, 0)
+    assert caught.value.message == "target column 'city' holds 'Paris' in every row: there is only one class"
+    assert caught.value.key == "data.target"
+
+
+def test_a_row_with_the_wrong_number_of_cells_names_its_line(tmp_path, write_config, run_cli):
+    (tmp_path / "houses.csv").write_text("rooms,city,price\n3,Paris,310\n2,Lyon\n")
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price")
+    assert code == 2
+    assert "data.path: houses.csv line 3: 2 cells, but the header (line 1) names 3 columns (rooms, city, price)" in err
+    assert 'in double quotes, e.g. "Smith, Jane"' in err
+
+
+def test_an_empty_file_asks_for_a_header(tmp_path, write_config, run_cli):
+    (tmp_path / "houses.csv").write_text("")
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price")
+    assert code == 2
+    assert "data.path: houses.csv is empty" in err and "Try: a CSV file starts with a header row" in err
+
+
+def test_a_missing_file_says_where_it_looked(tmp_path, write_config, run_cli):
+    code, _, err = run_table(write_config, run_cli, "path: data/houses.csv, target: price")
+    assert code == 2
+    here = Path.cwd()  # run_cli runs in tmp_path
+    assert f"data.path: 'data/houses.csv' does not exist (looked for {here / 'data' / 'houses.csv'}; " in err
+    assert f"the current directory is {here})" in err
+
+
+def test_a_test_file_with_other_columns_names_them(tmp_path, write_config, run_cli):
+    write_csv(tmp_path / "houses.csv", HOUSES)
+    write_csv(tmp_path / "test.csv", [(3, "Paris", 300)], header="rooms,town,price")
+    code, _, err = run_table(write_config, run_cli, "path: houses.csv, test_path: test.csv, target: price")
+    assert code == 2
+    assert "data.test_path: the header of test.csv differs from that of houses.csv: it lacks city and adds town" in err
+
+
+def test_a_table_trains_end_to_end_through_the_cli(tmp_path, write_config, run_cli):
+    rows = [(rooms, city, price + i) for i, (rooms, city, price) in enumerate(HOUSES * 4)]  # 40 different prices
+    write_csv(tmp_path / "houses.csv", rows)
+    code, out, err = run_table(write_config, run_cli, "path: houses.csv, target: price, test_split: 0.2")
+    assert code == 0, err
+    assert "csv houses.csv: predict 'price' (regression) from 1 number column, text: city (3 values)" in out
+    assert "test/r2" in out
+
+
+def train_shipped(run_cli, tmp_path: Path, name: str, *overrides: str) -> tuple[dict[str, float], float]:
+    """A shipped config trained from tmp_path (its data path made absolute): its test metrics and seconds."""
+    started = time.perf_counter()
+    code, _, err = run_cli(ROOT / f"configs/{name}.yaml", f"data.path={ROOT}/configs/tables/{name}.csv", *overrides)
+    seconds = time.perf_counter() - started
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs" / name).iterdir()
+    return json.loads((run_dir / "summary.json").read_text())["metrics"], seconds
+
+
+def test_iris_trains_to_90_percent_test_accuracy_in_seconds(tmp_path, run_cli):
+    metrics, seconds = train_shipped(run_cli, tmp_path, "iris", "log.pictures=false")
+    assert metrics["test/accuracy"] >= 0.9
+    assert seconds < 60  # about 1 s on an idle laptop CPU; generous for a busy CI machine
+
+
+def test_diabetes_explains_a_third_of_the_variance_in_seconds(tmp_path, run_cli):
+    metrics, seconds = train_shipped(run_cli, tmp_path, "diabetes", "log.pictures=false")
+    assert metrics["test/r2"] >= 0.3  # about 0.45, what linear regression gets on this split too
+    assert seconds < 60  # about 1 s on an idle laptop CPU; generous for a busy CI machine
