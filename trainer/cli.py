@@ -27,7 +27,7 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
-COMMANDS = ("train", "check", "lr-find", "resume", "eval", "predict")
+COMMANDS = ("train", "check", "lr-find", "resume", "eval", "predict", "sweep", "try", "runs", "diff")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +89,57 @@ def build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--steps", type=int, default=200, help="most batches to try (default 200)")
     finder.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     finder.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+
+    sweep = subcommand(
+        commands,
+        "sweep",
+        "train a config many times with some keys varied, and compare the runs in a table",
+        "examples:\n  python -m trainer sweep configs/mnist.yaml optimizer.lr=1e-3,3e-3 model.channels=[16,32],[32,64]"
+        "\n"
+        "  python -m trainer sweep configs/mnist.yaml --jobs 2          (a config with a sweep: section)\n"
+        "  python -m trainer sweep --resume runs/mnist-cnn/sweep-20260101-120000   (finish a stopped sweep)\n"
+        "A value with commas is a list of values to try; every combination is trained (sweep.method: grid).",
+        run_sweep,
+    )
+    sweep.add_argument("config", nargs="?", help="a YAML config (not needed with --resume)")
+    sweep.add_argument("overrides", nargs="*", metavar="KEY=VALUE[,VALUE...]", help="fixed or swept keys")
+    sweep.add_argument("--method", choices=["grid", "random", "optuna"], help="sets sweep.method")
+    sweep.add_argument("--trials", type=int, help="sets sweep.trials (random, optuna)")
+    sweep.add_argument("--jobs", type=int, help="trials at once, in separate processes (sets sweep.jobs)")
+    sweep.add_argument("--storage", help="optuna: the study's database URL (sets sweep.storage)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="train the trials of this sweep that have not finished")
+
+    tryout = subcommand(
+        commands,
+        "try",
+        "try a few values around the config's own: x0.3 is 0.3 times its value",
+        "examples:\n  python -m trainer try configs/mnist.yaml optimizer.lr=x0.3,x3 --epochs 1\n"
+        "  python -m trainer try configs/mnist.yaml data.batch_size=x0.5,x2\n"
+        "The config's own value is always tried too; the runs are compared in a table at the end.",
+        run_try,
+    )
+    tryout.add_argument("config", help="a YAML config, e.g. configs/mnist.yaml")
+    tryout.add_argument("overrides", nargs="+", metavar="KEY=xF1,xF2", help="factors to try, or fixed overrides")
+    tryout.add_argument("--epochs", type=int, help="train each try this many epochs (sets train.epochs)")
+
+    listing = subcommand(
+        commands,
+        "runs",
+        "list the runs in a folder: name, date, status, epochs, best metric, time",
+        "examples:\n  python -m trainer runs\n  python -m trainer runs runs/mnist-cnn",
+        run_runs,
+    )
+    listing.add_argument("folder", nargs="?", default="runs", help="where to look (default: runs)")
+
+    diff = subcommand(
+        commands,
+        "diff",
+        "show the config keys two runs differ in, and their final metrics side by side",
+        "example:\n  python -m trainer diff runs/mnist-cnn/20260101-120000 runs/mnist-cnn/20260102-090000",
+        run_diff,
+    )
+    diff.add_argument("run_a", metavar="RUN_A")
+    diff.add_argument("run_b", metavar="RUN_B")
     return parser
 
 
@@ -223,6 +274,147 @@ def load_config(path: str, overrides: list[str], show_early: bool = False) -> tu
 
             more = problems_in_valid_sections(data)
             raise ConfigError(err.problems + more, source, shown=len(err.problems) if show_early else 0) from None
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from trainer import sweep
+
+    if args.resume:
+        sweep_dir = Path(args.resume)
+        plan = sweep.Plan.load(sweep_dir)
+        # More trials (random, optuna) or more processes may be asked for; the keys and values swept stay.
+        plan.settings |= {key: value for key, value in {"trials": args.trials, "jobs": args.jobs}.items() if value}
+        if plan.sweep.method == "random":  # the same seed draws the same first trials, then the new ones
+            plan.trials = sweep.draw_trials(plan.sweep, plan.base.get("seed", 0))
+            plan.save(sweep_dir)
+        print(f"resuming the sweep in {sweep_dir}")
+    else:
+        if args.config is None:
+            raise UserError(
+                "sweep needs a config (or --resume SWEEP_DIR)", fix="python -m trainer sweep configs/x.yaml a=1,2"
+            )
+        fixed, swept = sweep.split_overrides(args.overrides)
+        data, source = config_data(args.config, fixed)
+        options = {"method": args.method, "trials": args.trials, "jobs": args.jobs, "storage": args.storage}
+        with located(source):
+            plan = sweep.make_plan(data, swept, options)
+        sweep_dir = start_sweep(plan, source)
+    return finish_sweep(sweep_dir, plan)
+
+
+def run_try(args: argparse.Namespace) -> int:
+    """`try CONFIG key=x0.3,x3`: a grid sweep over the config's own value times each factor (and itself)."""
+    from trainer import sweep
+
+    fixed, factors = [], {}
+    for override in args.overrides:
+        key, _, text = override.partition("=")
+        parts = sweep.split_top_level(text)
+        if all(re.fullmatch(r"x[0-9.eE+-]+", part) for part in parts):
+            factors[key] = [float(part[1:]) for part in parts]
+        else:
+            fixed.append(override)
+    if not factors:
+        raise UserError(
+            "try needs at least one key with factors, like optimizer.lr=x0.3,x3",
+            fix=f"python -m trainer try {args.config} optimizer.lr=x0.3,x3 --epochs 1",
+        )
+    if args.epochs is not None:
+        fixed.append(f"train.epochs={args.epochs}")
+    data, source = config_data(args.config, fixed)
+    current = validated(data, source).model_dump(mode="json")
+    swept = {}
+    for key, multipliers in factors.items():
+        value: Any = current
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise UserError(f"{key} is {value!r} in {args.config}: try multiplies numbers", fix="give a number key")
+        tried = {value * f for f in multipliers} | {value}
+        swept[key] = sorted({round(v) if isinstance(value, int) else float(f"{v:.4g}") for v in tried})
+    data.pop("sweep", None)
+    with located(source):
+        plan = sweep.make_plan(data, swept, {"method": "grid"})
+    return finish_sweep(start_sweep(plan, source), plan)
+
+
+def config_data(path: str, overrides: list[str]) -> tuple[dict[str, Any], Source]:
+    """A config file as plain data with its run name and the overrides applied, checked by the schema."""
+    data, source = load_config_file(path)
+    with located(source):
+        data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip("._-") or "run")
+        apply_overrides(data, overrides, source)
+    validated(data, source)
+    return data, source
+
+
+def validated(data: dict[str, Any], source: Source) -> Config:
+    try:
+        return validate_config(data)
+    except ConfigError as err:
+        err.source = source
+        raise
+
+
+def start_sweep(plan: Any, source: Source) -> Path:
+    """Check every trial's config, then make the sweep folder and save the plan."""
+    from trainer import sweep
+
+    with located(source):
+        sweep.check_trials(plan)
+    sweep_dir = sweep.new_sweep_dir(plan.base)
+    plan.save(sweep_dir)
+    return sweep_dir
+
+
+def finish_sweep(sweep_dir: Path, plan: Any) -> int:
+    """Train the sweep's trials (one line each as they end), then print and save the table."""
+    from tqdm.auto import tqdm
+
+    from trainer import sweep
+
+    monitor, _ = sweep.monitor_of(plan)
+    settings = plan.sweep
+    count = len(plan.trials) if plan.trials else settings.trials or sweep.DEFAULT_TRIALS
+    jobs = f", {settings.jobs} at a time" if settings.jobs > 1 else ""
+    print(f"sweep: {count} trials ({settings.method}{jobs}) in {sweep_dir}; each trial's output is in its log.txt")
+    bar = tqdm(total=count, unit="trial", leave=False, disable=None)  # no bar when the output is a log file
+
+    def say(outcome: Any) -> None:
+        shown = "  ".join(f"{k}={sweep._cell(v)}" for k, v in outcome.values.items())
+        value = outcome.metrics.get(monitor)
+        result = f"{monitor} {value:.4g}" if value is not None else outcome.error[:120]
+        bar.write(f"{outcome.name}  {shown}  {outcome.status}: {result}  ({outcome.seconds:.1f}s)")
+        bar.update()
+
+    try:
+        if settings.method == "optuna":
+            sweep.run_optuna(sweep_dir, plan, say)
+        else:
+            sweep.run_grid_or_random(sweep_dir, plan, say)
+    finally:
+        bar.close()
+    table, best = sweep.summarize(sweep_dir, plan)
+    print(f"\n{table}\n")
+    print(f"table: {sweep_dir / 'sweep_summary.md'} (and .csv)")
+    if best is not None:
+        print(f"best config: {best}  (rerun it: python -m trainer {best})")
+    print(f"compare the trials: tensorboard --logdir {sweep_dir}  (HParams tab)")
+    return 0
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from trainer.runs import list_runs
+
+    print(list_runs(Path(args.folder)))
+    return 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from trainer.runs import diff_runs
+
+    print(diff_runs(Path(args.run_a), Path(args.run_b)))
+    return 0
 
 
 @contextlib.contextmanager

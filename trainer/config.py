@@ -243,6 +243,42 @@ class LogConfig(Section):
     )
 
 
+class Distribution(Section):
+    """A range to draw a sweep's values from: {dist: log_uniform, low: 1e-4, high: 1e-1}."""
+
+    dist: Literal["uniform", "log_uniform", "int_uniform"] = Field(
+        description="uniform: any number in [low, high]; log_uniform: as likely in [1e-4, 1e-3] as in [1e-2, "
+        "1e-1] (for learning rates); int_uniform: a whole number in [low, high]"
+    )
+    low: float
+    high: float
+
+
+class SweepConfig(Section):
+    """Many runs of one config with some keys varied: every combination (grid), random draws, or Optuna's TPE."""
+
+    method: Literal["grid", "random", "optuna"] = Field(
+        "grid",
+        description="grid: every combination of the listed values; random: `trials` random draws; "
+        "optuna: `trials` chosen by Optuna's TPE sampler, poor ones stopped early (pip install leaptrain[sweep])",
+    )
+    params: dict[str, list[Any] | Distribution] = Field(
+        default_factory=dict,
+        description="config keys to vary: a list of values (e.g. optimizer.lr: [1e-3, 3e-3]) or a distribution",
+    )
+    trials: int | None = Field(None, gt=0, description="random and optuna: how many runs (default 10)")
+    monitor: str | None = Field(
+        None, description="the metric that ranks the trials; default: the run's early_stopping.monitor, else val/loss"
+    )
+    jobs: int = Field(1, gt=0, description="trials run at once, in separate processes sharing the CPU cores")
+    storage: str | None = Field(
+        None,
+        description="optuna: the study's database URL (e.g. postgresql://...); default: a SQLite file in the "
+        "sweep folder. Several processes or machines given the same storage work on one study",
+    )
+    prune: bool = Field(True, description="optuna: stop a trial whose epochs fall below the median of the others")
+
+
 class Config(Section):
     name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run name; defaults to the config file's name"
@@ -255,6 +291,7 @@ class Config(Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     train: TrainConfig = TrainConfig()
     log: LogConfig = LogConfig()
+    sweep: SweepConfig | None = Field(None, description="used by `python -m trainer sweep`; ignored by a plain run")
 
 
 def expand_shorthands(data: dict[str, Any]) -> None:

@@ -67,6 +67,7 @@ class Trainer:
         pictures: bool = True,
         data_info: dict[str, Any] | None = None,
         progress: bool = True,
+        judge: Callable[[int, dict[str, float]], str | None] | None = None,
     ):
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -87,6 +88,8 @@ class Trainer:
         self.data_info = data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.monitor, self.patience = monitor or Monitor(), patience
+        self.judge = judge  # after each epoch, may give a reason to stop (a sweep pruning a poor trial)
+        self.stop_reason = ""
         self.state = TrainState()
         self.resumed_metrics: dict[str, float] = {}  # the last epoch's, when carrying on from a checkpoint
         self.preflight, self.num_classes = preflight, num_classes
@@ -157,8 +160,7 @@ class Trainer:
                     self.logger.warn(advice)
                 self.save_checkpoints(metrics)
                 if self.state.stopped_early:
-                    epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
-                    self.logger.info(f"early stop: {self.monitor.name} has not improved for {epochs}")
+                    self.logger.info(self.stop_reason)
                     break
 
         if test_loader is not None:
@@ -219,6 +221,11 @@ class Trainer:
         else:
             self.state.bad_epochs += 1
         self.state.stopped_early = self.patience is not None and self.state.bad_epochs >= self.patience
+        if self.state.stopped_early:
+            epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
+            self.stop_reason = f"early stop: {self.monitor.name} has not improved for {epochs}"
+        elif self.judge is not None and (reason := self.judge(epoch, metrics)):
+            self.state.stopped_early, self.stop_reason = True, reason
 
     def to_device(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)

@@ -101,11 +101,12 @@ class Built:
     device: torch.device
 
 
-def build(cfg: Config) -> Built:
+def build(cfg: Config, data: DataSplits | None = None) -> Built:
+    """The data (unless given: a sweep loads it once for many trials), model, loss and optimizer."""
     check_components(cfg)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
-    data = build_data(cfg.data, device, cfg.seed)
+    data = data or build_data(cfg.data, device, cfg.seed)
     try:
         model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     except UserError:
@@ -228,10 +229,20 @@ class NothingToDo(Exception):
     """A resume that has nothing left to train: said plainly, with exit code 0."""
 
 
-def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
-    """Train the run a validated config describes (or carry on the run in `resume`); returns its run folder."""
+def train_from_config(
+    cfg: Config,
+    resume: Path | None = None,
+    *,
+    run_dir: Path | None = None,
+    data: DataSplits | None = None,
+    judge: Any = None,
+) -> Path:
+    """Train the run a validated config describes (or carry on the run in `resume`); returns its run folder.
+
+    A sweep passes its trial's `run_dir`, the `data` it already loaded, and a `judge` that may stop a poor trial.
+    """
     checkpoint = check_resumable(cfg, resume) if resume is not None else None
-    built = build(cfg)
+    built = build(cfg, data)
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
@@ -241,7 +252,8 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
         warnings = check_one_batch(model, built.loss_fn, batch, built.device, data.num_classes)
 
-    run_dir = resume or new_run_dir(cfg.log.dir, cfg.name or "run")
+    run_dir = resume or run_dir or new_run_dir(cfg.log.dir, cfg.name or "run")
+    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_dump(mode="json")
     write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
     example = batch[0][:2]
@@ -279,6 +291,7 @@ def train_from_config(cfg: Config, resume: Path | None = None) -> Path:
         class_names=data.class_names,
         data_info=data.info,
         progress=cfg.log.progress,
+        judge=judge,
     )
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)

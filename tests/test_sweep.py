@@ -1,0 +1,208 @@
+"""Sweeps: a grid, random draws and Optuna's TPE, each trial a normal run; resumable; compared in a table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SYNTHETIC
+from trainer import sweep
+
+
+def sweep_dir_of(tmp_path: Path, name: str = "tiny") -> Path:
+    (found,) = (tmp_path / "runs" / name).glob("sweep-*")
+    return found
+
+
+def test_a_two_by_two_grid_gives_four_runs_a_table_and_the_best_config(write_config, run_cli, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = write_config(SYNTHETIC)
+    code, out, err = run_cli("sweep", config, "optimizer.lr=1e-3,1e-2", "model.hidden=[8],[32]")
+    assert code == 0, err
+    folder = sweep_dir_of(tmp_path)
+    trials = sorted(p.name for p in folder.glob("trial-*"))
+    assert trials == ["trial-000", "trial-001", "trial-002", "trial-003"]
+    for name in trials:
+        assert (folder / name / "summary.json").is_file() and (folder / name / "config.yaml").is_file()
+    rows = list(csv.DictReader((folder / "sweep_summary.csv").open()))
+    assert len(rows) == 4 and [float(r["val/loss"]) for r in rows] == sorted(float(r["val/loss"]) for r in rows)
+    assert rows[0]["optimizer.lr"] == "0.01" and rows[0]["model.hidden"] == "[32]"  # the big net, fast rate wins here
+    assert (folder / "sweep_summary.md").read_text().startswith("| trial | status | optimizer.lr")
+    best = (folder / "best.yaml").read_text()
+    assert f"({rows[0]['trial']})" in best and "lr: 0.01" in best
+    assert "best config:" in out and "HParams" in out
+    # Each trial's real hyperparameters and final metrics, as TensorBoard's HParams dashboard reads them.
+    events = EventAccumulator(str(folder / rows[0]["trial"]))
+    events.Reload()
+    plugin = events.PluginTagToContent("hparams")
+    assert plugin and "_hparams_/session_start_info" in plugin
+
+
+def test_a_stopped_sweep_resumes_with_only_the_missing_trials(write_config, run_cli, tmp_path, monkeypatch):
+    config = write_config(SYNTHETIC)
+    trained = []
+    real = sweep.run_trial
+
+    def stop_at_the_third(sweep_dir, trial, base, judge=None):
+        if len(trained) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the sweep
+        trained.append(trial.name)
+        return real(sweep_dir, trial, base, judge)
+
+    monkeypatch.setattr(sweep, "run_trial", stop_at_the_third)
+    code, _, _ = run_cli("sweep", config, "optimizer.lr=1e-3,3e-3,1e-2,3e-2")
+    assert code == 130 and trained == ["trial-000", "trial-001"]
+    folder = sweep_dir_of(tmp_path)
+    first = (folder / "trial-000" / "metrics.jsonl").read_text()
+
+    trained.clear()
+    monkeypatch.setattr(sweep, "run_trial", lambda *a, **k: (trained.append(a[1].name), real(*a, **k))[1])
+    code, _, err = run_cli("sweep", "--resume", folder)
+    assert code == 0, err
+    assert trained == ["trial-002", "trial-003"]  # the finished ones are not trained again
+    assert (folder / "trial-000" / "metrics.jsonl").read_text() == first
+    assert len(list(csv.DictReader((folder / "sweep_summary.csv").open()))) == 4
+
+
+def test_random_search_draws_from_ranges_and_the_seed_fixes_the_plan(write_config, run_cli, tmp_path):
+    config = write_config(
+        SYNTHETIC + "sweep:\n  method: random\n  trials: 3\n  params:\n"
+        "    optimizer.lr: {dist: log_uniform, low: 1.0e-4, high: 1.0e-1}\n    model.hidden: [[8], [16]]\n"
+    )
+    code, _, err = run_cli("sweep", config)
+    assert code == 0, err
+    plan = json.loads((sweep_dir_of(tmp_path) / "sweep.json").read_text())
+    rates = [t["values"]["optimizer.lr"] for t in plan["trials"]]
+    assert len(rates) == 3 and all(1e-4 <= r <= 1e-1 for r in rates) and len(set(rates)) == 3
+    again = sweep.draw_trials(sweep.SweepConfig.model_validate(plan["settings"]), seed=0)
+    assert [t.values for t in again] == [t["values"] for t in plan["trials"]]
+
+
+def test_trials_run_in_parallel_processes(write_config, run_cli, tmp_path):
+    code, out, err = run_cli("sweep", write_config(SYNTHETIC), "optimizer.lr=1e-3,1e-2", "--jobs", "2")
+    assert code == 0, err
+    assert "2 at a time" in out
+    rows = list(csv.DictReader((sweep_dir_of(tmp_path) / "sweep_summary.csv").open()))
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+
+
+def test_sweep_mistakes_are_reported_before_any_trial_trains(write_config, run_cli, tmp_path):
+    config = write_config(SYNTHETIC)
+    code, _, err = run_cli("sweep", config, "optimizer.lr=1e-3,abc")
+    assert code == 2 and "optimizer.lr" in err and "(in the trial with optimizer.lr=abc)" in err
+    assert not (tmp_path / "runs").exists()
+    code, _, err = run_cli("sweep", config, "optimizer.lr=1e-3")
+    assert code == 2 and "nothing to sweep" in err and "optimizer.lr=1e-3,3e-3,1e-2" in err
+    ranged = write_config(
+        SYNTHETIC + "sweep:\n  params:\n    optimizer.lr: {dist: log_uniform, low: 1.0e-4, high: 1}\n"
+    )
+    code, _, err = run_cli("sweep", ranged)
+    assert code == 2 and "a grid needs lists of values, but optimizer.lr is a range" in err
+    assert "sweep.method: random" in err
+
+
+def test_split_overrides_reads_lists_of_values_and_leaves_plain_overrides():
+    fixed, swept = sweep.split_overrides(["a=1,2", "b=[16,32],[32,64]", "c=[1,2]", "d={x: 1, y: 2}", "e=3"])
+    assert fixed == ["c=[1,2]", "d={x: 1, y: 2}", "e=3"]
+    assert swept == {"a": [1, 2], "b": [[16, 32], [32, 64]]}
+
+
+def test_try_multiplies_the_configs_own_value(write_config, run_cli, tmp_path):
+    code, _, err = run_cli("try", write_config(SYNTHETIC), "optimizer.lr=x0.1,x3", "--epochs", "1")
+    assert code == 0, err
+    plan = json.loads((sweep_dir_of(tmp_path) / "sweep.json").read_text())
+    assert [t["values"]["optimizer.lr"] for t in plan["trials"]] == [0.001, 0.01, 0.03]  # around 1e-2, itself too
+    assert plan["base"]["train"]["epochs"] == 1
+    code, _, err = run_cli("try", write_config(SYNTHETIC), "model.name=x2")
+    assert code == 2 and "try multiplies numbers" in err
+
+
+optuna = pytest.importorskip("optuna", reason="the optuna extra is not installed")
+
+
+def test_optuna_prunes_poor_trials_on_a_tiny_problem(write_config, run_cli, tmp_path):
+    config = write_config(
+        SYNTHETIC + "sweep:\n  method: optuna\n  trials: 8\n  params:\n"
+        "    optimizer.lr: {dist: log_uniform, low: 1.0e-5, high: 1.0e-1}\n"
+    )
+    code, _, err = run_cli("sweep", config, "train.epochs=4")
+    assert code == 0, err
+    folder = sweep_dir_of(tmp_path)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert len(states) == 8 and optuna.trial.TrialState.PRUNED in states
+    pruned = [t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    log = (folder / f"trial-{pruned[0]:03d}" / "log.txt").read_text()
+    assert "pruned by the sweep" in log
+    rows = list(csv.DictReader((folder / "sweep_summary.csv").open()))
+    assert rows[0]["status"] == "finished" and "pruned" in {r["status"] for r in rows}
+
+
+def test_two_processes_share_one_sqlite_study(write_config, tmp_path):
+    config = write_config(
+        SYNTHETIC + "sweep:\n  method: optuna\n  trials: 6\n  params:\n"
+        "    optimizer.lr: {dist: log_uniform, low: 1.0e-4, high: 1.0e-1}\n"
+    )
+    command = [sys.executable, "-m", "trainer", "sweep"]
+    first = subprocess.run([*command, str(config)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    folder = sweep_dir_of(tmp_path)
+    # Two more workers join the finished study with a higher goal: they share its database and its numbering.
+    for resumed in [
+        subprocess.Popen(
+            [*command, "--resume", str(folder), "--trials", "10"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]:
+        _, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}")
+    done = [t for t in study.trials if t.state.is_finished()]
+    assert len(done) >= 10 and len({t.number for t in study.trials}) == len(study.trials)
+    assert len(list(folder.glob("trial-*"))) == len(study.trials)
+
+
+def test_runs_lists_finished_stopped_and_failed_runs(write_config, run_cli, tmp_path):
+    config = write_config(SYNTHETIC)
+    assert run_cli(config, "name=good")[0] == 0
+    assert run_cli(config, "name=broken", "model.hidden=[0]")[0] == 2  # refused before a folder is made
+    (good,) = (tmp_path / "runs" / "good").iterdir()
+    stopped = tmp_path / "runs" / "stopped" / "20260101-000000"
+    (stopped / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "metrics.jsonl", "checkpoints/last.pt"):
+        (stopped / name).write_bytes((good / name).read_bytes())
+    failed = tmp_path / "runs" / "failed" / "20260101-000001"
+    failed.mkdir(parents=True)
+    (failed / "config.yaml").write_text((good / "config.yaml").read_text())
+    (failed / "metrics.jsonl").write_text("")
+    code, out, _ = run_cli("runs")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("good", "stopped", "failed"))}
+    assert "finished" in lines[f"good/{good.name}"] and "val/loss 0." in lines[f"good/{good.name}"]
+    assert "stopped" in lines["stopped/20260101-000000"] and "failed" in lines["failed/20260101-000001"]
+    assert "3 run(s)" in out
+
+
+def test_diff_shows_the_keys_that_differ_and_the_metrics_side_by_side(write_config, run_cli, tmp_path):
+    config = write_config(SYNTHETIC)
+    assert run_cli(config, "name=a")[0] == 0
+    assert run_cli(config, "name=b", "optimizer.lr=1e-3", "model.hidden=[32]")[0] == 0
+    (a,) = (tmp_path / "runs" / "a").iterdir()
+    (b,) = (tmp_path / "runs" / "b").iterdir()
+    code, out, _ = run_cli("diff", a, b)
+    assert code == 0
+    keys = [line.split()[0] for line in out.splitlines()[4:] if line and not line.startswith(("-", "metric"))]
+    assert keys[:2] == ["model.hidden", "optimizer.lr"]
+    assert "optimizer.lr  0.01  0.001" in out and "test/accuracy" in out
+    code, _, err = run_cli("diff", a, tmp_path / "runs")
+    assert code == 2 and "is not a run folder" in err

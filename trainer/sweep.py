@@ -1,0 +1,451 @@
+"""Sweeps: one config trained many times with some keys varied, and a table that compares the runs.
+
+A sweep lives in runs/<name>/sweep-<YYYYmmdd-HHMMSS>/: `sweep.json` (the plan), one ordinary run folder per trial
+(trial-000, trial-001, ...), and at the end `sweep_summary.csv`, `sweep_summary.md` and `best.yaml`. Every trial
+is a normal run with its own resolved config, so `eval`, `predict`, `resume` and TensorBoard's HParams dashboard
+work on it as on any run. `sweep --resume DIR` trains only the trials that have not finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trainer.checkpoint import write_atomic
+from trainer.config import Config, Distribution, SweepConfig
+from trainer.errors import ConfigError, Problem, UserError
+from trainer.validation import validate_config
+from trainer.yamlio import Source, apply_overrides, parse_value
+
+PLAN_FILE = "sweep.json"
+DEFAULT_TRIALS = 10
+HIGHER_IS_BETTER = ("accuracy", "top5", "r2")
+
+
+@dataclass
+class Trial:
+    name: str
+    values: dict[str, Any]  # config key -> the value this trial uses
+
+
+@dataclass
+class Plan:
+    """What a sweep trains; saved as sweep.json so that --resume knows it without the YAML."""
+
+    base: dict[str, Any]  # the config every trial starts from, without its sweep section
+    settings: dict[str, Any]  # the sweep section, with command-line lists merged in
+    trials: list[Trial] = field(default_factory=list)  # grid and random: all of them, known in advance
+
+    @property
+    def sweep(self) -> SweepConfig:
+        return SweepConfig.model_validate(self.settings)
+
+    def save(self, sweep_dir: Path) -> None:
+        write_atomic(sweep_dir / PLAN_FILE, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, sweep_dir: Path) -> Plan:
+        path = sweep_dir / PLAN_FILE
+        if not path.is_file():
+            raise UserError(
+                f"{sweep_dir} is not a sweep folder (it has no {PLAN_FILE})", fix="give the folder a sweep printed"
+            )
+        raw = json.loads(path.read_text())
+        return cls(raw["base"], raw["settings"], [Trial(**t) for t in raw["trials"]])
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], dict[str, list[Any]]]:
+    """Command-line overrides as (fixed ones, swept ones): `optimizer.lr=1e-3,3e-3` sweeps two values,
+    `model.channels=[16,32],[32,64]` two lists; a value with no comma outside brackets is a plain override."""
+    fixed, swept = [], {}
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        parts = split_top_level(text) if sep else [text]
+        if len(parts) > 1:
+            swept[key.strip()] = [parse_value(part) for part in parts]
+        else:
+            fixed.append(override)
+    return fixed, swept
+
+
+def split_top_level(text: str) -> list[str]:
+    """'1,[2,3],{a: 4, b: 5}' -> ['1', '[2,3]', '{a: 4, b: 5}']: commas inside brackets, braces or quotes stay."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [part.strip() for part in [*parts, text[start:]]]
+
+
+def make_plan(data: dict[str, Any], swept: dict[str, list[Any]], options: dict[str, Any]) -> Plan:
+    """The plan of a new sweep from a config (as loaded, overrides applied) and the command line's lists."""
+    settings = dict(data.pop("sweep", None) or {})
+    settings["params"] = {**settings.get("params", {}), **swept}
+    settings |= {key: value for key, value in options.items() if value is not None}
+    try:
+        sweep = SweepConfig.model_validate(settings)
+    except Exception as err:  # pydantic's own message names the key
+        raise ConfigError([Problem("sweep", str(err).splitlines()[-1].strip())]) from None
+    if not sweep.params:
+        raise UserError(
+            "nothing to sweep: no key has more than one value",
+            fix="give lists on the command line, e.g. optimizer.lr=1e-3,3e-3,1e-2, or a sweep: params: section",
+        )
+    plan = Plan(data, sweep.model_dump(mode="json"))
+    if sweep.method != "optuna":
+        plan.trials = draw_trials(sweep, data.get("seed", 0))
+    return plan
+
+
+def draw_trials(sweep: SweepConfig, seed: int) -> list[Trial]:
+    """Grid: every combination, in order. Random: `trials` draws, from the seed (the same seed, the same plan)."""
+    keys = list(sweep.params)
+    if sweep.method == "grid":
+        ranges = [k for k, spec in sweep.params.items() if isinstance(spec, Distribution)]
+        if ranges:
+            raise UserError(
+                f"a grid needs lists of values, but {', '.join(ranges)} is a range",
+                fix="use sweep.method: random (or optuna) for ranges, or list the values",
+                key="sweep.method",
+            )
+        combos = itertools.product(*(sweep.params[k] for k in keys))
+        value_sets = [dict(zip(keys, combo, strict=True)) for combo in combos]
+    else:
+        rng = random.Random(seed)
+        value_sets = [{k: draw(sweep.params[k], rng) for k in keys} for _ in range(sweep.trials or DEFAULT_TRIALS)]
+    return [Trial(f"trial-{i:03d}", values) for i, values in enumerate(value_sets)]
+
+
+def draw(spec: list[Any] | Distribution, rng: random.Random) -> Any:
+    if isinstance(spec, list):
+        return rng.choice(spec)
+    if spec.dist == "log_uniform":
+        return float(f"{math.exp(rng.uniform(math.log(spec.low), math.log(spec.high))):.4g}")
+    if spec.dist == "int_uniform":
+        return rng.randint(int(spec.low), int(spec.high))
+    return float(f"{rng.uniform(spec.low, spec.high):.4g}")
+
+
+def trial_config(base: dict[str, Any], values: dict[str, Any]) -> Config:
+    """The base config with a trial's values set, validated like any config."""
+    data = json.loads(json.dumps(base))
+    source = Source("sweep", {})
+    apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in values.items()], source)
+    return validate_config(data)
+
+
+def check_trials(plan: Plan) -> None:
+    """Every trial's config is checked before the first one trains: a bad value fails now, not after an hour."""
+    from trainer.run import check_components
+
+    problems = []
+    for trial in plan.trials[:1] if plan.sweep.method == "optuna" else plan.trials:
+        try:
+            check_components(trial_config(plan.base, trial.values))
+        except ConfigError as err:
+            shown = ", ".join(f"{k}={v}" for k, v in trial.values.items())
+            problems += [Problem(p.key, f"{p.message} (in the trial with {shown})") for p in err.problems]
+    if problems:
+        raise ConfigError(problems)
+
+
+def new_sweep_dir(base: dict[str, Any]) -> Path:
+    folder = Path(base.get("log", {}).get("dir", "runs")) / base.get("name", "run")
+    path = folder / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+# --- running trials -----------------------------------------------------------------------------------------------
+
+_DATA: dict[str, Any] = {}  # data sets this process has loaded, by data config: loaded once, used by many trials
+
+
+def cached_data(cfg: Config) -> Any:
+    """The trial's data, loaded once per process; its shufflers start again from the seed, as in a fresh load."""
+    from trainer.components.data import build_data
+    from trainer.loop import resolve_device
+
+    device = resolve_device(cfg.train.device)
+    key = json.dumps([cfg.data.model_dump(mode="json"), cfg.seed, str(device)])
+    if key not in _DATA:
+        _DATA[key] = build_data(cfg.data, device, cfg.seed)
+    data = _DATA[key]
+    for loader in (data.train, data.val, data.test):
+        if getattr(loader, "generator", None) is not None:
+            loader.generator.manual_seed(cfg.seed)
+    return data
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # finished, stopped early, pruned, failed
+    values: dict[str, Any]
+    metrics: dict[str, float]
+    seconds: float
+    error: str = ""
+
+
+def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], judge: Any = None) -> Outcome:
+    """Train one trial in its own run folder, its console output in log.txt; a failure is recorded, not raised."""
+    from trainer.run import train_from_config
+
+    run_dir = sweep_dir / trial.name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an unfinished trial starts again from the beginning
+    run_dir.mkdir(parents=True)
+    started = time.perf_counter()
+    with open(run_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            cfg = trial_config(base, trial.values)
+            train_from_config(cfg, run_dir=run_dir, data=cached_data(cfg), judge=judge)
+        except (ConfigError, UserError) as err:
+            print(f"error: {err}", file=log)
+            return Outcome(trial.name, "failed", trial.values, {}, time.perf_counter() - started, str(err))
+    outcome = outcome_of(run_dir, trial.values)
+    outcome.seconds = time.perf_counter() - started  # the whole trial, set-up included, not only its training
+    return outcome
+
+
+def outcome_of(run_dir: Path, values: dict[str, Any]) -> Outcome:
+    """What a trial's folder says about it."""
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        log = run_dir / "log.txt"
+        last = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
+        return Outcome(run_dir.name, "failed" if last else "not run", values, {}, 0.0, last[0] if last else "")
+    summary = json.loads(summary_path.read_text())
+    status = summary["status"]
+    if (run_dir / "pruned").exists():
+        status = "pruned"
+    return Outcome(run_dir.name, status, values, summary["metrics"], summary["wall_seconds"])
+
+
+def worker_setup(threads: int) -> None:
+    """Each of --jobs worker processes gets its share of the cores, so they do not fight over them."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_grid_or_random(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> None:
+    pending = [t for t in plan.trials if not (sweep_dir / t.name / "summary.json").is_file()]
+    jobs = min(plan.sweep.jobs, len(pending))
+    if jobs <= 1:
+        for trial in pending:
+            say(run_trial(sweep_dir, trial, plan.base))
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's threads in an unusable state
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_trial, sweep_dir, trial, plan.base) for trial in pending]
+        for future in as_completed(futures):
+            say(future.result())
+
+
+# --- optuna -------------------------------------------------------------------------------------------------------
+
+
+def run_optuna(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> None:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "sweep.method: optuna needs the optuna package",
+            fix='pip install "leaptrain[sweep]" (or use sweep.method: random)',
+            key="sweep.method",
+        ) from None
+    jobs = plan.sweep.jobs
+    if jobs <= 1:
+        for outcome in optuna_worker(str(sweep_dir), plan):
+            say(outcome)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=(threads,)) as pool:
+        futures = [pool.submit(_optuna_outcomes, str(sweep_dir), plan) for _ in range(jobs)]
+        for future in as_completed(futures):
+            for outcome in future.result():
+                say(outcome)
+
+
+def _optuna_outcomes(sweep_dir: str, plan: Plan) -> list[Outcome]:
+    return list(optuna_worker(sweep_dir, plan))
+
+
+def study_storage(sweep_dir: Path, sweep: SweepConfig) -> str:
+    return sweep.storage or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+
+
+def optuna_worker(sweep_dir_name: str, plan: Plan) -> Iterator[Outcome]:
+    """Trials chosen by Optuna's TPE sampler until the study holds `trials` finished or pruned ones; any number
+    of these (processes, machines) may work on one study through its storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep_dir, sweep = Path(sweep_dir_name), plan.sweep
+    monitor, higher = monitor_of(plan)
+    study = optuna.create_study(
+        study_name=plan.base.get("name", "sweep"),
+        storage=study_storage(sweep_dir, sweep),
+        load_if_exists=True,
+        direction="maximize" if higher else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=plan.base.get("seed", 0)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        if sweep.prune
+        else optuna.pruners.NopPruner(),
+    )
+    total = sweep.trials or DEFAULT_TRIALS
+    done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    while len(study.get_trials(deepcopy=False, states=done_states)) < total:
+        trial = study.ask()
+        values = {key: suggest(trial, key, spec) for key, spec in sweep.params.items()}
+        name = f"trial-{trial.number:03d}"
+
+        def judge(epoch: int, metrics: dict[str, float], trial: Any = trial) -> str | None:
+            if monitor not in metrics:
+                return None
+            trial.report(metrics[monitor], epoch)
+            if trial.should_prune():
+                return f"pruned by the sweep: {monitor} is behind the median of earlier trials at epoch {epoch}"
+            return None
+
+        outcome = run_trial(sweep_dir, Trial(name, values), plan.base, judge)
+        if outcome.status == "stopped early" and trial.should_prune():
+            (sweep_dir / name / "pruned").touch()
+            outcome.status = "pruned"
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif outcome.status == "failed" or monitor not in outcome.metrics:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, score(outcome, monitor))
+        yield outcome
+
+
+def suggest(trial: Any, key: str, spec: list[Any] | Distribution) -> Any:
+    if isinstance(spec, list):
+        index = trial.suggest_categorical(key, list(range(len(spec))))  # indices: optuna's choices must be scalars
+        return spec[index]
+    if spec.dist == "int_uniform":
+        return trial.suggest_int(key, int(spec.low), int(spec.high))
+    return trial.suggest_float(key, spec.low, spec.high, log=spec.dist == "log_uniform")
+
+
+# --- the summary --------------------------------------------------------------------------------------------------
+
+
+def monitor_of(plan: Plan) -> tuple[str, bool]:
+    """The metric that ranks the trials, and whether higher is better."""
+    stopping = plan.base.get("train", {}).get("early_stopping") or {}
+    name = plan.sweep.monitor or stopping.get("monitor") or "val/loss"
+    return name, name.endswith(HIGHER_IS_BETTER)
+
+
+def score(outcome: Outcome, monitor: str) -> float:
+    return outcome.metrics.get(monitor, math.nan)
+
+
+def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
+    """The table of every trial, best first; written as CSV and Markdown. Returns (table, best config path)."""
+    monitor, higher = monitor_of(plan)
+    if plan.sweep.method == "optuna":
+        folders = sorted(p for p in sweep_dir.glob("trial-*") if p.is_dir())
+        outcomes = [outcome_of(p, read_values(p, plan)) for p in folders]
+    else:
+        outcomes = [outcome_of(sweep_dir / t.name, t.values) for t in plan.trials]
+
+    def rank(outcome: Outcome) -> tuple[int, float]:
+        value = score(outcome, monitor)
+        usable = outcome.status in ("finished", "stopped early") and not math.isnan(value)
+        return (0 if usable else 1, -value if higher else value) if usable else (1, 0.0)
+
+    outcomes.sort(key=rank)
+    keys = list(plan.sweep.params)
+    metric_names = sorted({name for o in outcomes for name in o.metrics if name != "lr"}, key=_metric_order(monitor))
+    header = ["trial", "status", *keys, *metric_names, "seconds"]
+    rows = []
+    for o in outcomes:
+        values = [_cell(o.values.get(k)) for k in keys]
+        metrics = [_cell(o.metrics.get(m)) for m in metric_names]
+        rows.append([o.name, o.status, *values, *metrics, f"{o.seconds:.1f}"])
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    write_atomic(sweep_dir / "sweep_summary.csv", buffer.getvalue())
+    markdown = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}", *(f"| {' | '.join(r)} |" for r in rows)]
+    write_atomic(sweep_dir / "sweep_summary.md", "\n".join(markdown) + "\n")
+    best = outcomes[0] if outcomes and rank(outcomes[0])[0] == 0 else None
+    best_path = None
+    if best is not None:
+        best_path = sweep_dir / "best.yaml"
+        config = (sweep_dir / best.name / "config.yaml").read_text()
+        note = (
+            f"# The best trial of {sweep_dir} by {monitor} ({best.name}): rerun it with python -m trainer {best_path}\n"
+        )
+        write_atomic(best_path, note + config)
+    return aligned([header, *rows]), best_path
+
+
+def read_values(run_dir: Path, plan: Plan) -> dict[str, Any]:
+    """An optuna trial's values, read back from its resolved config."""
+    from trainer.yamlio import load_config_file, split_key
+
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        return {}
+    data, _ = load_config_file(config)
+    values = {}
+    for key in plan.sweep.params:
+        node: Any = data
+        for part in split_key(key):
+            node = node.get(part) if isinstance(node, dict) else None
+        values[key] = node
+    return values
+
+
+def _metric_order(monitor: str) -> Callable[[str], tuple[int, str]]:
+    splits = {"val": 1, "test": 2, "train": 3}
+    return lambda name: (0 if name == monitor else splits.get(name.split("/")[0], 4), name)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value) if not isinstance(value, list | dict) else json.dumps(value)
+
+
+def aligned(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
