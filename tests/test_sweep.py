@@ -56,9 +56,10 @@ def test_a_stopped_sweep_resumes_with_only_the_missing_trials(write_config, run_
         return real(sweep_dir, trial, base, judge)
 
     monkeypatch.setattr(sweep, "run_trial", stop_at_the_third)
-    code, _, _ = run_cli("sweep", config, "optimizer.lr=1e-3,3e-3,1e-2,3e-2")
+    code, _, err = run_cli("sweep", config, "optimizer.lr=1e-3,3e-3,1e-2,3e-2")
     assert code == 130 and trained == ["trial-000", "trial-001"]
     folder = sweep_dir_of(tmp_path)
+    assert f"Resume with: python -m trainer sweep --resume {folder.relative_to(tmp_path)}" in err
     first = (folder / "trial-000" / "metrics.jsonl").read_text()
 
     trained.clear()
@@ -206,3 +207,21 @@ def test_diff_shows_the_keys_that_differ_and_the_metrics_side_by_side(write_conf
     assert "optimizer.lr  0.01  0.001" in out and "test/accuracy" in out
     code, _, err = run_cli("diff", a, tmp_path / "runs")
     assert code == 2 and "is not a run folder" in err
+
+
+def test_the_data_is_loaded_once_for_all_trials_of_a_process(write_config, run_cli, tmp_path, monkeypatch):
+    from trainer.components import data
+
+    loads = []
+    real = data.build_data
+    monkeypatch.setattr(data, "build_data", lambda *a, **k: (loads.append(a[0]), real(*a, **k))[1])
+    monkeypatch.setattr(sweep, "_DATA", {})
+    code, _, err = run_cli("sweep", write_config(SYNTHETIC), "optimizer.lr=1e-3,3e-3,1e-2")
+    assert code == 0, err
+    assert len(loads) == 1
+    # The shuffling starts again from the seed for each trial: a trial gives what a single run gives.
+    rows = {r["optimizer.lr"]: r for r in csv.DictReader((sweep_dir_of(tmp_path) / "sweep_summary.csv").open())}
+    assert run_cli(write_config(SYNTHETIC), "name=single", "optimizer.lr=3e-3")[0] == 0
+    (single,) = (tmp_path / "runs" / "single").iterdir()
+    alone = json.loads((single / "summary.json").read_text())["metrics"]["val/loss"]
+    assert float(rows["0.003"]["val/loss"]) == pytest.approx(alone, rel=1e-3)

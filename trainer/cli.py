@@ -392,6 +392,10 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
             sweep.run_optuna(sweep_dir, plan, say)
         else:
             sweep.run_grid_or_random(sweep_dir, plan, say)
+    except (StoppedByUser, KeyboardInterrupt):
+        raise StoppedByUser(
+            f"sweep stopped by Ctrl-C. Resume with: python -m trainer sweep --resume {sweep_dir}"
+        ) from None
     finally:
         bar.close()
     table, best = sweep.summarize(sweep_dir, plan)

@@ -28,7 +28,7 @@ from typing import Any
 
 from trainer.checkpoint import write_atomic
 from trainer.config import Config, Distribution, SweepConfig
-from trainer.errors import ConfigError, Problem, UserError
+from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, parse_value
 
@@ -228,6 +228,8 @@ def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], judge: Any = 
         try:
             cfg = trial_config(base, trial.values)
             train_from_config(cfg, run_dir=run_dir, data=cached_data(cfg), judge=judge)
+        except StoppedByUser:
+            raise  # Ctrl-C stops the sweep, not just this trial
         except (ConfigError, UserError) as err:
             print(f"error: {err}", file=log)
             return Outcome(trial.name, "failed", trial.values, {}, time.perf_counter() - started, str(err))
