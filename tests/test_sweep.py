@@ -62,13 +62,16 @@ def test_a_stopped_sweep_resumes_with_only_the_missing_trials(write_config, run_
     assert f"Resume with: python -m trainer sweep --resume {folder.relative_to(tmp_path)}" in err
     first = (folder / "trial-000" / "metrics.jsonl").read_text()
 
+    (folder / "trial-002").mkdir()  # as if killed in the middle of trial-002: a folder without a summary
+    (folder / "trial-002" / "metrics.jsonl").write_text('{"epoch": 1, "half": "written"}\n')
     trained.clear()
     monkeypatch.setattr(sweep, "run_trial", lambda *a, **k: (trained.append(a[1].name), real(*a, **k))[1])
     code, _, err = run_cli("sweep", "--resume", folder)
     assert code == 0, err
     assert trained == ["trial-002", "trial-003"]  # the finished ones are not trained again
     assert (folder / "trial-000" / "metrics.jsonl").read_text() == first
-    assert len(list(csv.DictReader((folder / "sweep_summary.csv").open()))) == 4
+    assert [r["status"] for r in csv.DictReader((folder / "sweep_summary.csv").open())] == ["finished"] * 4
+    assert "half" not in (folder / "trial-002" / "metrics.jsonl").read_text()  # trained again from the start
 
 
 def test_random_search_draws_from_ranges_and_the_seed_fixes_the_plan(write_config, run_cli, tmp_path):
@@ -124,10 +127,12 @@ def test_try_multiplies_the_configs_own_value(write_config, run_cli, tmp_path):
     assert code == 2 and "try multiplies numbers" in err
 
 
-optuna = pytest.importorskip("optuna", reason="the optuna extra is not installed")
+@pytest.fixture
+def optuna():
+    return pytest.importorskip("optuna", reason="the optuna extra (pip install leaptrain[sweep]) is not installed")
 
 
-def test_optuna_prunes_poor_trials_on_a_tiny_problem(write_config, run_cli, tmp_path):
+def test_optuna_prunes_poor_trials_on_a_tiny_problem(optuna, write_config, run_cli, tmp_path):
     config = write_config(
         SYNTHETIC + "sweep:\n  method: optuna\n  trials: 8\n  params:\n"
         "    optimizer.lr: {dist: log_uniform, low: 1.0e-5, high: 1.0e-1}\n"
@@ -145,7 +150,7 @@ def test_optuna_prunes_poor_trials_on_a_tiny_problem(write_config, run_cli, tmp_
     assert rows[0]["status"] == "finished" and "pruned" in {r["status"] for r in rows}
 
 
-def test_two_processes_share_one_sqlite_study(write_config, tmp_path):
+def test_two_processes_share_one_sqlite_study(optuna, write_config, tmp_path):
     config = write_config(
         SYNTHETIC + "sweep:\n  method: optuna\n  trials: 6\n  params:\n"
         "    optimizer.lr: {dist: log_uniform, low: 1.0e-4, high: 1.0e-1}\n"
