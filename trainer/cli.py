@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -190,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         _close_progress_bars()
-        print(format_error(err), file=sys.stderr)
+        # Under torchrun every process may speak: say which one, since the first to fail stops the others.
+        rank = f"rank {os.environ['RANK']}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        print(rank + format_error(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nstopped by Ctrl-C", file=sys.stderr)

@@ -126,6 +126,28 @@ class ConsoleLogger:
         tqdm.write(f"done in {summary['wall_seconds']:.1f}s")
 
 
+class SilentLogger(ConsoleLogger):
+    """For the processes other than rank 0 under torchrun: they train, and rank 0 alone shows and saves."""
+
+    def progress(self, loader: Iterable[Batch], description: str) -> Iterator[Batch]:
+        yield from loader
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def info(self, text: str) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+    def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
+        pass
+
+
 class RunLogger(ConsoleLogger):
     """Also keeps the run folder: TensorBoard events, metrics.jsonl (one line per epoch) and summary.json."""
 

@@ -17,10 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer import distributed
 from trainer.checkpoint import CheckpointWriter, Monitor, TrainState, rng_states, save_checkpoint, set_rng_states
 from trainer.diagnostics import check_one_batch, first_batch
 from trainer.errors import StoppedByUser, UserError
-from trainer.logger import ConsoleLogger, RunLogger
+from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
 from trainer.metrics import Metrics, format_table
 from trainer.watchdog import Watchdog, diagnose_nonfinite
 
@@ -72,7 +73,11 @@ class Trainer:
         self.device = resolve_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.raw_model = model.to(self.device, memory_format=self.memory_format)  # what checkpoints hold
-        self.model = torch.compile(self.raw_model) if compile else self.raw_model
+        self.model = self.raw_model
+        if distributed.world_size() > 1:  # under torchrun: DDP averages the gradients of all processes
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)
+        self.model = torch.compile(self.model) if compile else self.model
         self.loss_fn, self.optimizer = loss_fn, optimizer
         self.scheduler, self.scheduler_every_batch = scheduler, scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
@@ -86,7 +91,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.config = config or {}
         self.data_info = data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        # Under torchrun only rank 0 writes the run folder; the other processes train and keep nothing.
+        self.out_dir = Path(out_dir) if out_dir is not None and distributed.is_main() else None
         self.monitor, self.patience = monitor or Monitor(), patience
         self.judge = judge  # after each epoch, may give a reason to stop (a sweep pruning a poor trial)
         self.stop_reason = ""
@@ -96,7 +102,7 @@ class Trainer:
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
         self.stop_requested = False
         self.checkpoints = CheckpointWriter()
-        self.logger: ConsoleLogger = ConsoleLogger(progress)
+        self.logger: ConsoleLogger = ConsoleLogger(progress) if distributed.is_main() else SilentLogger()
         if self.out_dir is not None:
             hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
             self.logger = RunLogger(self.out_dir, hparams, progress)
@@ -119,18 +125,19 @@ class Trainer:
                 totals, batches = self.epoch_batches(train_loader, epoch)
                 for batch, (inputs, targets) in batches:
                     inputs, targets = self.to_device(inputs, targets)
-                    with self.autocast():
-                        logits = self.model(inputs)
-                        batch_loss = self.loss_fn(logits, targets)
-                    if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
-                        self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
-                    loss = self.share_of_accumulated(batch_loss, batch, len(train_loader))
-                    if batch % self.accumulate == 0:
-                        self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
-                    if self.scaler is None:
-                        loss.backward()  # autograd: the gradient of the loss for every parameter, in param.grad
-                    else:  # fp16: scale the loss up so that small gradients do not round to zero
-                        self.scaler.scale(loss).backward()
+                    with self.gradients_shared_at_step(batch, len(train_loader)):  # torchrun: once per step
+                        with self.autocast():
+                            logits = self.model(inputs)
+                            batch_loss = self.loss_fn(logits, targets)
+                        if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
+                            self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
+                        loss = self.share_of_accumulated(batch_loss, batch, len(train_loader))
+                        if batch % self.accumulate == 0:
+                            self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
+                        if self.scaler is None:
+                            loss.backward()  # autograd: the gradient of the loss for every parameter, in param.grad
+                        else:  # fp16: scale the loss up so that small gradients do not round to zero
+                            self.scaler.scale(loss).backward()
                     totals.add(batch_loss.detach(), logits.detach(), targets)
                     self.state.batch = batch + 1
                     if self.state.batch % self.accumulate and self.state.batch != len(train_loader):
@@ -140,7 +147,7 @@ class Trainer:
                         values = {**totals.since_last_log("train"), "lr": self.lr}
                         self.logger.log_step(self.state.step, values)
                         self.watchdog.on_step_log(values)
-                    if self.stop_requested:
+                    if self.stop_is_agreed():
                         return self.save_and_stop(totals)
 
                 metrics = totals.compute("train")
@@ -174,6 +181,23 @@ class Trainer:
             return loss  # no division: it would add an operation to every step for nothing
         return loss / min(self.accumulate, batches - batch + batch % self.accumulate)  # the last group may be short
 
+    def gradients_shared_at_step(self, batch: int, batches: int) -> contextlib.AbstractContextManager[Any]:
+        """Under DDP, the processes add up their gradients only for the last batch before a step, not for every
+        batch accumulated (DDP's no_sync); alone, a process has nothing to share."""
+        last_before_step = (batch + 1) % self.accumulate == 0 or batch + 1 == batches
+        if last_before_step or not isinstance(self.model, torch.nn.parallel.DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.model.no_sync()
+
+    def stop_is_agreed(self) -> bool:
+        """Ctrl-C was pressed. Under torchrun the processes agree at each step log, so that all stop at one step."""
+        if distributed.world_size() == 1:
+            return self.stop_requested
+        if self.state.step % self.log_every:
+            return False
+        votes = distributed.sum_across([torch.tensor(float(self.stop_requested), device=self.device)])[0]
+        return bool(votes > 0)
+
     @contextlib.contextmanager
     def checkpoints_on_disk_at_the_end(self) -> Iterator[None]:
         """Checkpoints are written in the background; whatever ends `fit` waits until they are on disk."""
@@ -200,6 +224,9 @@ class Trainer:
     def epoch_batches(self, loader: Iterable[Batch], epoch: int) -> tuple[MetricTotals, Iterator[tuple[int, Batch]]]:
         """The epoch's numbered batches and its running totals; after a Ctrl-C resume, the rest of the epoch."""
         totals = MetricTotals(self.classification)
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler under torchrun: a new order every epoch
+            sampler.set_epoch(epoch)
         generator = getattr(loader, "generator", None)
         if generator is not None:
             if self.state.loader_rng is not None:  # replay the order this epoch began with
@@ -244,7 +271,8 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
         """Loss and metrics of the model on `loader`, as {"<split>/loss": ..., "<split>/accuracy": ...}."""
-        self.model.eval()
+        model = self.evaluated_model()
+        model.eval()
         task = "classification" if self.classification else "regression"
         evaluation = Evaluation(split, Metrics(task, None, self.metric_names))
         # The loss here; accuracy too only when the chosen metrics leave it out (they count it otherwise).
@@ -252,7 +280,7 @@ class Trainer:
         for inputs, targets in loader:
             inputs, targets = self.to_device(inputs, targets)
             with self.autocast():
-                logits = self.model(inputs)
+                logits = model(inputs)
                 loss = self.loss_fn(logits, targets)
             totals.add(loss, logits, targets)
             evaluation.metrics.update(logits.float(), targets)
@@ -261,13 +289,19 @@ class Trainer:
                     evaluation.keep_samples(inputs, logits, targets)
                 evaluation.keep_points(inputs, targets)
         self.evaluation = evaluation
+        evaluation.metrics.sum_across_processes()  # under torchrun: the metrics of the whole split
         return totals.compute(split) | evaluation.metrics.compute(split)
+
+    def evaluated_model(self) -> nn.Module:
+        """The model to evaluate: under torchrun the plain one, whose forward needs no other process."""
+        return self.model if distributed.world_size() == 1 else self.raw_model
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's outputs for `inputs` (any device), in evaluation mode, as float32 on the CPU."""
-        self.model.eval()
-        return self.model(inputs.to(self.device)).float().cpu()
+        model = self.evaluated_model()
+        model.eval()
+        return model(inputs.to(self.device)).float().cpu()
 
     def evaluation_details(self) -> dict[str, Any]:
         """Per-class accuracy and the confusion matrix of the last evaluation, for summary.json."""
@@ -436,14 +470,23 @@ class MetricTotals:
             self.sums["accuracy"].add_((logits.argmax(dim=1) == targets).sum())
         self.count += n
 
+    def global_totals(self) -> tuple[dict[str, float], int]:
+        """The sums and the count, over every process under torchrun, read from the device once."""
+        if distributed.world_size() == 1 or not self.sums:
+            return {name: value.item() for name, value in self.sums.items()}, self.count
+        count = torch.tensor(self.count, dtype=torch.float64, device=next(iter(self.sums.values())).device)
+        *sums, total = distributed.sum_across([*self.sums.values(), count])
+        return {name: value.item() for name, value in zip(self.sums, sums, strict=True)}, int(total.item())
+
     def compute(self, split: str) -> dict[str, float]:
-        return {f"{split}/{name}": value.item() / max(self.count, 1) for name, value in self.sums.items()}
+        sums, count = self.global_totals()
+        return {f"{split}/{name}": value / max(count, 1) for name, value in sums.items()}
 
     def since_last_log(self, split: str) -> dict[str, float]:
-        sums = {name: value.item() for name, value in self.sums.items()}
-        n = max(self.count - self.logged_count, 1)
+        sums, count = self.global_totals()
+        n = max(count - self.logged_count, 1)
         means = {f"{split}/{name}": (value - self.logged.get(name, 0.0)) / n for name, value in sums.items()}
-        self.logged, self.logged_count = sums, self.count
+        self.logged, self.logged_count = sums, count
         return means
 
 

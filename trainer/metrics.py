@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor
 
+from trainer import distributed
 from trainer.errors import did_you_mean, one_of
 
 CLASSIFICATION = ("accuracy", "top5", "per_class_accuracy", "confusion_matrix")
@@ -126,6 +127,29 @@ class Metrics:
 
     def _add(self, name: str, value: Tensor) -> None:
         self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def sum_across_processes(self) -> None:
+        """Under torchrun, add up every process's totals, so that compute() gives the metrics of the whole split."""
+        if distributed.world_size() == 1:
+            return
+        if self.shift is not None:  # each process centred its targets on its own first one: centre on rank 0's
+            first = distributed.sum_across([self.shift * (distributed.rank() == 0)])[0]
+            gap, n = self.shift - first, self.count
+            self.sums["y2"] = self.sums["y2"] + 2 * gap * self.sums["y"] + n * gap**2
+            self.sums["y"] = self.sums["y"] + n * gap
+            self.shift = first
+        names = list(self.sums)
+        counts = [t for t in (self.confusion, self.class_hits) if t is not None]
+        device = counts[0].device if counts else next(iter(self.sums.values())).device
+        count = torch.tensor(self.count, dtype=torch.float64, device=device)
+        summed = distributed.sum_across([*self.sums.values(), *counts, count])
+        self.sums = dict(zip(names, summed[: len(names)], strict=True))
+        rest = summed[len(names) : -1]
+        if self.confusion is not None:
+            self.confusion, rest = rest[0], rest[1:]
+        if self.class_hits is not None:
+            self.class_hits = rest[0]
+        self.count = int(summed[-1].item())
 
     def compute(self, split: str) -> dict[str, float]:
         """The scalar metrics as {"<split>/accuracy": ..., ...}; nan when no samples were seen."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import torch
 from pydantic import TypeAdapter, ValidationError
 
+from trainer import distributed
 from trainer.checkpoint import Monitor, write_atomic
 from trainer.components.data import DataSplits, build_data
 from trainer.components.losses import build_loss, check_loss
@@ -101,11 +104,11 @@ class Built:
     device: torch.device
 
 
-def build(cfg: Config, data: DataSplits | None = None) -> Built:
+def build(cfg: Config, data: DataSplits | None = None, device: torch.device | None = None) -> Built:
     """The data (unless given: a sweep loads it once for many trials), model, loss and optimizer."""
     check_components(cfg)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.train.device)
+    device = device or resolve_device(cfg.train.device)
     data = data or build_data(cfg.data, device, cfg.seed)
     try:
         model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
@@ -240,9 +243,37 @@ def train_from_config(
     """Train the run a validated config describes (or carry on the run in `resume`); returns its run folder.
 
     A sweep passes its trial's `run_dir`, the `data` it already loaded, and a `judge` that may stop a poor trial.
+    Started by torchrun, each process joins the process group and trains its share; rank 0 alone shows and saves.
     """
+    if not distributed.launched_by_torchrun():
+        return train_in_this_process(cfg, resume, run_dir=run_dir, data=data, judge=judge)
+    device = distributed.start(cfg.train.device)
+    try:
+        distributed.check_same_config(cfg.model_dump(mode="json"))
+        world, size = distributed.world_size(), cfg.data.batch_size
+        with contextlib.ExitStack() as stack:
+            if not distributed.is_main():  # the other processes train in silence: rank 0 speaks for all
+                stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+            print(
+                f"torchrun: {world} processes on {device.type}; data.batch_size {size} is the global batch, "
+                f"about {size // world} samples per process per step"
+            )
+            return train_in_this_process(cfg, resume, run_dir=run_dir, data=data, judge=judge, device=device)
+    finally:
+        distributed.stop()
+
+
+def train_in_this_process(
+    cfg: Config,
+    resume: Path | None = None,
+    *,
+    run_dir: Path | None = None,
+    data: DataSplits | None = None,
+    judge: Any = None,
+    device: torch.device | None = None,
+) -> Path:
     checkpoint = check_resumable(cfg, resume) if resume is not None else None
-    built = build(cfg, data)
+    built = build(cfg, data, device)
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
@@ -252,13 +283,15 @@ def train_from_config(
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
         warnings = check_one_batch(model, built.loss_fn, batch, built.device, data.num_classes)
 
-    run_dir = resume or run_dir or new_run_dir(cfg.log.dir, cfg.name or "run")
-    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = cfg.model_dump(mode="json")
-    write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
     example = batch[0][:2]
     summary = layer_summary(model, example)
-    write_atomic(run_dir / "model.txt", summary + "\n")
+    if distributed.is_main():  # under torchrun the other processes write nothing
+        run_dir = resume or run_dir or new_run_dir(cfg.log.dir, cfg.name or "run")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
+        write_atomic(run_dir / "model.txt", summary + "\n")
+    run_dir = run_dir or resume or Path(cfg.log.dir)
     print(f"data: {data.description}")
     print(f"feeding: {data.feeding}")
     print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")

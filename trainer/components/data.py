@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from trainer import distributed
 from trainer.config import CifarData, CsvData, DataCommon, DataConfig, ImageFolderData, SyntheticData, VisionData
 from trainer.errors import UserError
 
@@ -63,9 +64,15 @@ class InMemoryLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.targets)
         order = torch.randperm(n, generator=self.generator).to(self.targets.device) if self.shuffle else None
+        world = distributed.world_size()
         for start in range(0, n, self.batch_size):
-            end = start + self.batch_size
+            end = min(start + self.batch_size, n)
             batch = slice(start, end) if order is None else order[start:end]  # a view, or the shuffled samples
+            if world > 1:  # under torchrun: this process's part of the batch, the other processes take the rest
+                if end - start < world:
+                    continue  # too few samples to give every process one; the same on every process
+                whole = torch.arange(start, end, device=self.targets.device) if order is None else batch
+                batch = distributed.shard_of(whole)
             inputs, targets = self.inputs[batch], self.targets[batch]
             yield (inputs if self.transform is None else self.transform(inputs, self.generator)), targets
 

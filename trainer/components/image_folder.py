@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from trainer import distributed
 from trainer.components.augment import batch_augment, pixel_pipeline
 from trainer.components.data import DataSplits, in_memory_splits, size_text
 from trainer.config import ImageFolderData
@@ -483,10 +484,16 @@ def _from_disk(
         augment.append(v2.RandomHorizontalFlip())
 
     pin = device.type == "cuda"  # page-locked batches copy to the GPU faster, and alongside the compute
+    world = distributed.world_size()
+    train_files = ImageFiles(train, size, grayscale, v2.Compose(augment + normalize))
+    # Under torchrun each process reads its own share of every epoch (DistributedSampler, reshuffled by the
+    # Trainer's set_epoch), and data.batch_size stays the global batch: each process takes its part of it.
+    sampler = DistributedSampler(train_files, shuffle=True, seed=seed) if world > 1 else None
     train_loader = DataLoader(
-        ImageFiles(train, size, grayscale, v2.Compose(augment + normalize)),
-        batch_size=cfg.batch_size,
-        shuffle=True,
+        train_files,
+        batch_size=max(1, cfg.batch_size // world),
+        shuffle=sampler is None,
+        sampler=sampler,
         # The Trainer saves this generator's state to replay an epoch's order on resume; it also seeds the workers.
         generator=torch.Generator().manual_seed(seed),
         num_workers=workers,
@@ -497,9 +504,11 @@ def _from_disk(
     def eval_loader(items: list[Item], every_epoch: bool) -> DataLoader | None:
         if not items:
             return None
+        files = ImageFiles(items, size, grayscale, v2.Compose(normalize))
         return DataLoader(
-            ImageFiles(items, size, grayscale, v2.Compose(normalize)),
+            files,
             batch_size=cfg.batch_size * 4,  # no gradients kept: bigger batches fit
+            sampler=DistributedSampler(files, shuffle=False) if world > 1 else None,
             num_workers=workers,
             pin_memory=pin,
             persistent_workers=workers > 0 and every_epoch,

@@ -1,0 +1,92 @@
+"""Training on several processes under torchrun: the process group, who writes, and global sums.
+
+torchrun starts one process per GPU (or CPU slot) and tells each its RANK, LOCAL_RANK and WORLD_SIZE. Every
+process trains on its own shard of each batch, DistributedDataParallel averages the gradients, and only rank 0
+prints, logs and saves. Without torchrun (WORLD_SIZE unset or 1) every function here does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from trainer.errors import UserError
+
+TIMEOUT = timedelta(minutes=10)  # a rank that stops answering brings the others down after this, not never
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """Rank 0: the one process that prints, writes TensorBoard, metrics, checkpoints and summaries."""
+    return rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def start(device: str) -> torch.device:
+    """Join torchrun's process group (nccl between GPUs, gloo on CPUs); the device this process trains on."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = (device in ("auto", "cuda") and torch.cuda.is_available()) or device.startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=TIMEOUT)
+    return torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+
+
+def stop() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def check_same_config(config: dict[str, Any]) -> None:
+    """Every rank must train the same config: a rank started with other overrides is an error on all ranks."""
+    if world_size() == 1:
+        return
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    digests: list[Any] = [None] * world_size()
+    dist.all_gather_object(digests, (digest, config))
+    differing = [r for r, (d, _) in enumerate(digests) if d != digests[0][0]]
+    if differing:
+        from trainer.loop import flatten
+
+        first, other = flatten(digests[0][1]), flatten(digests[differing[0]][1])
+        keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+        raise UserError(
+            f"rank {differing[0]} was started with another config than rank 0 (they differ in {', '.join(keys)})",
+            fix="start every process with the same config file and overrides (torchrun passes the same arguments "
+            "to all of them; on several machines, check each machine's command line)",
+        )
+
+
+def sum_across(values: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The sums of these tensors over all ranks (one all_reduce); the tensors themselves on one process."""
+    if world_size() == 1 or not values:
+        return values
+    flat = torch.cat([v.detach().double().reshape(-1) for v in values])
+    dist.all_reduce(flat)
+    out, start = [], 0
+    for v in values:
+        out.append(flat[start : start + v.numel()].reshape(v.shape).to(v.dtype))
+        start += v.numel()
+    return out
+
+
+def shard_of(batch: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a batch of sample indices: the ranks' parts together are the whole batch."""
+    return batch.tensor_split(world_size())[rank()] if world_size() > 1 else batch
