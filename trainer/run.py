@@ -272,6 +272,7 @@ def train_in_this_process(
     judge: Any = None,
     device: torch.device | None = None,
 ) -> Path:
+    """Build, check one batch, make the run folder and train: the work of one process (of one rank)."""
     checkpoint = check_resumable(cfg, resume) if resume is not None else None
     built = build(cfg, data, device)
     data, model = built.data, built.model

@@ -78,7 +78,7 @@ def list_runs(folder: Path) -> str:
                 f"{seconds:.1f}s" if seconds is not None else "",
             ]
         )
-    return _aligned(table) + f"\n\n{len(runs)} run(s). Compare two: python -m trainer diff RUN_A RUN_B"
+    return aligned(table) + f"\n\n{len(runs)} run(s). Compare two: python -m trainer diff RUN_A RUN_B"
 
 
 def flat_config(run_dir: Path) -> dict[str, Any]:
@@ -98,9 +98,7 @@ def diff_runs(a: Path, b: Path) -> str:
     keys = [k for k in sorted(set(config_a) | set(config_b)) if config_a.get(k) != config_b.get(k) and k != "name"]
     lines = [f"A: {a}", f"B: {b}", ""]
     if keys:
-        lines.append(
-            _aligned([["key", "A", "B"], *([k, _show(config_a.get(k)), _show(config_b.get(k))] for k in keys)])
-        )
+        lines.append(aligned([["key", "A", "B"], *([k, _show(config_a.get(k)), _show(config_b.get(k))] for k in keys)]))
     else:
         lines.append("the configs are the same (but for the name)")
     metrics_a, metrics_b = status_of(a)["metrics"], status_of(b)["metrics"]
@@ -109,7 +107,7 @@ def diff_runs(a: Path, b: Path) -> str:
     )
     if names:
         rows = [["metric", "A", "B"], *([n, _show(metrics_a.get(n)), _show(metrics_b.get(n))] for n in names)]
-        lines += ["", _aligned(rows)]
+        lines += ["", aligned(rows)]
     return "\n".join(lines)
 
 
@@ -119,7 +117,8 @@ def _show(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _aligned(rows: list[list[str]]) -> str:
+def aligned(rows: list[list[str]]) -> str:
+    """Rows of cells as text columns, with a rule under the header row."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

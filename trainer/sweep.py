@@ -29,6 +29,7 @@ from typing import Any
 from trainer.checkpoint import write_atomic
 from trainer.config import Config, Distribution, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
+from trainer.runs import aligned
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, parse_value
 
@@ -444,10 +445,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value) if not isinstance(value, list | dict) else json.dumps(value)
-
-
-def aligned(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
