@@ -28,7 +28,7 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
-COMMANDS = ("train", "check", "lr-find", "resume", "eval", "predict", "sweep", "try", "runs", "diff")
+COMMANDS = ("train", "check", "lr-find", "resume", "eval", "predict", "sweep", "try", "runs", "diff", "schema")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("run_a", metavar="RUN_A")
     diff.add_argument("run_b", metavar="RUN_B")
+
+    schema = subcommand(
+        commands,
+        "schema",
+        "write the config's JSON Schema, for editors that complete keys and flag typos as you type",
+        "examples:\n  python -m trainer schema -o my_configs/leaptrain.schema.json\n"
+        "Then start a config with:  # yaml-language-server: $schema=leaptrain.schema.json",
+        run_schema,
+    )
+    schema.add_argument("-o", "--out", metavar="FILE", help="write it to FILE (default: print it)")
     return parser
 
 
@@ -407,6 +417,17 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
     if best is not None:
         print(f"best config: {best}  (rerun it: python -m trainer {best})")
     print(f"compare the trials: tensorboard --logdir {sweep_dir}  (HParams tab)")
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from trainer.schema import SCHEMA_COMMENT, schema_text, write_schema
+
+    if args.out is None:
+        print(schema_text(), end="")
+        return 0
+    write_schema(Path(args.out))
+    print(f"wrote {args.out}; point a config at it with its first line: {SCHEMA_COMMENT}")
     return 0
 
 
