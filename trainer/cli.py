@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import sys
@@ -28,7 +29,10 @@ EXAMPLES = """examples:
 Every key, its default and its meaning: trainer/config.py."""
 
 
-COMMANDS = ("train", "check", "lr-find", "resume", "eval", "predict", "sweep", "try", "runs", "diff", "schema")
+COMMANDS = (
+    *("train", "check", "lr-find", "resume", "eval", "predict"),
+    *("sweep", "try", "runs", "diff", "show", "init", "schema"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("run_a", metavar="RUN_A")
     diff.add_argument("run_b", metavar="RUN_B")
+
+    add_command(
+        commands,
+        "show",
+        "print the config as a run would use it, and where each value comes from (file, override, default)",
+        "example:\n  python -m trainer show configs/mnist.yaml optimizer.lr=1e-3",
+        run_show,
+    )
+
+    init = subcommand(
+        commands,
+        "init",
+        "write a starter config with every key and a comment saying what it means",
+        "examples:\n  python -m trainer init                        (my_config.yaml, for MNIST)\n"
+        "  python -m trainer init --template csv -o tables.yaml",
+        run_init,
+    )
+    init.add_argument("--template", default="mnist", help="mnist, cifar10, image_folder, csv or synthetic")
+    init.add_argument("-o", "--out", default="my_config.yaml", help="the file to write (default my_config.yaml)")
 
     schema = subcommand(
         commands,
@@ -417,6 +440,57 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
     if best is not None:
         print(f"best config: {best}  (rerun it: python -m trainer {best})")
     print(f"compare the trials: tensorboard --logdir {sweep_dir}  (HParams tab)")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Every key of the resolved config with its value and origin: a line of the file, an override, a default."""
+    from trainer.runs import aligned
+    from trainer.yamlio import split_key
+
+    cfg, source = load_config(args.config, args.overrides, show_early=True)
+    rows = [["key", "value", "from"]]
+    for key, value in leaves(cfg.model_dump(mode="json")):
+        path = split_key(key)
+        if path[-1] == "name" and (path[:-1] in source.overrides or path[:-1] in source.lines):
+            path = path[:-1]  # `loss: mse` names the loss in one line: its name comes from there
+        if path in source.overrides:
+            origin = f"command line '{source.overrides[path]}'"
+        elif path in source.lines:
+            origin = f"{source.path}:{source.lines[path]}"
+        else:
+            origin = "the file's name" if key == "name" else "default"
+        rows.append([key, json.dumps(value), origin])
+    print(aligned(rows))
+    return 0
+
+
+def leaves(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """('optimizer.lr', 0.001) for every value in nested sections, empty (null) ones included."""
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from trainer.errors import did_you_mean, one_of
+    from trainer.starter import TEMPLATES, starter_config
+
+    if args.template not in TEMPLATES:
+        raise UserError(
+            f"no template '{args.template}'{did_you_mean(args.template, TEMPLATES)}",
+            fix=f"--template {one_of(TEMPLATES).replace(', ', ' | ')}",
+        )
+    out = Path(args.out)
+    if out.exists():
+        raise UserError(f"{out} exists already; init does not overwrite files", fix=f"-o another name than {out}")
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", out.stem).lstrip("._-") or "run"
+    from trainer.checkpoint import write_atomic
+
+    write_atomic(out, starter_config(args.template, name))
+    print(f"wrote {out}. Check it: python -m trainer check {out}    Train: python -m trainer {out}")
     return 0
 
 

@@ -42,7 +42,7 @@ class DataCommon(Section):
 class VisionData(DataCommon):
     """MNIST-style data sets read with torchvision's own code and held in memory as normalized tensors."""
 
-    dataset: Literal["mnist", "fashion_mnist"]
+    dataset: Literal["mnist", "fashion_mnist"] = Field(description="which data set")
     root: str = Field("data", description="folder holding the data set (torchvision layout: <root>/MNIST/raw)")
     download: bool = Field(True, description="download the files when they are missing")
 
@@ -54,7 +54,7 @@ class CifarData(DataCommon):
     """CIFAR-10/100 read with torchvision's own code, kept in memory as uint8 and normalized and augmented on the
     training device a whole batch at a time."""
 
-    dataset: Literal["cifar10", "cifar100"]
+    dataset: Literal["cifar10", "cifar100"] = Field(description="which data set")
     root: str = Field(
         "data", description="folder holding the data set (torchvision layout: <root>/cifar-10-batches-py)"
     )
@@ -68,7 +68,7 @@ class CifarData(DataCommon):
 class ImageFolderData(DataCommon):
     """Your own images: <root>/<class>/*.jpg|png|..., or <root>/train/<class>/ and <root>/val/<class>/."""
 
-    dataset: Literal["image_folder"]
+    dataset: Literal["image_folder"] = Field(description="your own images, one folder per class")
     root: str = Field(description="folder with one sub-folder per class (or train/ and val/ sub-folders)")
     image_size: Annotated[int, Field(gt=0)] | tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] = Field(
         64, description="every image is resized to this (one number: square; or [height, width])"
@@ -93,7 +93,7 @@ class ImageFolderData(DataCommon):
 class CsvData(DataCommon):
     """A table: one row per sample, a target column, and numeric or text (categorical) feature columns."""
 
-    dataset: Literal["csv"]
+    dataset: Literal["csv"] = Field(description="a table in a CSV file")
     path: str = Field(description="the CSV file (with a header row); the validation split is taken out of it")
     val_path: str | None = Field(None, description="a separate CSV file for validation (then val_split is not used)")
     test_path: str | None = Field(None, description="a separate CSV file for the test split")
@@ -110,7 +110,7 @@ class CsvData(DataCommon):
 class SyntheticData(DataCommon):
     """Generated toy problems for learning and tests: classes of 2-D points, or a curve to fit."""
 
-    dataset: Literal["synthetic"]
+    dataset: Literal["synthetic"] = Field(description="generated toy problems")
     kind: Literal["blobs", "spirals", "moons", "circles", "sine"] = Field(
         "blobs",
         description="blobs, spirals, moons, circles: classes of points; sine: fit y = sin(x) plus noise (regression)",
@@ -133,29 +133,29 @@ Activation = Literal["relu", "gelu", "silu", "tanh", "sigmoid", "leaky_relu"]
 class MLPModel(Section):
     """Fully connected layers on the flattened input."""
 
-    name: Literal["mlp"]
+    name: Literal["mlp"] = Field(description="the built-in fully connected network")
     hidden: list[Annotated[int, Field(gt=0)]] = Field([256, 128], description="units of each hidden layer")
-    activation: Activation = "relu"
+    activation: Activation = Field("relu", description="the non-linearity after each layer")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer")
 
 
 class CNNModel(Section):
     """Conv blocks (conv, [batch norm], activation, 2x2 max-pool), then one hidden fully connected layer."""
 
-    name: Literal["cnn"]
+    name: Literal["cnn"] = Field(description="the built-in conv network")
     channels: list[Annotated[int, Field(gt=0)]] = Field([32, 64], description="output channels of each conv block")
     kernel_size: int = Field(3, gt=0, description="conv kernel size (odd sizes keep the image size)")
     fc: int = Field(128, gt=0, description="units of the hidden fully connected layer")
     dropout: float = Field(0.25, ge=0, lt=1, description="dropout before the last layer")
     batch_norm: bool = Field(True, description="batch norm after each conv")
-    activation: Activation = "relu"
+    activation: Activation = Field("relu", description="the non-linearity after each layer")
 
 
 class ResNetModel(Section):
     """A small residual conv net for images such as CIFAR: a stem conv, then per stage a conv, 2x2 max-pool and a
     residual block of two convs (the input added back to their output), then global max-pool and one linear layer."""
 
-    name: Literal["resnet"]
+    name: Literal["resnet"] = Field(description="the built-in small residual network")
     stem: int = Field(32, gt=0, description="output channels of the first conv")
     channels: list[Annotated[int, Field(gt=0)]] = Field(
         [64, 128, 256], description="output channels of each stage; each stage halves the image"
@@ -184,13 +184,13 @@ ModelConfig = Annotated[
 class LossConfig(Component):
     """cross_entropy, mse, l1, smooth_l1, bce_with_logits, nll, any torch.nn loss by class name, or file.py:name."""
 
-    name: str = "cross_entropy"
+    name: str = Field("cross_entropy", description="the loss: a short name, a torch.nn class or file.py:name")
 
 
 class OptimizerConfig(Component):
     """sgd, adam, adamw, rmsprop or any torch.optim class by name."""
 
-    name: str = "adamw"
+    name: str = Field("adamw", description="the optimizer: a short name or a torch.optim class")
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate")
 
 
@@ -201,7 +201,7 @@ class SchedulerConfig(Component):
     once an epoch (ReduceLROnPlateau on val/loss).
     """
 
-    name: str = "none"
+    name: str = Field("none", description="the learning-rate schedule: a short name or a torch class")
 
 
 class EarlyStopping(Section):
@@ -216,6 +216,8 @@ class EarlyStopping(Section):
 
 
 class TrainConfig(Section):
+    """How to train: epochs, device, precision, gradient handling, early stopping."""
+
     epochs: int = Field(3, gt=0, description="passes over the training set")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks CUDA when present")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp16 needs CUDA; bf16 works on CPU too")
@@ -228,6 +230,8 @@ class TrainConfig(Section):
 
 
 class LogConfig(Section):
+    """What a run shows and keeps: where runs go, TensorBoard, metrics, pictures, progress bars."""
+
     dir: str = Field("runs", description="runs are saved in <dir>/<name>/<YYYYmmdd-HHMMSS>/")
     every_n_steps: int = Field(50, gt=0, description="how often the training loss goes to TensorBoard")
     histograms: int = Field(0, ge=0, description="weight and gradient histograms every N epochs (0: none)")

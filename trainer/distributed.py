@@ -63,7 +63,7 @@ def check_same_config(config: dict[str, Any]) -> None:
     dist.all_gather_object(digests, (digest, config))
     differing = [r for r, (d, _) in enumerate(digests) if d != digests[0][0]]
     if differing:
-        from trainer.loop import flatten
+        from trainer.yamlio import flatten
 
         first, other = flatten(digests[0][1]), flatten(digests[differing[0]][1])
         keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))

@@ -24,6 +24,7 @@ from trainer.errors import StoppedByUser, UserError
 from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
 from trainer.metrics import Metrics, format_table
 from trainer.watchdog import Watchdog, diagnose_nonfinite
+from trainer.yamlio import flatten
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -530,14 +531,3 @@ def step_epoch_scheduler(scheduler: Any, metrics: dict[str, float]) -> None:
         scheduler.step(metrics.get("val/loss", metrics["train/loss"]))
     else:
         scheduler.step()
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}, for the HParams dashboard."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{key}.")
-        elif value is not None:
-            flat[f"{prefix}{key}"] = value
-    return flat

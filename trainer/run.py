@@ -31,10 +31,10 @@ from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
 from trainer.inference import read_checkpoint
 from trainer.logger import new_run_dir
-from trainer.loop import Trainer, flatten, resolve_device
+from trainer.loop import Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.metrics import check_metric_names, default_metrics
-from trainer.yamlio import dump_yaml
+from trainer.yamlio import dump_yaml, flatten
 
 
 def check_components(cfg: Config) -> None:

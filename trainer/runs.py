@@ -82,8 +82,7 @@ def list_runs(folder: Path) -> str:
 
 
 def flat_config(run_dir: Path) -> dict[str, Any]:
-    from trainer.loop import flatten
-    from trainer.yamlio import load_config_file
+    from trainer.yamlio import flatten, load_config_file
 
     path = run_dir / "config.yaml"
     if not path.is_file():

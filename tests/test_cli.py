@@ -1,0 +1,40 @@
+"""Commands that help write configs: show (each value and its origin) and init (a starter config)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_show_prints_each_value_and_where_it_comes_from(write_config, run_cli):
+    config = write_config("data: {dataset: synthetic}\nmodel: {name: mlp}\nloss: cross_entropy\n")
+    code, out, _ = run_cli("show", config, "optimizer.lr=0.05")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert rows["data.dataset"].split()[1:] == ['"synthetic"', f"{config}:1"]
+    assert rows["loss.name"].endswith(f"{config}:3")  # the shorthand line names the loss
+    assert rows["optimizer.lr"].endswith("command line 'optimizer.lr=0.05'")
+    assert rows["train.epochs"].split()[1:] == ["3", "default"]
+    assert rows["name"].split()[1:] == ['"config"', "the", "file's", "name"]
+
+
+@pytest.mark.parametrize("template", ["mnist", "cifar10", "image_folder", "csv", "synthetic"])
+def test_init_writes_a_commented_config_that_validates(template, run_cli, tmp_path):
+    from trainer.cli import load_config
+    from trainer.run import check_components
+
+    code, out, _ = run_cli("init", "--template", template, "-o", "starter.yaml")
+    assert code == 0 and "python -m trainer check starter.yaml" in out
+    text = (tmp_path / "starter.yaml").read_text()
+    keys = [line for line in text.splitlines() if not line.startswith("#")]
+    assert keys and all("  # " in line for line in keys)  # a comment on every key
+    cfg, _ = load_config(str(tmp_path / "starter.yaml"), [])
+    check_components(cfg)
+    assert cfg.name == "starter" and cfg.data.dataset == template
+
+
+def test_init_refuses_to_overwrite_and_unknown_templates(run_cli, tmp_path):
+    (tmp_path / "my_config.yaml").write_text("keep me")
+    code, _, err = run_cli("init")
+    assert code == 2 and "exists already" in err and (tmp_path / "my_config.yaml").read_text() == "keep me"
+    code, _, err = run_cli("init", "--template", "mnsit", "-o", "x.yaml")
+    assert code == 2 and "did you mean 'mnist'" in err
