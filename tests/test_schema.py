@@ -47,3 +47,12 @@ def test_schema_command_prints_and_writes_it(run_cli, tmp_path):
     code, out, _ = run_cli("schema", "-o", tmp_path / "s.json")
     assert code == 0 and SCHEMA_COMMENT in out
     assert json.loads((tmp_path / "s.json").read_text())["title"] == "leaptrain config"
+
+
+def test_the_config_reference_in_docs_is_up_to_date():
+    from trainer.schema import reference_markdown
+
+    shipped = (ROOT / "docs" / "config.md").read_text()
+    assert shipped == reference_markdown(), "regenerate it: python -m trainer schema --reference -o docs/config.md"
+    for key in ("`batch_size`", "`early_stopping`", "`crop_padding`", "`target`", "`storage`", "`progress`"):
+        assert key in shipped

@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         run_schema,
     )
     schema.add_argument("-o", "--out", metavar="FILE", help="write it to FILE (default: print it)")
+    schema.add_argument("--reference", action="store_true", help="the Markdown reference of every key instead")
     return parser
 
 
@@ -495,13 +496,17 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from trainer.schema import SCHEMA_COMMENT, schema_text, write_schema
+    from trainer.checkpoint import write_atomic
+    from trainer.schema import SCHEMA_COMMENT, reference_markdown, schema_text
 
+    text = reference_markdown() if args.reference else schema_text()
     if args.out is None:
-        print(schema_text(), end="")
+        print(text, end="")
         return 0
-    write_schema(Path(args.out))
-    print(f"wrote {args.out}; point a config at it with its first line: {SCHEMA_COMMENT}")
+    write_atomic(Path(args.out), text)
+    print(
+        f"wrote {args.out}" + ("" if args.reference else f"; point a config at it in its first line: {SCHEMA_COMMENT}")
+    )
     return 0
 
 

@@ -288,13 +288,13 @@ class Config(Section):
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run name; defaults to the config file's name"
     )
     seed: int = Field(0, description="seeds python, numpy and torch: the same seed gives the same run")
-    data: DataConfig
-    model: ModelConfig
-    loss: LossConfig = LossConfig()
-    optimizer: OptimizerConfig = OptimizerConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
-    train: TrainConfig = TrainConfig()
-    log: LogConfig = LogConfig()
+    data: DataConfig = Field(description="the data set; its keys depend on data.dataset (sections below)")
+    model: ModelConfig = Field(description="the network; its keys depend on model.name (sections below)")
+    loss: LossConfig = Field(LossConfig(), description="what training minimizes")
+    optimizer: OptimizerConfig = Field(OptimizerConfig(), description="how the weights move against the gradient")
+    scheduler: SchedulerConfig = Field(SchedulerConfig(), description="how the learning rate changes over the run")
+    train: TrainConfig = Field(TrainConfig(), description="how to train")
+    log: LogConfig = Field(LogConfig(), description="what the run shows and keeps")
     sweep: SweepConfig | None = Field(None, description="used by `python -m trainer sweep`; ignored by a plain run")
 
 

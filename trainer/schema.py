@@ -4,7 +4,6 @@ yaml-language-server) use it to complete keys, show each key's description and f
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from trainer.config import COMPONENT_SECTIONS, Config
@@ -40,7 +39,59 @@ def schema_text() -> str:
     return json.dumps(config_schema(), indent=2) + "\n"
 
 
-def write_schema(path: Path) -> None:
-    from trainer.checkpoint import write_atomic
+def reference_markdown() -> str:
+    """docs/config.md: every section and key with its type, default and meaning, from the config classes."""
+    from pydantic import BaseModel
 
-    write_atomic(path, schema_text())
+    from trainer import config as classes
+
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from `trainer/config.py` by `python -m trainer schema --reference -o docs/config.md`; a test",
+        "fails when it is out of date. Component sections (`model` other than mlp/cnn/resnet, `loss`, `optimizer`,",
+        "`scheduler`) also take the arguments of the torch class they name, checked against its signature.",
+    ]
+    sections: list[tuple[str, type[BaseModel]]] = [("(top level)", Config)]
+    data_classes = (classes.VisionData, classes.CifarData, classes.ImageFolderData, classes.CsvData)
+    for cls in (*data_classes, classes.SyntheticData):
+        names = cls.model_fields["dataset"].annotation.__args__  # type: ignore[union-attr]
+        sections.append((f"data (dataset: {' or '.join(names)})", cls))
+    sections += [
+        ("model: mlp", classes.MLPModel),
+        ("model: cnn", classes.CNNModel),
+        ("model: resnet", classes.ResNetModel),
+        ("model: any other name", classes.OtherModel),
+        ("loss", classes.LossConfig),
+        ("optimizer", classes.OptimizerConfig),
+        ("scheduler", classes.SchedulerConfig),
+        ("train", classes.TrainConfig),
+        ("train.early_stopping", classes.EarlyStopping),
+        ("log", classes.LogConfig),
+        ("sweep", classes.SweepConfig),
+        ("sweep.params: a range", classes.Distribution),
+    ]
+    for title, cls in sections:
+        doc = (cls.__doc__ or "").strip().replace("\n", " ")
+        lines += ["", f"## {title}", ""]
+        if doc and cls is not Config:
+            lines += [" ".join(doc.split()), ""]
+        lines += ["| key | default | meaning |", "|---|---|---|"]
+        for key, info in cls.model_fields.items():
+            lines.append(f"| `{key}` | {_default_text(info)} | {(info.description or '').replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _default_text(info: Any) -> str:
+    from pydantic import BaseModel
+    from pydantic_core import PydanticUndefined
+
+    if info.default_factory is not None:
+        value = info.default_factory()
+    elif info.default is PydanticUndefined:
+        return "required"
+    else:
+        value = info.default
+    if isinstance(value, BaseModel):
+        return "(its section below)"
+    return f"`{json.dumps(value)}`"
