@@ -31,7 +31,7 @@ Every key, its default and its meaning: trainer/config.py."""
 
 COMMANDS = (
     *("train", "check", "lr-find", "resume", "eval", "predict"),
-    *("sweep", "try", "runs", "diff", "show", "init", "schema"),
+    *("sweep", "try", "runs", "diff", "show", "init", "schema", "eject"),
 )
 
 
@@ -153,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
         "example:\n  python -m trainer show configs/mnist.yaml optimizer.lr=1e-3",
         run_show,
     )
+
+    eject = add_command(
+        commands,
+        "eject",
+        "write the plain PyTorch script a config stands for: the data, the model, the loop, no leaptrain",
+        "examples:\n  python -m trainer eject configs/mnist.yaml -o train_mnist.py\n  python train_mnist.py",
+        run_eject,
+    )
+    eject.add_argument("-o", "--out", default="train.py", help="the script to write (default train.py)")
 
     init = subcommand(
         commands,
@@ -473,6 +482,20 @@ def leaves(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from leaves(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
+
+
+def run_eject(args: argparse.Namespace) -> int:
+    cfg, source = load_config(args.config, args.overrides, show_early=True)
+    out = Path(args.out)
+    if out.exists():
+        raise UserError(f"{out} exists already; eject does not overwrite files", fix=f"-o another name than {out}")
+    with located(source):
+        from trainer.checkpoint import write_atomic
+        from trainer.eject import eject_script
+
+        write_atomic(out, eject_script(cfg, " ".join([args.config, *args.overrides])))
+    print(f"wrote {out}: plain PyTorch, no leaptrain. Run it: python {out}")
+    return 0
 
 
 def run_init(args: argparse.Namespace) -> int:
