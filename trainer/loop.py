@@ -34,7 +34,8 @@ class Trainer:
     """Trains `model` by minimizing `loss_fn(model(inputs), targets)` with `optimizer`.
 
     `out_dir` (optional) receives checkpoints, TensorBoard events, metrics.jsonl and summary.json.
-    `task` is "classification" (reports accuracy) or "regression"; by default it follows the loss.
+    `task` is "classification" (reports accuracy) or "regression"; by default it follows the loss: cross entropy
+    and NLL mean classification, anything else (a loss you wrote as a function, too) regression.
     `monitor` is the metric best.pt follows; with `patience`, training stops after that many epochs without
     improvement. `accumulate` adds up the gradients of that many batches before each step; `grad_clip` caps
     the gradients' total norm.
