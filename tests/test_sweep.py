@@ -230,3 +230,8 @@ def test_the_data_is_loaded_once_for_all_trials_of_a_process(write_config, run_c
     (single,) = (tmp_path / "runs" / "single").iterdir()
     alone = json.loads((single / "summary.json").read_text())["metrics"]["val/loss"]
     assert float(rows["0.003"]["val/loss"]) == pytest.approx(alone, rel=1e-3)
+
+
+def test_a_bad_sweep_option_names_its_key(write_config, run_cli):
+    code, _, err = run_cli("sweep", write_config(SYNTHETIC), "optimizer.lr=1e-3,1e-2", "--jobs", "0")
+    assert code == 2 and "sweep.jobs" in err and "greater than 0" in err

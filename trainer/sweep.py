@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from trainer.checkpoint import write_atomic
 from trainer.config import Config, Distribution, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
@@ -64,7 +66,8 @@ class Plan:
         path = sweep_dir / PLAN_FILE
         if not path.is_file():
             raise UserError(
-                f"{sweep_dir} is not a sweep folder (it has no {PLAN_FILE})", fix="give the folder a sweep printed"
+                f"{sweep_dir} is not a sweep folder (it has no {PLAN_FILE})",
+                fix="give the folder the sweep printed when it started, e.g. runs/<name>/sweep-20260101-120000",
             )
         raw = json.loads(path.read_text())
         return cls(raw["base"], raw["settings"], [Trial(**t) for t in raw["trials"]])
@@ -109,8 +112,9 @@ def make_plan(data: dict[str, Any], swept: dict[str, list[Any]], options: dict[s
     settings |= {key: value for key, value in options.items() if value is not None}
     try:
         sweep = SweepConfig.model_validate(settings)
-    except Exception as err:  # pydantic's own message names the key
-        raise ConfigError([Problem("sweep", str(err).splitlines()[-1].strip())]) from None
+    except ValidationError as err:  # a value given on the command line, e.g. --trials 0
+        problems = [Problem(".".join(["sweep", *map(str, e["loc"])]), e["msg"]) for e in err.errors()]
+        raise ConfigError(problems) from None
     if not sweep.params:
         raise UserError(
             "nothing to sweep: no key has more than one value",
