@@ -265,3 +265,32 @@ def test_diabetes_explains_a_third_of_the_variance_in_seconds(tmp_path, run_cli)
     metrics, seconds = train_shipped(run_cli, tmp_path, "diabetes", "log.pictures=false")
     assert metrics["test/r2"] >= 0.3  # about 0.45, what linear regression gets on this split too
     assert seconds < 60  # about 1 s on an idle laptop CPU; generous for a busy CI machine
+
+
+def test_predict_reads_new_rows_of_a_table(run_cli, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    table = root / "configs" / "tables" / "iris.csv"
+    assert run_cli(root / "configs" / "iris.yaml", f"data.path={table}", "train.epochs=20")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "iris").iterdir()
+    rows = table.read_text().splitlines()
+    (tmp_path / "new.csv").write_text("\n".join([rows[0], rows[1], rows[-1]]) + "\n")  # a setosa, a virginica
+    code, out, err = run_cli("predict", run_dir, "new.csv", "--out", "p.csv")
+    assert code == 0, err
+    assert "new.csv:2  setosa" in out and "new.csv:3  virginica" in out
+    assert (tmp_path / "p.csv").read_text().splitlines()[1].startswith("new.csv:2,setosa,0.")
+    (tmp_path / "bad.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,x,0.2\n")
+    code, _, err = run_cli("predict", run_dir, "bad.csv")
+    assert code == 2 and "bad.csv line 2: column 'petal_length' holds 'x', not a number" in err
+
+
+def test_predict_gives_numbers_for_a_regression_table(run_cli, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    table = root / "configs" / "tables" / "diabetes.csv"
+    assert run_cli(root / "configs" / "diabetes.yaml", f"data.path={table}", "train.epochs=5")[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "diabetes").iterdir()
+    features = [",".join(line.split(",")[:10]) for line in table.read_text().splitlines()[:3]]
+    (tmp_path / "new.csv").write_text("\n".join(features) + "\n")  # the target column left out
+    code, out, err = run_cli("predict", run_dir, "new.csv")
+    assert code == 0, err
+    values = [float(line.split()[1]) for line in out.splitlines() if line.startswith("new.csv:")]
+    assert len(values) == 2 and all(0 < v < 500 for v in values) and "%" not in out

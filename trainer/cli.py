@@ -75,13 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict = subcommand(
         commands,
         "predict",
-        "predict the class of image files with a trained run",
+        "predict with a trained run: the class of image files, or for a table run each row of CSV files",
         "examples:\n  python -m trainer predict runs/mnist-cnn/20260101-120000 my_digit.png\n"
         "  python -m trainer predict runs/mnist-cnn/20260101-120000 photos/ --out predictions.csv",
         run_predict,
     )
     predict.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
-    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders; CSV files for a table run")
     predict.add_argument("--out", metavar="CSV", help="also write file,class,probability rows to this CSV file")
 
     finder = add_command(
@@ -287,7 +287,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predictions, failed = predict_files(cfg, checkpoint, args.inputs)
     width = max(len(p.file) for p in predictions) if predictions else 0
     for p in predictions:
-        print(f"{p.file:{width}}  {p.label}  ({p.probability:.1%})")
+        print(f"{p.file:{width}}  {p.label}" + ("" if p.probability is None else f"  ({p.probability:.1%})"))
     if failed:
         print(
             f"skipped {len(failed)} file(s) that could not be read as images: {', '.join(failed[:3])}"

@@ -67,14 +67,16 @@ def evaluate_checkpoint(cfg: Config, checkpoint: dict[str, Any], split: str) -> 
 
 @dataclass
 class Prediction:
-    file: str
-    label: str
-    probability: float
+    file: str  # the image file, or for a table "file:line"
+    label: str  # the class, or for regression the predicted number
+    probability: float | None  # of that class; None for regression
 
 
 def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> tuple[list[Prediction], list[str]]:
     """The class and its probability for each image file (folders are searched); and the files that failed."""
     info = checkpoint.get("data") or {}
+    if "features" in info:  # a run on a table: the inputs are CSV files of new rows
+        return predict_rows(cfg, checkpoint, inputs), []
     shape = tuple(info.get("input_shape", ()))
     if len(shape) != 3 or "class_names" not in info:
         raise UserError(
@@ -98,6 +100,40 @@ def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) ->
         best = int(probabilities.argmax())
         predictions.append(Prediction(str(path), info["class_names"][best], float(probabilities[best])))
     return predictions, failed
+
+
+def predict_rows(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> list[Prediction]:
+    """Each row of the CSV files, encoded with the training split's statistics: its class and probability, or the
+    predicted number. The files need the feature columns (in any order); the target column may be missing."""
+    from trainer.components.tables import Rows, encode_inputs, lookup, number, read_table
+
+    info = checkpoint["data"]
+    model = build_model(cfg.model, tuple(info["input_shape"]), len(info.get("class_names") or [0]))
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    predictions = []
+    for name in inputs:
+        table = read_table(name, key="")
+        for feature in info["features"]:
+            lookup(table, feature, key="")  # a missing column is named, with the columns the file has
+            if feature in info["mean"]:  # a number column: every cell must hold a number, as in training
+                for line, cell in zip(table.lines, table.cells(feature), strict=True):
+                    if number(cell) is None:
+                        raise UserError(
+                            f"{name} line {line}: column '{feature}' holds '{cell}', not a number",
+                            fix="fill in or correct that cell: the model was trained on numbers in this column",
+                        )
+        with torch.no_grad():
+            outputs = model(encode_inputs(Rows(table, list(range(len(table.rows)))), info))
+        for line, output in zip(table.lines, outputs, strict=True):
+            where = f"{name}:{line}"
+            if "class_names" in info:
+                probabilities = output.softmax(dim=0)
+                best = int(probabilities.argmax())
+                predictions.append(Prediction(where, info["class_names"][best], float(probabilities[best])))
+            else:
+                predictions.append(Prediction(where, f"{float(output[0]):.6g}", None))
+    return predictions
 
 
 def image_files(inputs: list[str]) -> list[Path]:
@@ -140,7 +176,7 @@ def save_predictions_csv(predictions: list[Prediction], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file", "class", "probability"])
-    writer.writerows([p.file, p.label, f"{p.probability:.4f}"] for p in predictions)
+    writer.writerows([p.file, p.label, "" if p.probability is None else f"{p.probability:.4f}"] for p in predictions)
     write_atomic(path, buffer.getvalue())
 
 
