@@ -12,9 +12,8 @@ from typing import Any
 import torch
 
 from trainer.components.augment import batch_augment, pixel_pipeline
-from trainer.components.data import DataSplits, in_memory_splits
+from trainer.components.data import DataSplits, download_or_explain, in_memory_splits
 from trainer.config import CifarData
-from trainer.errors import UserError
 
 # Mean and standard deviation of each channel of the training pixels (in [0, 1]).
 CHANNEL_STATS = {
@@ -59,21 +58,13 @@ def _read(cfg: CifarData, train: bool) -> Any:
     files = [name for name, _ in dataset_class.train_list + dataset_class.test_list] + [dataset_class.meta["filename"]]
     missing = [name for name in files if not (folder / name).is_file()]
     state = f"lacks {', '.join(missing)}" if missing else "holds files that do not match CIFAR's checksums"
-    where = f"{folder}/ {state}"
     layout = f"Unpack {Path(dataset_class.url).name} in {cfg.root}/ (it holds {dataset_class.base_folder}/)"
-    if not cfg.download:
-        raise UserError(
-            f"{cfg.dataset}: {where}, and data.download is false",
-            fix=f"{layout}, or set data.download: true, or point data.root at the folder that holds "
-            f"{dataset_class.base_folder}",
-            key="data.root",
-        )
-    try:
-        return dataset_class(cfg.root, train=train, download=True)
-    except Exception as err:  # no network, a proxy, a full disk: the message is the same
-        raise UserError(
-            f"{cfg.dataset}: {where}, and the download failed ({type(err).__name__}: {err})",
-            fix=f"download {dataset_class.url} and {layout[0].lower()}{layout[1:]}. Or point data.root at the folder "
-            f"that holds {dataset_class.base_folder}",
-            key="data.root",
-        ) from err
+    return download_or_explain(
+        dataset_class,
+        cfg,
+        train,
+        problem=f": {folder}/ {state},",
+        put=layout,
+        fetch=f"download {dataset_class.url} and {layout[0].lower()}{layout[1:]}",
+        holder=dataset_class.base_folder,
+    )

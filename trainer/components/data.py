@@ -227,21 +227,36 @@ def _torchvision(cfg: VisionData) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def _download(dataset_class: type, cfg: VisionData, train: bool) -> object:
     raw = Path(cfg.root) / dataset_class.__name__ / "raw"
     files = ", ".join(Path(url).stem for url, _ in dataset_class.resources)
-    where = f"Put the files {files} (uncompressed) in {raw}/"
+    mirrors = " or ".join(getattr(dataset_class, "mirrors", [])) or "the data set's web site"
+    put = f"Put the files {files} (uncompressed) in {raw}/"
+    return download_or_explain(
+        dataset_class,
+        cfg,
+        train,
+        problem=f" is not in {raw}/",
+        put=put,
+        fetch=f"{put}; they can be downloaded from {mirrors}",
+        holder=f"{dataset_class.__name__}/raw",
+    )
+
+
+def download_or_explain(
+    dataset_class: type, cfg: VisionData | CifarData, train: bool, *, problem: str, put: str, fetch: str, holder: str
+) -> object:
+    """A torchvision data set whose files are missing: downloaded when data.download allows, else (or when the
+    download fails) a message saying what is missing (`problem`), how to put the files in place (`put`, or after
+    a failed download `fetch`) and which folder data.root must hold (`holder`)."""
     if not cfg.download:
         raise UserError(
-            f"{cfg.dataset} is not in {raw}/ and data.download is false",
-            fix=f"{where}, or set data.download: true, or point data.root at the folder that holds "
-            f"{dataset_class.__name__}/raw",
+            f"{cfg.dataset}{problem} and data.download is false",
+            fix=f"{put}, or set data.download: true, or point data.root at the folder that holds {holder}",
             key="data.root",
         )
     try:
         return dataset_class(cfg.root, train=train, download=True)
     except Exception as err:  # no network, a proxy, a full disk: the message is the same
-        mirrors = " or ".join(getattr(dataset_class, "mirrors", [])) or "the data set's web site"
         raise UserError(
-            f"{cfg.dataset} is not in {raw}/ and the download failed ({type(err).__name__}: {err})",
-            fix=f"{where}; they can be downloaded from {mirrors}. Or point data.root at the folder that holds "
-            f"{dataset_class.__name__}/raw",
+            f"{cfg.dataset}{problem} and the download failed ({type(err).__name__}: {err})",
+            fix=f"{fetch}. Or point data.root at the folder that holds {holder}",
             key="data.root",
         ) from err
