@@ -87,6 +87,15 @@ def sum_across(values: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+def sum_with_count(values: list[torch.Tensor], count: int) -> tuple[list[torch.Tensor], int]:
+    """Sums over all ranks of these tensors and of a count of samples, in one all_reduce."""
+    if world_size() == 1:
+        return values, count
+    device = values[0].device if values else torch.device("cuda" if dist.get_backend() == "nccl" else "cpu")
+    *summed, total = sum_across([*values, torch.tensor(count, dtype=torch.float64, device=device)])
+    return summed, int(total.item())
+
+
 def shard_of(batch: torch.Tensor) -> torch.Tensor:
     """This rank's part of a batch of sample indices: the ranks' parts together are the whole batch."""
     return batch.tensor_split(world_size())[rank()] if world_size() > 1 else batch

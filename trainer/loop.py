@@ -474,11 +474,8 @@ class MetricTotals:
 
     def global_totals(self) -> tuple[dict[str, float], int]:
         """The sums and the count, over every process under torchrun, read from the device once."""
-        if distributed.world_size() == 1 or not self.sums:
-            return {name: value.item() for name, value in self.sums.items()}, self.count
-        count = torch.tensor(self.count, dtype=torch.float64, device=next(iter(self.sums.values())).device)
-        *sums, total = distributed.sum_across([*self.sums.values(), count])
-        return {name: value.item() for name, value in zip(self.sums, sums, strict=True)}, int(total.item())
+        sums, count = distributed.sum_with_count(list(self.sums.values()), self.count)
+        return {name: value.item() for name, value in zip(self.sums, sums, strict=True)}, count
 
     def compute(self, split: str) -> dict[str, float]:
         sums, count = self.global_totals()

@@ -140,16 +140,13 @@ class Metrics:
             self.shift = first
         names = list(self.sums)
         counts = [t for t in (self.confusion, self.class_hits) if t is not None]
-        device = counts[0].device if counts else next(iter(self.sums.values())).device
-        count = torch.tensor(self.count, dtype=torch.float64, device=device)
-        summed = distributed.sum_across([*self.sums.values(), *counts, count])
+        summed, self.count = distributed.sum_with_count([*self.sums.values(), *counts], self.count)
         self.sums = dict(zip(names, summed[: len(names)], strict=True))
-        rest = summed[len(names) : -1]
+        rest = summed[len(names) :]
         if self.confusion is not None:
             self.confusion, rest = rest[0], rest[1:]
         if self.class_hits is not None:
             self.class_hits = rest[0]
-        self.count = int(summed[-1].item())
 
     def compute(self, split: str) -> dict[str, float]:
         """The scalar metrics as {"<split>/accuracy": ..., ...}; nan when no samples were seen."""

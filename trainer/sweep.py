@@ -264,6 +264,13 @@ def worker_setup(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """`jobs` worker processes that split the cores between them."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's threads in an unusable state
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=(threads,))
+
+
 def run_grid_or_random(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> None:
     pending = [t for t in plan.trials if not (sweep_dir / t.name / "summary.json").is_file()]
     jobs = min(plan.sweep.jobs, len(pending))
@@ -271,9 +278,7 @@ def run_grid_or_random(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], Non
         for trial in pending:
             say(run_trial(sweep_dir, trial, plan.base))
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's threads in an unusable state
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=(threads,)) as pool:
+    with worker_pool(jobs) as pool:
         futures = [pool.submit(run_trial, sweep_dir, trial, plan.base) for trial in pending]
         for future in as_completed(futures):
             say(future.result())
@@ -296,9 +301,7 @@ def run_optuna(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> N
         for outcome in optuna_worker(str(sweep_dir), plan):
             say(outcome)
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=(threads,)) as pool:
+    with worker_pool(jobs) as pool:
         futures = [pool.submit(_optuna_outcomes, str(sweep_dir), plan) for _ in range(jobs)]
         for future in as_completed(futures):
             for outcome in future.result():
