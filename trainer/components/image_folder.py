@@ -191,11 +191,16 @@ def _free_ram() -> tuple[float, str]:
         return 4 * 2**30, "of memory assumed available (psutil is not installed to ask)"
 
 
+# The Linux kernel's own files for a container's memory (cgroup v2), the same on every Linux system; elsewhere
+# they do not exist and no limit is assumed.
+CGROUP = Path("/sys/fs/cgroup")
+
+
 def _container_room() -> float:
     """Bytes a container's memory limit (cgroup v2) leaves; /proc/meminfo tells the whole machine's."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        limit = (CGROUP / "memory.max").read_text().strip()
+        used = int((CGROUP / "memory.current").read_text())
     except (OSError, ValueError):
         return float("inf")
     return float("inf") if limit == "max" else max(int(limit) - used, 0)
