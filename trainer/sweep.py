@@ -168,7 +168,7 @@ def check_trials(plan: Plan) -> None:
     from trainer.run import check_components
 
     problems = []
-    for trial in plan.trials[:1] if plan.sweep.method == "optuna" else plan.trials:
+    for trial in plan.trials:  # grid and random; optuna chooses its trials as it goes
         try:
             check_components(trial_config(plan.base, trial.values))
         except ConfigError as err:
