@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from trainer.errors import UserError
-from trainer.explain import LayerTracker, explain, short_path
+from trainer.explain import KIND_HINTS, explain_batch_failure, is_user_file, short_path
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss")
@@ -124,6 +125,23 @@ def _one_step(
     report: Report,
     full: bool,
 ) -> None:
+    """One forward, loss and backward with checks on the way; an exception from the learner's code is explained."""
+    try:
+        _checked_step(model, loss_fn, batch, num_classes, report, full)
+    except UserError:
+        raise
+    except Exception as err:
+        raise explain_batch_failure(err, model, loss_fn, *batch) from err
+
+
+def _checked_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    num_classes: int | None,
+    report: Report,
+    full: bool,
+) -> None:
     inputs, targets = batch
     model.train()
     _check_hidden_layers(model, report)
@@ -137,10 +155,7 @@ def _one_step(
         return
     shapes = _record_shapes(model, report) if full else []
     try:
-        with LayerTracker(model) as tracker:
-            logits = model(inputs)
-    except Exception as err:
-        raise explain(err, tracker.failing_layer, len(targets)) from err
+        logits = model(inputs)
     finally:
         for handle in shapes:
             handle.remove()
@@ -148,25 +163,22 @@ def _one_step(
         report.add(
             "fail",
             "model output",
-            f"the model returns a {type(logits).__name__}, not a tensor",
-            "return one tensor of scores from forward (e.g. `return self.head(x)`)",
+            f"the model returns a {type(logits).__name__}, not a tensor{_forward_where(model)}",
+            KIND_HINTS.get(type(logits).__name__, "return one tensor of scores from forward (`return self.head(x)`)"),
         )
         return
     if logits.shape[0] != len(targets):
         report.add(
             "fail",
             "model output",
-            f"the output has {logits.shape[0]} rows for a batch of {len(targets)}",
+            f"the output has {logits.shape[0]} rows for a batch of {len(targets)}{_forward_where(model)}",
             "keep the batch dimension first: flatten with x.flatten(1), not x.view(-1)",
         )
         return
     report.add("pass", "forward", f"input {list(inputs.shape)} -> output {list(logits.shape)}")
     if not _loss_contract(loss_fn, logits, targets, num_classes, report):
         return
-    try:
-        loss = loss_fn(logits, targets)
-    except Exception as err:
-        raise explain(err, None, len(targets)) from err
+    loss = loss_fn(logits, targets)
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         report.add(
@@ -194,9 +206,21 @@ def _one_step(
             "check the inputs for NaN and the loss for log(0) or division by zero",
         )
         return
-    _initial_loss_check(loss_fn, logits, report)
+    if not _squashed_scores(loss_fn, logits, report):
+        _initial_loss_check(loss_fn, logits, report)
     loss.backward()
     _gradient_audit(model, report)
+
+
+def _forward_where(model: nn.Module) -> str:
+    """' (forward at net.py:12)' for a model class of the learner's; '' for torch's and leaptrain's own."""
+    forward = type(model).forward
+    try:
+        path = inspect.getsourcefile(forward) or ""
+        line = inspect.getsourcelines(forward)[1]
+    except (TypeError, OSError):
+        return ""
+    return f" (forward at {short_path(path)}:{line})" if is_user_file(path) else ""
 
 
 def _where(loss_fn: LossFn) -> str:
@@ -316,6 +340,48 @@ def _loss_contract(
         return False
     report.add("pass", "loss vs targets", f"output {list(logits.shape)}, targets {list(targets.shape)}")
     return True
+
+
+# Losses that apply their own softmax or sigmoid, so they want raw scores (any real number) from the model.
+RAW_SCORE_LOSSES = ("CrossEntropyLoss", "BCEWithLogitsLoss", "MultiLabelSoftMarginLoss")
+# Operations that squash scores into a range, by the name of their autograd node (SigmoidBackward0 -> Sigmoid).
+SQUASHING = {
+    "Sigmoid": "a sigmoid (scores in 0..1)",
+    "Softmax": "a softmax (probabilities)",
+    "Tanh": "a tanh (scores in -1..1)",
+    "Relu": "a ReLU (no negative scores)",
+    "Hardtanh": "a hardtanh (scores in -1..1)",
+    "Hardsigmoid": "a hard sigmoid (scores in 0..1)",
+}
+SHAPE_ONLY = ("View", "Reshape", "Squeeze", "Unsqueeze", "Clone", "Alias", "Permute", "T", "Transpose", "Flatten")
+
+
+def last_operation(output: torch.Tensor) -> str:
+    """The operation that made the model's output ('Sigmoid'), looking through reshapes: autograd's own record."""
+    node = output.grad_fn
+    while node is not None:
+        name = re.sub(r"Backward\d*$", "", type(node).__name__)
+        if name not in SHAPE_ONLY or not node.next_functions:
+            return name
+        node = node.next_functions[0][0]
+    return ""
+
+
+def _squashed_scores(loss_fn: LossFn, logits: torch.Tensor, report: Report) -> bool:
+    """A sigmoid, softmax, tanh or ReLU at the end of the model squashes the scores a raw-score loss needs: it
+    learns slowly or not at all, and nothing fails. (A log_softmax before cross entropy is `_initial_loss_check`'s.)"""
+    kind = type(loss_fn).__name__
+    operation = last_operation(logits)
+    if kind in RAW_SCORE_LOSSES and operation in SQUASHING:
+        report.add(
+            "warn",
+            "output range",
+            f"the model's output comes out of {SQUASHING[operation]}, but {kind} applies its own softmax or sigmoid "
+            "and wants raw scores, so the model learns slowly or not at all",
+            "remove the final activation from forward (return the last Linear layer's output)",
+        )
+        return True
+    return False
 
 
 def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -> None:
@@ -487,12 +553,18 @@ def check_one_batch(
     return [check.line() for check in report.warnings]
 
 
+# The config section each check is about, so that a failure points at its line in the config.
+CHECK_KEYS = {"loss": "loss", "loss vs targets": "loss", "initial loss": "loss", "inputs": "data"}
+
+
 def raise_on_failures(report: Report) -> None:
     if report.failures:
         lines = "\n  ".join(check.line() for check in report.failures)
+        keys = {CHECK_KEYS.get(check.name, "model") for check in report.failures}
         raise UserError(
             f"checking one batch before training found what would go wrong:\n  {lines}",
             fix="`python -m trainer check CONFIG` prints the whole checklist and the model's layers",
+            key=keys.pop() if len(keys) == 1 else "",
         )
 
 

@@ -1,40 +1,38 @@
-"""Turn exceptions from inside torch into messages about the user's model, loss or data: what, where, what to try."""
+"""One translator for exceptions raised while the learner's model, loss or data runs: what, where, what to try.
+
+Every message names the innermost line of the learner's own code (and shows it), the layer that was running and
+the shapes it got, what torch said in one line, and a fix. Known failures are recognized by the exception's class
+and by the family of torch's wording (`RULES`); any other exception still gets the place and the likely fix for
+its class (`LIKELY_FIX`). Importing this module does not import torch: the config checks run without it.
+"""
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import difflib
+import inspect
+import linecache
 import re
 import sys
-import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
-
-from torch import nn
 
 from trainer.errors import UserError
 
 _LIBRARY_PARTS = ("site-packages", "dist-packages", f"{Path(sys.prefix).name}/lib")
 _OWN_FOLDER = str(Path(__file__).parent)
 
-# torch's own wording of the errors a learner meets most (checked against torch 2.x by tests/test_diagnostics.py)
-LINEAR_SHAPES = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
-CONV_CHANNELS = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
-CONV_RANK = re.compile(
-    r"Expected (\dD) \(unbatched\) or (\dD) \(batched\) input to (\w+), but got input of size: (\[[\d, ]+\])"
-)
 
-
-def user_location(tb: TracebackType | None) -> str:
-    """'file.py:line' of the innermost frame in the user's own code (not torch, not leaptrain), or ''."""
-    found = ""
-    for frame in traceback.extract_tb(tb):
-        path = frame.filename
-        if path.startswith(_OWN_FOLDER) or path.startswith("<") or any(p in path for p in _LIBRARY_PARTS):
-            continue
-        if path.startswith(sys.base_prefix) or path.startswith(sys.prefix):
-            continue
-        found = f"{short_path(path)}:{frame.lineno}"
-    return found
+def is_user_file(path: str) -> bool:
+    """A file the learner wrote: not torch, not leaptrain, not the standard library, not `<string>`."""
+    if path.startswith((_OWN_FOLDER, "<")) or any(part in path for part in _LIBRARY_PARTS):
+        return False
+    return not (path.startswith(sys.base_prefix) or path.startswith(sys.prefix))
 
 
 def short_path(path: str) -> str:
@@ -45,15 +43,106 @@ def short_path(path: str) -> str:
         return path
 
 
-class LayerTracker:
-    """Knows which layer is running, so an error raised inside torch can be pinned on the layer that raised it.
+@dataclass
+class Place:
+    """A line of the learner's code: file, line, function, the source text, and the frame's names when known."""
 
-    Used only around the preflight batch: hooks on every layer would slow training down.
+    path: str
+    line: int
+    function: str
+    names: dict[str, Any] = field(default_factory=dict)  # globals, builtins and locals of the frame
+    local_names: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{short_path(self.path)}:{self.line}"
+
+    @property
+    def source(self) -> str:
+        return linecache.getline(self.path, self.line).strip()
+
+    def tensors_on_line(self, limit: int = 4) -> str:
+        """'x: [32, 20, 4, 4] float32, y: ...' for the local tensors the line names: the shapes that met there."""
+        import torch
+
+        shown = []
+        for name in dict.fromkeys(re.findall(r"(?<![.\w])([A-Za-z_]\w*)", self.source)):
+            value = self.local_names.get(name)
+            if isinstance(value, torch.Tensor) or (
+                isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value)
+            ):
+                shown.append(f"{name}: {describe(value)}")
+        return ", ".join(shown[:limit])
+
+
+def user_place(tb: TracebackType | None) -> Place | None:
+    """The innermost frame of the traceback that is in the learner's own code."""
+    found = None
+    while tb is not None:
+        frame: FrameType = tb.tb_frame
+        if is_user_file(frame.f_code.co_filename):
+            names = {**vars(builtins), **frame.f_globals, **frame.f_locals}
+            found = Place(frame.f_code.co_filename, tb.tb_lineno, frame.f_code.co_name, names, dict(frame.f_locals))
+        tb = tb.tb_next
+    return found
+
+
+def user_location(tb: TracebackType | None) -> str:
+    """'file.py:line' of the innermost frame in the user's own code (not torch, not leaptrain), or ''."""
+    place = user_place(tb)
+    return place.where if place else ""
+
+
+FRAME_LINE = re.compile(r'File "(.+?)", line (\d+), in (\S+)')
+
+
+def place_in_forward_trace(text: str) -> Place | None:
+    """The innermost learner's line in the forward trace autograd's anomaly mode prints for a failed backward."""
+    found = None
+    for path, line, function in FRAME_LINE.findall(text):
+        if is_user_file(path):
+            found = Place(path, int(line), function)
+    return found
+
+
+@dataclass
+class Layer:
+    """The layer that was running: its path in the model ('features.0'), the module, and what it was given."""
+
+    path: str
+    module: Any
+    inputs: str = ""  # '[32, 1, 28, 28] float32'
+
+    @property
+    def label(self) -> str:
+        return f"layer '{self.path}' ({type(self.module).__name__})"
+
+
+def describe(value: Any) -> str:
+    """'[32, 784] float32' for a tensor; the kinds inside a tuple, list or dict; the type for anything else."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        device = "" if value.device.type == "cpu" else f" on {value.device}"
+        return f"{list(value.shape)} {str(value.dtype).removeprefix('torch.')}{device}"
+    if isinstance(value, tuple | list) and len(value) <= 4:
+        inner = ", ".join(describe(v) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        return "a dict of " + ", ".join(map(str, list(value)[:4]))
+    return type(value).__name__
+
+
+class LayerTracker:
+    """Knows which layer is running and what it got, so an error raised inside torch can be pinned on that layer.
+
+    Used only around one batch (the preflight, or the rerun of a failed step): hooks on every layer would slow
+    training down.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Any):
         self.model = model
-        self.running: list[tuple[str, nn.Module]] = []
+        self.running: list[Layer] = []
         self.handles: list[Any] = []
 
     def __enter__(self) -> LayerTracker:
@@ -67,119 +156,908 @@ class LayerTracker:
             handle.remove()
 
     def _enter(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any) -> None:
-            self.running.append((name or "(the model)", module))
+        def hook(module: Any, args: Any) -> None:
+            shown = describe(args[0]) if len(args) == 1 else describe(args)
+            self.running.append(Layer(name or "(the model)", module, shown))
 
         return hook
 
-    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _leave(self, module: Any, args: Any, output: Any) -> None:
         if self.running:
             self.running.pop()
 
     @property
-    def failing_layer(self) -> tuple[str, nn.Module] | None:
+    def failing_layer(self) -> Layer | None:
         return self.running[-1] if self.running else None
+
+
+def layer_at(model: Any, place: Place | None) -> Layer | None:
+    """The layer a line of the learner's code belongs to: `self.fc(x)` on a line of Net.forward is layer 'fc'."""
+    if model is None or place is None:
+        return None
+    for path, module in model.named_modules():
+        cls = type(module)
+        try:
+            if Path(inspect.getsourcefile(cls) or "").resolve() != Path(place.path).resolve():
+                continue
+            lines, start = inspect.getsourcelines(cls)
+        except (OSError, TypeError):
+            continue
+        if start <= place.line < start + len(lines):
+            called = re.search(r"self\.(\w+)\s*\(", place.source)
+            if called and _is_module(getattr(module, called[1], None)):
+                child = f"{path}.{called[1]}" if path else called[1]
+                return Layer(child, getattr(module, called[1]))
+            return Layer(path or "(the model)", module)
+    return None
+
+
+@dataclass
+class Failure:
+    """What is known about one failure: the exception, where it happened in the learner's code, which layer."""
+
+    err: BaseException
+    place: Place | None
+    layer: Layer | None
+    during: str  # 'the forward pass', 'the loss', 'backward', 'building the model', ...
+    batch_size: int | None = None
+    model: Any = None
+    forward_place: Place | None = None  # for a failed backward: the forward line that made the failing operation
+
+    @property
+    def text(self) -> str:
+        return str(self.err).strip()
+
+    @property
+    def first_line(self) -> str:
+        text = self.text
+        if isinstance(self.err, KeyError) and len(self.err.args) == 1:
+            text = f"key {self.err.args[0]!r} not found"
+        line = (text.splitlines() or [type(self.err).__name__])[0]
+        return line if len(line) <= 240 else line[:240] + " ..."
+
+    @property
+    def layer_name(self) -> str:
+        return self.layer.label if self.layer else "a layer"
+
+    @property
+    def at(self) -> str:
+        place = self.place or self.forward_place
+        return f" (at {place.where})" if place else ""
+
+
+@dataclass
+class Advice:
+    what: str
+    fix: str
+    key: str = "model"
+
+
+Rule = Callable[[Failure, re.Match[str]], Advice | None]
+RULES: list[tuple[tuple[type[BaseException], ...] | None, re.Pattern[str], Rule]] = []
+
+
+def rule(pattern: str, *classes: type[BaseException]) -> Callable[[Rule], Rule]:
+    """Register a translation for errors whose message matches `pattern` (and are of one of `classes`)."""
+
+    def register(function: Rule) -> Rule:
+        RULES.append((classes or None, re.compile(pattern, re.S), function))
+        return function
+
+    return register
 
 
 def explain(
     err: BaseException,
-    layer: tuple[str, nn.Module] | None = None,
+    layer: Layer | tuple[str, Any] | None = None,
     batch_size: int | None = None,
     during: str = "training",
+    *,
+    model: Any = None,
+    forward_place: Place | None = None,
 ) -> UserError:
-    """A UserError for a known failure inside torch; the original message (and a pointer) for any other."""
-    text = str(err).strip()
-    where = user_location(err.__traceback__)
-    at = f" (at {where})" if where else ""
-    layer_name = f"layer '{layer[0]}' ({type(layer[1]).__name__})" if layer else "a layer"
+    """A UserError naming the learner's line, the layer and the fix; any exception gets at least the place."""
+    if isinstance(layer, tuple):
+        layer = Layer(*layer)
+    place = user_place(err.__traceback__)
+    if layer is None and model is not None:
+        layer = layer_at(model, place or forward_place)
+    failure = Failure(err, place, layer, during, batch_size, model, forward_place)
+    advice = None
+    for classes, pattern, translate in RULES:
+        if classes is not None and not isinstance(err, classes):
+            continue
+        match = pattern.search(failure.text)
+        if match is None:
+            continue
+        try:
+            advice = translate(failure, match)
+        except Exception:  # a translator that fails must never hide the original error: fall back below
+            advice = None
+        if advice is not None:
+            break
+    if advice is None:
+        advice = fallback(failure)
+    return UserError(advice.what + details(failure), fix=advice.fix, key=advice.key)
 
-    if match := LINEAR_SHAPES.search(text):
-        got, expected = int(match[2]), int(match[3])
-        if expected == got * got or (expected % got == 0 and expected // got in (got, 3 * got)):
-            return UserError(  # a Linear layer got an image row by row: the image was never flattened
-                f"{layer_name} expects {expected} input features, but gets rows of {got}: the input was not "
-                f"flattened{at}",
-                fix="flatten before the first Linear layer: x = x.flatten(1) (or nn.Flatten() in a Sequential)",
-                key="model",
-            )
-        return UserError(
-            f"{layer_name} expects {expected} input features, but {got} arrive{at}",
-            fix=f"in_features: {expected} -> {got} for that layer (or change the layers before it)",
-            key="model",
+
+def details(failure: Failure) -> str:
+    """The lines under the message: the learner's line, the layer and its input, and torch's own words."""
+    lines = []
+    for label, place in (("", failure.place), ("made by ", failure.forward_place)):
+        if place is not None and place.source:
+            lines.append(f"{label}{place.where}: {place.source}")
+    if failure.place is not None and (tensors := failure.place.tensors_on_line()):
+        lines.append(f"on that line: {tensors}")
+    if failure.layer is not None and failure.layer.inputs:
+        lines.append(f"{failure.layer.label} got {failure.layer.inputs}")
+    said = "Python said" if isinstance(failure.err, PYTHON_ERRORS) else "torch said"
+    lines.append(f"{said}: {type(failure.err).__name__}: {failure.first_line}")
+    return "".join(f"\n    {line}" for line in lines)
+
+
+# Errors Python itself raises about the learner's code (the rest come from torch's checks, or look like them).
+PYTHON_ERRORS = (NameError, AttributeError, KeyError, ZeroDivisionError, RecursionError, AssertionError, ImportError)
+
+LIKELY_FIX = {
+    "NameError": "define the name or import it at the top of your file",
+    "AttributeError": "check the spelling of the attribute, and that it is set in __init__ (self.name = ...)",
+    "TypeError": "compare the call on that line with what the function takes: the number and kind of arguments",
+    "ValueError": "a value has the wrong size or kind for that call: print its shape just before that line",
+    "IndexError": "an index is past the end: print the size of what is indexed and the index just before that line",
+    "KeyError": "that key is not in the dict: print the dict's keys just before that line",
+    "ZeroDivisionError": "a divisor is zero: guard it, or add a small number (x / (n + 1e-8))",
+    "AssertionError": "an assert in your code failed: print the values it compares just before that line",
+    "RecursionError": "a function calls itself without end: in forward, call the layers, not self(x) or self.forward",
+    "NotImplementedError": "a method is missing: an nn.Module needs a `def forward(self, x)` (spelled exactly so)",
+    "RuntimeError": "print the shapes and dtypes of the tensors on that line; `python -m trainer check CONFIG` "
+    "shows the output shape of every layer",
+}
+
+
+def fallback(failure: Failure) -> Advice:
+    """No rule knows this error: the place, the layer and torch's words still say where to look."""
+    kind = type(failure.err).__name__
+    where = f"in {failure.layer.label}" if failure.layer else f"during {failure.during}"
+    fix = next((LIKELY_FIX[c.__name__] for c in type(failure.err).__mro__ if c.__name__ in LIKELY_FIX), "")
+    fix = fix or LIKELY_FIX["RuntimeError"]
+    return Advice(f"{kind} {where}{failure.at}: {failure.first_line}", fix, key=key_of(failure))
+
+
+def swapped_arguments(failure: Failure) -> str:
+    """'; your loss takes (targets, logits): ...' when the learner's loss names its parameters the other way round."""
+    place = failure.place
+    function = place.names.get(place.function) if place else None
+    if failure.during != "the loss" or not callable(function):
+        return ""
+    with contextlib.suppress(TypeError, ValueError):
+        first = next(iter(inspect.signature(function).parameters), "")
+        if re.fullmatch(r"(y(_true)?|targets?|labels?|truth|ground_truth|gt)", first):
+            return f"; your loss takes '{first}' first, but it is called as loss(outputs, targets): swap its parameters"
+    return ""
+
+
+def key_of(failure: Failure) -> str:
+    """The config key to point at: the loss when the loss failed, else the model."""
+    return "loss" if failure.during == "the loss" else "model"
+
+
+# ---- shapes -------------------------------------------------------------------------------------------------
+
+
+@rule(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+def _linear_features(failure: Failure, match: re.Match[str]) -> Advice:
+    got, expected = int(match[2]), int(match[3])
+    at, name = failure.at, failure.layer_name
+    if expected == got * got or (expected % got == 0 and expected // got in (got, 3 * got)):
+        return Advice(  # a Linear layer got an image row by row: the image was never flattened
+            f"{name} expects {expected} input features, but gets rows of {got}: the input was not flattened{at}",
+            "flatten before the first Linear layer: x = x.flatten(1) (or nn.Flatten() in a Sequential)",
         )
-    if match := CONV_CHANNELS.search(text):
-        expected, got = int(match[2]), int(match[3])
-        return UserError(
-            f"{layer_name} expects {expected} input channels, but the input has {got}{at}",
-            fix=f"in_channels: {expected} -> {got} for that layer (grey images have 1 channel, colour 3)",
-            key="model",
-        )
-    if match := CONV_RANK.search(text):
-        return UserError(
-            f"{layer_name} needs {match[2]} input (batch, channels, height, width), but got a tensor "
-            f"of shape {match[4]}{at}",
-            fix="keep images as (batch, channels, height, width) before conv layers; flatten only before Linear "
-            "layers (or use model.name=mlp for flat vectors)",
-            key="model",
-        )
-    if "Kernel size can't be greater than actual input size" in text or "Output size is too small" in text:
-        return UserError(
-            f"{layer_name}: the image has become too small for this layer (each pooling halves it){at}",
-            fix="use fewer conv/pool blocks, a smaller kernel, or padding",
-            key="model",
-        )
-    if "Expected more than 1 value per channel when training" in text:
-        return UserError(
-            f"{layer_name if layer else 'a batch norm layer'} got a batch of one sample, and cannot normalize "
-            f"one sample{at}",
-            fix="change data.batch_size so that the last batch is not a single sample",
-            key="data.batch_size",
-        )
-    if match := re.search(r"Target (-?\d+) is out of bounds", text):
-        return UserError(
-            f"a target class is {match[1]}, but the model's output has fewer classes{at}",
-            fix="make the last layer output as many scores as there are classes (targets must be 0 .. classes-1)",
-            key="loss",
-        )
-    if "expected scalar type Long but found Float" in text or "Expected floating point type for target" in text:
-        return UserError(
-            f"the loss got targets of the wrong type: {text.splitlines()[0]}{at}",
-            fix="cross_entropy/nll take class indices (int64) or class probabilities (float, same shape as the "
-            "output); for numeric targets use loss: mse",
-            key="loss",
-        )
-    if "does not require grad and does not have a grad_fn" in text:
-        return UserError(
-            f"the loss is cut off from the model, so no gradient can flow back{at}",
-            fix="compute the loss from the model's output with torch operations only: no .item(), .detach(), "
-            ".numpy(), argmax or torch.tensor(...) on the way",
-            key="loss",
-        )
-    if "grad can be implicitly created only for scalar outputs" in text:
-        return UserError(
-            f"the loss is a tensor of many numbers, not one{at}",
-            fix="end the loss with .mean() (or keep reduction: mean)",
-            key="loss",
-        )
-    if "Expected all tensors to be on the same device" in text:
-        return UserError(
-            f"part of the model is not on the training device{at}",
-            fix="keep sub-layers in nn.ModuleList / nn.Sequential (a plain Python list hides them from .to() and "
-            "from the optimizer), and create tensors inside forward with device=x.device",
-            key="model",
-        )
-    if type(err).__name__ == "OutOfMemoryError":
-        size = f" at batch size {batch_size}" if batch_size else ""
-        half = f"data.batch_size={max(1, batch_size // 2)}" if batch_size else "a smaller data.batch_size"
-        return UserError(
-            f"the GPU ran out of memory{size}{at}",
-            fix=f"{half}, or precision bf16/fp16, or a smaller model",
-            key="data.batch_size",
-        )
-    first_line = text.splitlines()[0] if text else type(err).__name__
-    return UserError(
-        f"{type(err).__name__} {'in ' + layer_name if layer else 'while ' + during}{at}: {first_line}",
-        fix="run with --debug for the full traceback; `python -m trainer check CONFIG` runs one batch and names "
-        "the layer",
-        key="model" if layer else "",
+    return Advice(
+        f"{name} expects {expected} input features, but {got} arrive{at}",
+        f"in_features: {expected} -> {got} for that layer (or change the layers before it)",
     )
+
+
+@rule(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
+def _conv_channels(failure: Failure, match: re.Match[str]) -> Advice:
+    expected, got = int(match[2]), int(match[3])
+    return Advice(
+        f"{failure.layer_name} expects {expected} input channels, but the input has {got}{failure.at}",
+        f"in_channels: {expected} -> {got} for that layer (grey images have 1 channel, colour 3)",
+    )
+
+
+@rule(r"Expected (\dD) \(unbatched\) or (\dD) \(batched\) input to (\w+), but got input of size: (\[[\d, ]+\])")
+def _conv_rank(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"{failure.layer_name} needs {match[2]} input (batch, channels, height, width), but got a tensor "
+        f"of shape {match[4]}{failure.at}",
+        "keep images as (batch, channels, height, width) before conv layers; flatten only before Linear "
+        "layers (or use model.name=mlp for flat vectors)",
+    )
+
+
+@rule(r"Kernel size can't be greater than actual input size|Output size is too small|input image .* is smaller")
+def _too_small(failure: Failure, match: re.Match[str]) -> Advice:
+    size = re.search(r"input size per channel: \((\d+ x \d+)\)", failure.text)
+    got = f" ({size[1]} pixels left)" if size else ""
+    return Advice(
+        f"{failure.layer_name}: the image has become too small for this layer{got}; each pooling or stride-2 "
+        f"layer halves it{failure.at}",
+        "use fewer conv/pool blocks, padding=kernel_size//2 on the convs, a smaller kernel, or larger images",
+    )
+
+
+@rule(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
+def _view_size(failure: Failure, match: re.Match[str]) -> Advice:
+    wanted = [int(n) for n in match[1].split(",")]
+    size = int(match[2])
+    batch = failure.batch_size
+    per_sample = f"; per sample that is {size // batch} numbers" if batch and size % batch == 0 else ""
+    fixed = [n for n in wanted if n != -1]
+    fix = "reshape with the batch size kept: x = x.flatten(1) (or x.view(x.size(0), -1))"
+    if per_sample:
+        fix += f", and give the next Linear layer in_features={size // batch}"
+    return Advice(
+        f"view/reshape to {wanted} does not fit a tensor of {size} numbers ({size} is not a multiple of "
+        f"{_product(fixed)}){per_sample}{failure.at}",
+        fix,
+    )
+
+
+def _product(numbers: list[int]) -> int:
+    result = 1
+    for n in numbers:
+        result *= n
+    return result
+
+
+@rule(r"view size is not compatible with input tensor's size and stride")
+def _view_stride(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f".view() cannot reshape this tensor without copying it (it was transposed or permuted before){failure.at}",
+        "use .reshape(...) instead of .view(...), or .contiguous().view(...)",
+    )
+
+
+@rule(
+    r"Sizes of tensors must match except in dimension (\d+)\. Expected size (\d+) but got size (\d+) "
+    r"for tensor number (\d+)"
+)
+def _cat_sizes(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"torch.cat joins tensors along dimension {match[1]}, so all other dimensions must be equal, but tensor "
+        f"number {match[4]} has size {match[3]} where the first has {match[2]}{failure.at}",
+        f"make every tensor the same size outside dimension {match[1]} (print their .shape before the cat); joining "
+        "features of one batch is torch.cat([a, b], dim=1)",
+    )
+
+
+@rule(
+    r"stack expects each tensor to be equal size, but got (\[[\d, ]*\]) at entry (\d+) "
+    r"and (\[[\d, ]*\]) at entry (\d+)"
+)
+def _stack_sizes(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"torch.stack needs tensors of one shape, but entry {match[2]} is {match[1]} and entry {match[4]} is "
+        f"{match[3]}{failure.at}",
+        "make them the same shape first, or use torch.cat to join tensors of different lengths along one dimension",
+    )
+
+
+@rule(r"The size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)")
+def _broadcast(failure: Failure, match: re.Match[str]) -> Advice:
+    key = key_of(failure)
+    hint = ""
+    if failure.during == "the loss":
+        hint = "; in a loss this is usually the output against the targets: one score per class vs class labels"
+        hint += swapped_arguments(failure)
+    return Advice(
+        f"two tensors of sizes {match[1]} and {match[2]} at dimension {match[3]} are combined element by element, "
+        f"which needs equal sizes (or 1){hint}{failure.at}",
+        "print both shapes before that line; for class labels use loss: cross_entropy; for one number per sample "
+        "return output.squeeze(1)",
+        key,
+    )
+
+
+@rule(
+    r"The expanded size of the tensor \((\d+)\) must match the existing size \((\d+)\) "
+    r"at non-singleton dimension (\d+)"
+)
+def _expand(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a tensor of size {match[2]} at dimension {match[3]} cannot be expanded or assigned to size "
+        f"{match[1]}{failure.at}",
+        "print the shapes on both sides of that line; they must be equal where neither is 1",
+        key_of(failure),
+    )
+
+
+@rule(r"running_mean should contain (\d+) elements not (\d+)")
+def _batch_norm_features(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"{failure.layer_name} was made for {match[1]} channels but gets {match[2]}{failure.at}",
+        f"num_features: {match[1]} -> {match[2]} for that layer (it must equal the out_channels of the layer before)",
+    )
+
+
+@rule(
+    r"Given normalized_shape=\[([\d, ]+)\], expected input with shape \[\*, ([\d, ]+)\], "
+    r"but got input of size\s*\[([\d, ]+)\]"
+)
+def _layer_norm(failure: Failure, match: re.Match[str]) -> Advice:
+    last = match[3].split(",")[-1].strip()
+    return Advice(
+        f"{failure.layer_name} normalizes the last {match[1]} numbers, but its input ends in {last}{failure.at}",
+        f"normalized_shape: {match[1]} -> {last} (the size of the input's last dimension)",
+    )
+
+
+@rule(r"input\.size\(-1\) must be equal to input_size\. Expected (\d+), got (\d+)")
+def _rnn_features(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"{failure.layer_name} was made for {match[1]} features per time step, but gets {match[2]}{failure.at}",
+        f"input_size: {match[1]} -> {match[2]}; the input is (batch, time, features) with batch_first=True",
+    )
+
+
+@rule(r"Expected hidden(?:\[\d\])? size \(([\d, ]+)\), got \[([\d, ]+)\]")
+def _rnn_hidden(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"{failure.layer_name} got a starting hidden state of shape [{match[2]}], not ({match[1]}){failure.at}",
+        "make the hidden state inside forward from the input's batch size (torch.zeros(layers, x.size(0), hidden, "
+        "device=x.device)), or leave it out and the layer starts from zeros",
+    )
+
+
+@rule(r"Expected input batch_size \((\d+)\) to match target batch_size \((\d+)\)")
+def _batch_rows(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"the model gives {match[1]} rows of scores for a batch of {match[2]} targets: a view/reshape in forward "
+        f"mixed the batch dimension with the others{failure.at}",
+        "keep the batch dimension first: x.flatten(1) or x.view(x.size(0), -1), never x.view(-1, N)",
+    )
+
+
+@rule(
+    r"Target size \((?:torch\.Size\()?\[([\d, ]*)\]\)?\) must be the same as "
+    r"input size \((?:torch\.Size\()?\[([\d, ]*)\]"
+)
+def _bce_shapes(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"the loss compares output and targets element by element, but the targets are [{match[1]}] and the output "
+        f"[{match[2]}]{failure.at}",
+        "return output.squeeze(1) for one score per sample (or targets.unsqueeze(1)); for classes use cross_entropy",
+        "loss",
+    )
+
+
+@rule(r"0D or 1D target tensor expected, multi-target not supported")
+def _targets_with_extra_dim(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"cross entropy takes one class index per sample (targets of shape [batch]), but the targets have an extra "
+        f"dimension{failure.at}",
+        "targets.squeeze(1) (or .view(-1)) so they are [batch]; a data set's labels should be one number each",
+        "loss",
+    )
+
+
+# ---- indices ------------------------------------------------------------------------------------------------
+
+
+@rule(r"Target (-?\d+) is out of bounds")
+def _target_out_of_bounds(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a target class is {match[1]}, but the model's output has fewer classes{failure.at}",
+        "make the last layer output as many scores as there are classes (targets must be 0 .. classes-1)",
+        "loss",
+    )
+
+
+@rule(r"index out of range in self")
+def _embedding_index(failure: Failure, match: re.Match[str]) -> Advice:
+    module = failure.layer.module if failure.layer else None
+    rows = getattr(module, "num_embeddings", None)
+    if rows is None:
+        return Advice(
+            f"an index is past the end of the table it picks from (an nn.Embedding, usually){failure.at}",
+            "give the embedding num_embeddings = the largest index + 1 (the vocabulary size), and check that indices "
+            "are >= 0",
+        )
+    return Advice(
+        f"{failure.layer_name} has {rows} rows (indices 0..{rows - 1}), but got a larger or negative index{failure.at}",
+        f"num_embeddings: {rows} -> the largest index + 1 (the vocabulary size, padding and unknown tokens included)",
+    )
+
+
+@rule(r"Dimension out of range \(expected to be in range of \[(-?\d+), (\d+)\], but got (-?\d+)\)")
+def _dimension(failure: Failure, match: re.Match[str]) -> Advice:
+    dims = int(match[2]) + 1
+    return Advice(
+        f"dimension {match[3]} was asked of a tensor with {dims} dimension{'s' if dims != 1 else ''} "
+        f"(0..{dims - 1}){failure.at}",
+        "print the tensor's .shape before that line: a batch of vectors is (batch, features), dim=1 for features; "
+        "a flattened or single-sample tensor has fewer dimensions than you expect",
+        key_of(failure),
+    )
+
+
+@rule(r"index (-?\d+) is out of bounds for dimension (\d+) with size (\d+)")
+def _index_bounds(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"index {match[1]} is past the end of dimension {match[2]}, which has size {match[3]} (0..{int(match[3]) - 1})"
+        f"{failure.at}",
+        "print the tensor's shape and the index before that line; remember the last batch can be smaller",
+        key_of(failure),
+    )
+
+
+@rule(r"too many indices for tensor of dimension (\d+)")
+def _too_many_indices(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a tensor with {match[1]} dimension(s) is indexed with more indices than it has{failure.at}",
+        "print its shape before that line: targets are [batch], scores [batch, classes]",
+        key_of(failure),
+    )
+
+
+# ---- dtypes and devices ------------------------------------------------------------------------------------
+
+
+DTYPE_WORDS = r"(?:Float|Double|Half|BFloat16|Long|Int|Byte|Bool|float|double|half|long|int)"
+
+
+@rule(
+    rf"expected (?:scalar type|m1 and m2 to have the same dtype, but got:?) ?({DTYPE_WORDS})\w* (?:but found|!=) "
+    rf"({DTYPE_WORDS})|mat1 and mat2 must have the same dtype|Input type \((\w+)\) and bias type \((\w+)\)|"
+    rf"Found dtype ({DTYPE_WORDS}) but expected ({DTYPE_WORDS})|\"(\w+)\" not implemented for '({DTYPE_WORDS})'|"
+    r"result type (\w+) can't be cast to the desired output type (\w+)"
+)
+def _dtypes(failure: Failure, match: re.Match[str]) -> Advice:
+    text = failure.text
+    if failure.during == "the loss" or "target" in text.lower() or "nll_loss" in text:
+        return Advice(
+            f"the loss got a tensor of the wrong type ({failure.first_line}){failure.at}{swapped_arguments(failure)}",
+            "cross_entropy/nll take class indices as int64 (targets.long()); mse, l1 and bce take float targets "
+            "(targets.float()) of the output's shape",
+            "loss",
+        )
+    if "Long" in text or "long" in text or "Int" in text or "Byte" in text:
+        fix = "convert integer inputs to float before layers that multiply (x = x.float()); for word or class ids use "
+        fix += "an nn.Embedding first"
+    else:
+        fix = "keep one dtype: convert the input (x = x.float()) or the layer (.double()) so both match; data read "
+        fix += "with numpy is float64 (double): torch.from_numpy(a).float()"
+    return Advice(f"{failure.layer_name} got a tensor of another dtype than its weights{failure.at}", fix)
+
+
+@rule(r"Expected all tensors to be on the same device|Input type \(\S*cuda\S*\) and weight type|on the same device")
+def _devices(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"part of the model or a tensor it makes is not on the training device{failure.at}",
+        "keep sub-layers in nn.ModuleList / nn.Sequential (a plain Python list hides them from .to() and "
+        "from the optimizer), and create tensors inside forward with device=x.device",
+    )
+
+
+# ---- autograd ----------------------------------------------------------------------------------------------
+
+
+@rule(r"modified by an inplace operation: \[(\S+) \[([\d, ]*)\]\], which is output (\d+) of (\w+)")
+def _inplace(failure: Failure, match: re.Match[str]) -> Advice:
+    made = failure.forward_place
+    changed = _inplace_change_after(made) if made else ""
+    where = f", made at {made.where}," if made else ""
+    later = f" at {changed}" if changed else ""
+    return Advice(
+        f"autograd needs the output of {match[4]} (shape [{match[2]}]){where} as it was, but it is changed in place "
+        f"before backward{later}",
+        "write the change as a new tensor: x = x + 1 instead of x += 1, F.relu(x) instead of relu_(x) or "
+        "ReLU(inplace=True), torch.cat instead of assigning into x[...]",
+        key_of(failure) if failure.during != "backward" else "model",
+    )
+
+
+INPLACE = r"\b{name}\s*(?:\+|-|\*|/|\*\*|//|%|&|\|)=|\b{name}\[[^\]]*\]\s*=[^=]|\b{name}\.\w+_\("
+
+
+def _inplace_change_after(made: Place) -> str:
+    """'net.py:14: x += 1': the first in-place change of the variable assigned on the line `made`."""
+    assigned = re.match(r"(\w+)\s*=", made.source)
+    if not assigned:
+        return ""
+    pattern = re.compile(INPLACE.format(name=re.escape(assigned[1])))
+    for number in range(made.line + 1, made.line + 60):
+        text = linecache.getline(made.path, number)
+        if not text or re.match(r"\s*def ", text):
+            break
+        if pattern.search(text):
+            return f"{short_path(made.path)}:{number}: {text.strip()}"
+    return ""
+
+
+@rule(r"a leaf Variable that requires grad is being used in an in-place operation")
+def _leaf_inplace(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a weight (a tensor that requires grad) is changed in place outside torch.no_grad(){failure.at}",
+        "change weights inside `with torch.no_grad():`, or make a new tensor (w = w * 2) instead of w *= 2",
+    )
+
+
+@rule(r"Trying to backward through the graph a second time")
+def _backward_twice(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"backward ran twice through the same graph: the loss code calls .backward() itself, or a tensor from an "
+        f"earlier batch (a hidden state, a running sum) is reused{failure.at}",
+        "do not call .backward() in your loss (the Trainer does it); carry a state across batches as "
+        "state.detach(); accumulate losses as numbers with loss.item()",
+        key_of(failure) if failure.place else "loss",
+    )
+
+
+@rule(r"does not require grad and does not have a grad_fn")
+def _no_graph(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"the loss is cut off from the model, so no gradient can flow back{failure.at}",
+        "compute the loss from the model's output with torch operations only: no .item(), .detach(), "
+        ".numpy(), argmax or torch.tensor(...) on the way",
+        "loss",
+    )
+
+
+@rule(r"Can't call numpy\(\) on Tensor that requires grad")
+def _numpy_in_graph(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f".numpy() was called on a tensor autograd is following: numpy cannot carry gradients back{failure.at}",
+        "stay with torch operations between the model's output and the loss (torch.log, torch.clamp ...); "
+        "for logging only, use x.detach().cpu().numpy()",
+        key_of(failure),
+    )
+
+
+@rule(r"grad can be implicitly created only for scalar outputs")
+def _not_scalar(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"the loss is a tensor of many numbers, not one{failure.at}",
+        "end the loss with .mean() (or keep reduction: mean)",
+        "loss",
+    )
+
+
+# ---- Python in the learner's code ------------------------------------------------------------------------
+
+
+@rule(r"name '(\w+)' is not defined", NameError)
+def _name(failure: Failure, match: re.Match[str]) -> Advice:
+    name = match[1]
+    place = failure.place
+    names = [n for n in (place.names if place else {}) if not n.startswith("__")]
+    where = f" in {place.where}" if place else ""
+    importable = import_line(name)
+    if importable:
+        return Advice(f"'{name}' is used{where} but never imported", f"add at the top of the file: {importable}")
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+    fix = f"did you mean '{close[0]}'? " if close else ""
+    return Advice(
+        f"'{name}' is not defined{where}: no variable, function or import of that name",
+        fix + f"define '{name}' before that line, or import it; names defined there: {_some(names, place)}",
+    )
+
+
+def import_line(name: str) -> str:
+    """The import that defines `name` the way PyTorch code usually writes it ('' when no import is known)."""
+    common = {"F": "import torch.nn.functional as F", "nn": "from torch import nn", "np": "import numpy as np"}
+    if name in common:
+        return common[name]
+    if name == "torch" or name in sys.stdlib_module_names:
+        return f"import {name}"
+    with contextlib.suppress(ImportError):
+        import torch
+        import torch.nn.functional as functional
+
+        if isinstance(getattr(torch.nn, name, None), type):
+            return f"from torch import nn  (and write nn.{name})"
+        if callable(getattr(functional, name, None)):
+            return f"import torch.nn.functional as F  (and write F.{name})"
+        if callable(getattr(torch, name, None)):
+            return f"import torch  (and write torch.{name})"
+    return ""
+
+
+def _some(names: list[str], place: Place | None) -> str:
+    mine = [n for n in names if place and n in place.names and n not in vars(builtins)]
+    return ", ".join(mine[:12]) or "none"
+
+
+@rule(r"'(\w+)' object has no attribute '(\w+)'|module '([\w.]+)' has no attribute '(\w+)'", AttributeError)
+def _attribute(failure: Failure, match: re.Match[str]) -> Advice | None:
+    owner, attr = (match[1], match[2]) if match[1] else (match[3], match[4])
+    obj = getattr(failure.err, "obj", None)
+    if obj is None and failure.place is not None and match[3]:
+        obj = sys.modules.get(owner)
+    if obj is None and failure.place is not None:
+        candidate = failure.place.names.get("self")
+        obj = candidate if type(candidate).__name__ == owner else None
+    choices = [n for n in dir(obj) if not n.startswith("_")] if obj is not None else []
+    if owner in KIND_HINTS and owner not in ("dict", "str"):
+        return Advice(
+            f"a {owner} is used where a tensor is expected ({owner}.{attr}){failure.at}",
+            KIND_HINTS[owner],
+            key_of(failure),
+        )
+    close = difflib.get_close_matches(attr, choices, n=1, cutoff=0.6)
+    if not close:
+        folded = {c.lower(): c for c in choices}
+        close = [folded[attr.lower()]] if attr.lower() in folded else []
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    what = f"'{owner}' has no '{attr}'{failure.at}"
+    if obj is not None and _is_module(obj):
+        layers = [name for name, _ in obj.named_children()]
+        return Advice(
+            what + f": the layers set in __init__ are {', '.join(layers) or 'none'}",
+            hint + f"create it in __init__ (self.{attr} = ...) or use one of those names",
+        )
+    names = ", ".join(choices[:12]) or "none"
+    return Advice(what, hint + f"check the spelling; names it has: {names}", key_of(failure))
+
+
+def _is_module(obj: Any) -> bool:
+    return any(cls.__name__ == "Module" and cls.__module__.startswith("torch.nn") for cls in type(obj).__mro__)
+
+
+@rule(r"cannot assign module before Module\.__init__\(\) call|__init__\(\) was not called|has no attribute '_modules'")
+def _no_super_init(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a layer is assigned before nn.Module's own __init__ ran{failure.at}",
+        "call super().__init__() as the first line of your model's __init__",
+    )
+
+
+@rule(
+    r"(\w[\w.]*)\(\) (?:takes (\d+) positional arguments? but (\d+) (?:was|were) given|"
+    r"missing (\d+) required positional arguments?: (.*)|got an unexpected keyword argument '(\w+)'|"
+    r"takes from \d+ to \d+ positional arguments but \d+ were given)",
+    TypeError,
+)
+def _call_arguments(failure: Failure, match: re.Match[str]) -> Advice:
+    name = match[1]
+    function = name.rsplit(".", 1)[-1]
+    declared = _signature_of(name, failure)
+    calls = {
+        "forward": "the Trainer calls model(inputs) with one batch of inputs: forward takes (self, x)",
+        "__init__": "leaptrain builds the model with the keys of the model: section, plus num_classes, in_channels "
+        "or input_shape when __init__ asks for them",
+    }
+    if failure.during == "the loss":
+        calls[function] = "the loss is called as loss(outputs, targets): two tensors, in that order"
+    fix = calls.get(function, "make the call on that line match the function's parameters")
+    defined = f"; it is declared as {declared}" if declared else ""
+    return Advice(f"{name}() is called with other arguments than it takes{defined}{failure.at}", fix, key_of(failure))
+
+
+def _signature_of(name: str, failure: Failure) -> str:
+    """'def forward(self, x, mask) (net.py:12)' for a function of the learner's, found through the model or frame."""
+    parts = name.split(".")
+    candidates: list[Any] = []
+    if failure.model is not None:
+        for module in failure.model.modules():
+            if type(module).__name__ == parts[0]:
+                candidates.append(getattr(type(module), parts[-1], None))
+    if failure.place is not None:
+        candidates.append(failure.place.names.get(parts[0]))
+    for target in candidates:
+        if target is None:
+            continue
+        target = getattr(target, parts[-1], target) if isinstance(target, type) else target
+        with contextlib.suppress(TypeError, ValueError, OSError):
+            where = f"{short_path(inspect.getsourcefile(target) or '')}:{inspect.getsourcelines(target)[1]}"
+            return f"def {parts[-1]}{inspect.signature(target)} ({where})"
+    return ""
+
+
+@rule(r"'(\w+)' object is not callable", TypeError)
+def _not_callable(failure: Failure, match: re.Match[str]) -> Advice:
+    kind = match[1]
+    if kind == "Tensor":
+        what = "a tensor is called like a function: an attribute that held a layer was overwritten by a tensor, or "
+        what += "a name like F/torch was reassigned"
+    elif kind == "module":
+        what = "a module is called like a function (e.g. nn.functional(x) or torch.nn(x))"
+    else:
+        what = f"a {kind} is called like a function"
+    return Advice(
+        f"{what}{failure.at}",
+        "on that line, check what the name before '(' holds: layers are made in __init__ (self.act = nn.ReLU()) "
+        "and called in forward (self.act(x)); keep layer names and tensor names apart",
+        key_of(failure),
+    )
+
+
+# What a value of the wrong kind usually is, where a tensor was expected.
+KIND_HINTS = {
+    "tuple": "a layer such as nn.LSTM / nn.GRU returns (output, hidden), and `return a, b` gives a tuple: unpack it "
+    "first (output, _ = self.lstm(x))",
+    "list": "stack a list of tensors into one first: torch.stack(items) (or torch.cat)",
+    "NoneType": "a function or forward without `return` gives None: make it return its result",
+    "int": "a Python number is given where a tensor is needed: use a tensor operation, or torch.tensor(...)",
+    "float": "a Python number is given where a tensor is needed: use a tensor operation, or torch.tensor(...)",
+    "ndarray": "convert numpy arrays with torch.from_numpy(a).float()",
+    "dict": "pick the tensor out of the dict first (e.g. out['logits'])",
+    "str": "a string is given where a tensor is needed: check the variable on that line",
+}
+
+
+@rule(r"argument '(\w+)' \(position (\d+)\) must be (\w+), not (\w+)|must be Tensor, not (\w+)", TypeError)
+def _not_a_tensor(failure: Failure, match: re.Match[str]) -> Advice:
+    got = match[4] or match[5]
+    return Advice(
+        f"a {got} was given where a tensor is needed{failure.at}",
+        KIND_HINTS.get(got, "pass a tensor on that line"),
+        key_of(failure),
+    )
+
+
+@rule(r"'?(tuple|list|NoneType|dict|int|float|str)'? (?:indices must be integers|object is not subscriptable)")
+def _subscript(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a {match[1]} is indexed as if it were a tensor{failure.at}",
+        KIND_HINTS.get(match[1], "print the type of the value indexed on that line"),
+        key_of(failure),
+    )
+
+
+@rule(r"received an invalid combination of arguments - got \((.*?)\), but expected", TypeError)
+def _bad_combination(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a torch function got arguments of kinds it does not take: ({match[1][:160]}){failure.at}",
+        "compare with the function's documentation; a tuple from an LSTM, a layer instead of a tensor, or a float "
+        "where an int is needed are the usual causes",
+        key_of(failure),
+    )
+
+
+@rule(r"unsupported operand type\(s\) for (\S+): '(\w+)' and '(\w+)'", TypeError)
+def _operands(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"'{match[1]}' between a {match[2]} and a {match[3]}{failure.at}",
+        KIND_HINTS.get(match[3], KIND_HINTS.get(match[2], "both sides must be tensors or numbers")),
+        key_of(failure),
+    )
+
+
+@rule(r"Boolean value of Tensor with more than one value is ambiguous")
+def _tensor_in_if(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a tensor of many numbers is used as one True/False (in an `if`, `and`, `or` or `while`){failure.at}",
+        "compare element by element with torch.where(cond, a, b) or a mask; for one number use (x > 0).all() / .any()",
+        key_of(failure),
+    )
+
+
+@rule(r"only one element tensors can be converted to Python scalars|a Tensor with \d+ elements cannot be converted")
+def _item_of_many(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a tensor of many numbers is turned into one Python number (.item(), float(), int()){failure.at}",
+        "reduce it first (.mean(), .sum()), or keep it a tensor; a loss must stay a tensor for backward",
+        key_of(failure),
+    )
+
+
+@rule(r"all elements of input should be between 0 and 1")
+def _bce_raw_scores(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"BCELoss takes probabilities in [0, 1], but the model outputs raw scores{failure.at}",
+        "use loss: bce_with_logits on the raw scores (safer than a sigmoid followed by BCELoss)",
+        "loss",
+    )
+
+
+@rule(r"Expected more than 1 value per channel when training")
+def _batch_of_one(failure: Failure, match: re.Match[str]) -> Advice:
+    name = failure.layer_name if failure.layer else "a batch norm layer"
+    return Advice(
+        f"{name} got a batch of one sample, and cannot normalize one sample{failure.at}",
+        "change data.batch_size so that the last batch is not a single sample",
+        "data.batch_size",
+    )
+
+
+@rule(r"maximum recursion depth exceeded", RecursionError)
+def _recursion(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"a function calls itself without end{failure.at}: forward calling self(x) or self.forward(x), or a "
+        "property that reads itself",
+        "in forward, call the layers (self.fc(x)), never the model itself",
+    )
+
+
+@rule(r"not enough memory|DefaultCPUAllocator: can't allocate memory|out of memory|OutOfMemoryError")
+def _out_of_memory(failure: Failure, match: re.Match[str]) -> Advice:
+    batch_size = failure.batch_size
+    on_gpu = "CUDA" in failure.text or type(failure.err).__name__ == "OutOfMemoryError"
+    device = "the GPU" if on_gpu else "the computer (CPU memory)"
+    size = f" at batch size {batch_size}" if batch_size else ""
+    half = f"data.batch_size={max(1, batch_size // 2)}" if batch_size else "a smaller data.batch_size"
+    return Advice(
+        f"{device} ran out of memory{size}{failure.at}",
+        f"{half}, or precision bf16/fp16, or a smaller model",
+        "data.batch_size",
+    )
+
+
+@rule(
+    r"Module \[\w+\] is missing the required \"forward\" function|" r"forward\(\) is not implemented",
+    NotImplementedError,
+)
+def _no_forward(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"the model has no forward method{failure.at} (a misspelled `def forward`, or it is indented inside __init__)",
+        "define `def forward(self, x):` at the level of __init__, spelled exactly so",
+    )
+
+
+# ---- rerunning a failed batch to learn the layer and the forward line ----------------------------------------
+
+
+def explain_batch_failure(
+    err: BaseException,
+    model: Any,
+    loss_fn: Any,
+    inputs: Any,
+    targets: Any,
+    *,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> UserError:
+    """Explain an exception raised while a batch went through model, loss and backward.
+
+    The batch is run again with the layers watched (which layer was running, what it got) and, for a failure in
+    backward, with autograd's anomaly mode, which records the forward line that made each operation. The run is
+    stopping anyway; the random state is left as it was.
+    """
+    if "memory" in str(err).lower():  # running it again would only run out of memory again
+        return explain(err, batch_size=len(targets), model=model)
+    import torch
+
+    during, layer, forward_place = "training", None, None
+    # Anomaly mode must be on during the forward too: that is when it records the line that made each operation.
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.autograd.detect_anomaly():
+                with LayerTracker(model) as tracker, autocast():
+                    during = "the forward pass"
+                    logits = model(inputs)
+                    during = "the loss"
+                    loss = loss_fn(logits, targets)
+                during = "backward"
+                loss.backward()
+            during = "training"
+        except Exception:
+            layer = tracker.failing_layer if during == "the forward pass" else None
+        finally:
+            model.zero_grad(set_to_none=True)
+    if during == "backward":
+        for warning in caught:
+            forward_place = forward_place or place_in_forward_trace(str(warning.message))
+    return explain(
+        err,
+        layer,
+        len(targets),
+        during if during != "training" else "a training step",
+        model=model,
+        forward_place=forward_place,
+    )
+
+
+@contextlib.contextmanager
+def explained_here(during: str, model: Any = None) -> Iterator[None]:
+    """Turn any exception from the learner's code inside the block into a message (UserErrors pass through)."""
+    try:
+        yield
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        raise explain(err, during=during, model=model) from err

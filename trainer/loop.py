@@ -21,6 +21,7 @@ from trainer import distributed
 from trainer.checkpoint import CheckpointWriter, Monitor, TrainState, rng_states, save_checkpoint, set_rng_states
 from trainer.diagnostics import check_one_batch, first_batch
 from trainer.errors import StoppedByUser, UserError
+from trainer.explain import explain_batch_failure
 from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
 from trainer.metrics import Metrics, format_table
 from trainer.watchdog import Watchdog, diagnose_nonfinite
@@ -103,6 +104,7 @@ class Trainer:
         self.preflight, self.num_classes = preflight, num_classes
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
         self.stop_requested = False
+        self.batch_on_device: Batch | None = None
         self.checkpoints = CheckpointWriter()
         self.logger: ConsoleLogger = ConsoleLogger(progress) if distributed.is_main() else SilentLogger()
         if self.out_dir is not None:
@@ -121,7 +123,7 @@ class Trainer:
             self.check_one_batch(train_loader)
         if val_loader is None and self.monitor == Monitor():
             self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
-        with ctrl_c_finishes_the_step(self), self.checkpoints_on_disk_at_the_end():
+        with ctrl_c_finishes_the_step(self), self.checkpoints_on_disk_at_the_end(), self.errors_explained():
             for epoch in range(self.state.epoch + 1, self.epochs + 1):
                 self.model.train()
                 totals, batches = self.epoch_batches(train_loader, epoch)
@@ -201,6 +203,21 @@ class Trainer:
         return bool(votes > 0)
 
     @contextlib.contextmanager
+    def errors_explained(self) -> Iterator[None]:
+        """An exception from the model or the loss becomes a message naming the learner's line, the layer and the
+        fix: the failing batch is run again with the layers watched (disk and other system errors pass as they are)."""
+        try:
+            yield
+        except (UserError, KeyboardInterrupt, OSError):
+            raise
+        except Exception as err:
+            if self.batch_on_device is None:
+                raise
+            inputs, targets = self.batch_on_device
+            model, loss_fn = self.raw_model, self.loss_fn
+            raise explain_batch_failure(err, model, loss_fn, inputs, targets, autocast=self.autocast) from err
+
+    @contextlib.contextmanager
     def checkpoints_on_disk_at_the_end(self) -> Iterator[None]:
         """Checkpoints are written in the background; whatever ends `fit` waits until they are on disk."""
         try:
@@ -260,7 +277,8 @@ class Trainer:
         inputs = inputs.to(self.device, non_blocking=True)
         if inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=self.memory_format)
-        return inputs, targets.to(self.device, non_blocking=True)
+        self.batch_on_device = (inputs, targets.to(self.device, non_blocking=True))  # to rerun it if the step fails
+        return self.batch_on_device
 
     def save_and_stop(self, totals: MetricTotals) -> dict[str, float]:
         """After Ctrl-C: keep the epoch in progress in last.pt, so `resume` carries on from this very step."""
