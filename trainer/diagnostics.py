@@ -15,7 +15,19 @@ import torch
 from torch import nn
 
 from trainer.errors import UserError
-from trainer.explain import KIND_HINTS, explain_batch_failure, is_user_file, short_path
+from trainer.explain import (
+    KIND_HINTS,
+    LAYERS_MADE,
+    LayerTracker,
+    explain,
+    explain_batch_failure,
+    forwards,
+    graph_cuts,
+    is_user_file,
+    lines_matching,
+    short_path,
+    source_of,
+)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss")
@@ -64,9 +76,12 @@ def layer_summary(model: nn.Module, inputs: torch.Tensor) -> str:
     handles = _record_shapes(model, report)
     was_training = model.training
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), LayerTracker(model) as tracker:
             model.eval()
             model(inputs)
+    except Exception as err:
+        during = f"the forward pass in evaluation mode (model.eval(), {len(inputs)} samples)"
+        raise explain(err, tracker.failing_layer, len(inputs), during, model=model) from err
     finally:
         model.train(was_training)
         for handle in handles:
@@ -192,7 +207,8 @@ def _checked_step(
         report.add(
             "fail",
             "loss",
-            f"the loss is cut off from the model: no gradient can flow back{_where(loss_fn)}",
+            f"the loss is cut off from the model: no gradient can flow back{_where(loss_fn)}"
+            f"{graph_cuts(loss_fn, *forwards(model))}",
             "compute the loss from the model's output with torch operations only: no .item(), .detach(), "
             ".numpy(), argmax or torch.tensor(...) on the way",
         )
@@ -206,8 +222,9 @@ def _checked_step(
             "check the inputs for NaN and the loss for log(0) or division by zero",
         )
         return
-    if not _squashed_scores(loss_fn, logits, report):
+    if not _squashed_scores(model, loss_fn, logits, report):
         _initial_loss_check(loss_fn, logits, report)
+    _layers_made_in_forward(model, report)
     loss.backward()
     _gradient_audit(model, report)
 
@@ -236,12 +253,25 @@ def _where(loss_fn: LossFn) -> str:
 
 
 def _check_hidden_layers(model: nn.Module, report: Report) -> None:
-    """Layers kept in a plain list or dict are invisible to torch: not trained, not moved to the GPU."""
+    """Layers kept in a plain list, tuple or dict, and weights kept as plain tensors, are invisible to torch: not
+    trained, not moved to the GPU."""
     for name, module in model.named_modules():
         for attr, value in vars(module).items():
+            where = f"{name}.{attr}" if name else attr
             items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else []
-            if not attr.startswith("_") and any(isinstance(item, nn.Module) for item in items):
-                where = f"{name}.{attr}" if name else attr
+            if attr.startswith("_"):
+                continue
+            if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], nn.Module):
+                made = _assignment(module, attr)
+                used = lines_matching(type(module).forward, {rf"self\.{attr}\(": ""})
+                report.add(
+                    "fail",
+                    "hidden layers",
+                    f"`{where}` is a tuple holding one layer: a trailing comma{' at ' + made if made else ''} made it "
+                    f"one{', and it is called at ' + used[0][0] if used else ''}",
+                    "remove the comma at the end of that line",
+                )
+            elif any(isinstance(item, nn.Module) for item in items):
                 kind = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
                 report.add(
                     "fail",
@@ -250,6 +280,21 @@ def _check_hidden_layers(model: nn.Module, report: Report) -> None:
                     "their weights are not part of the model and would never be trained",
                     f"wrap it: self.{attr} = {kind}(...)",
                 )
+            elif isinstance(value, torch.Tensor) and value.requires_grad:
+                made = _assignment(module, attr)
+                report.add(
+                    "fail",
+                    "hidden weights",
+                    f"`{where}`{' (' + made + ')' if made else ''} is a plain tensor, not a weight of the model: the "
+                    "optimizer never sees it, so it is never trained",
+                    f"self.{attr} = nn.Parameter(...) registers it as a weight (or use a layer such as nn.Linear)",
+                )
+
+
+def _assignment(module: nn.Module, attr: str) -> str:
+    """'net.py:7: self.fc1 = nn.Linear(784, 64),': where the learner's class sets the attribute."""
+    found = lines_matching(type(module), {rf"self\.{attr}\s*=[^=]": ""})
+    return found[0][0] if found else ""
 
 
 def _record_shapes(model: nn.Module, report: Report) -> list[Any]:
@@ -367,26 +412,88 @@ def last_operation(output: torch.Tensor) -> str:
     return ""
 
 
-def _squashed_scores(loss_fn: LossFn, logits: torch.Tensor, report: Report) -> bool:
+def _squashed_scores(model: nn.Module, loss_fn: LossFn, logits: torch.Tensor, report: Report) -> bool:
     """A sigmoid, softmax, tanh or ReLU at the end of the model squashes the scores a raw-score loss needs: it
     learns slowly or not at all, and nothing fails. (A log_softmax before cross entropy is `_initial_loss_check`'s.)"""
-    kind = type(loss_fn).__name__
+    kind = loss_kind(loss_fn)
     operation = last_operation(logits)
     if kind in RAW_SCORE_LOSSES and operation in SQUASHING:
         report.add(
             "warn",
             "output range",
-            f"the model's output comes out of {SQUASHING[operation]}, but {kind} applies its own softmax or sigmoid "
-            "and wants raw scores, so the model learns slowly or not at all",
+            f"the model's output comes out of {SQUASHING[operation]}{_where_made(model, operation)}, but "
+            f"{_loss_label(loss_fn, kind)} "
+            "applies its own softmax or sigmoid and wants raw scores, so the model learns slowly or not at all",
             "remove the final activation from forward (return the last Linear layer's output)",
         )
         return True
     return False
 
 
+# A loss function the learner wrote is judged by the torch loss it calls (unless it makes its own probabilities).
+FUNCTIONAL_LOSSES = {
+    r"binary_cross_entropy_with_logits\(": "BCEWithLogitsLoss",
+    r"(?<!\w)cross_entropy\(": "CrossEntropyLoss",
+    r"(?<!\w)nll_loss\(": "NLLLoss",
+}
+
+
+def loss_kind(loss_fn: LossFn) -> str:
+    """'CrossEntropyLoss' for nn.CrossEntropyLoss, and for a function of the learner's that calls F.cross_entropy."""
+    kind = type(loss_fn).__name__
+    if kind.endswith("Loss") or (found := source_of(loss_fn)) is None:
+        return kind
+    code = "".join(line.split("#", 1)[0] for line in found[2])
+    if re.search(r"log_softmax\(|softmax\(|sigmoid\(", code):
+        return ""  # it turns the scores into probabilities itself
+    return next((name for pattern, name in FUNCTIONAL_LOSSES.items() if re.search(pattern, code)), "")
+
+
+def _loss_label(loss_fn: LossFn, kind: str) -> str:
+    """'CrossEntropyLoss', or for the learner's function 'binary_cross_entropy_with_logits (in loss.py:4)'."""
+    if type(loss_fn).__name__ == kind:
+        return kind
+    called = next((p for p, name in FUNCTIONAL_LOSSES.items() if name == kind), "")
+    functional = re.sub(r"[\\()?<!]|\\w", "", called).strip("\\") or kind
+    return f"{functional}{_where(loss_fn).replace(' (loss defined at', ' (in your loss,')}"
+
+
+def _where_made(model: nn.Module, operation: str) -> str:
+    """' (layer 'layers.4', Softmax)' or ' (at net.py:11: return torch.sigmoid(x))': where the output was squashed."""
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    if leaves and type(leaves[-1][1]).__name__.lower() == operation.lower():
+        return f" (layer '{leaves[-1][0]}', {type(leaves[-1][1]).__name__})"
+    for forward in forwards(model):
+        for line, _ in lines_matching(forward, {rf"{operation.lower()}\w*\(": ""}):
+            return f" (at {line})"
+    return ""
+
+
+# Layer classes without weights: making one inside forward costs nothing and loses nothing.
+WEIGHTLESS = ("activation", "pooling", "dropout", "flatten", "padding", "pixelshuffle", "upsampling", "distance")
+
+
+def _layers_made_in_forward(model: nn.Module, report: Report) -> None:
+    """`nn.Linear(...)` inside forward makes a new layer with fresh weights at every call: it never learns, and the
+    optimizer never sees it. Found in the source of the learner's forward methods."""
+    for forward in forwards(model):
+        for line, why in lines_matching(forward, LAYERS_MADE):
+            name = re.search(r"nn\.([A-Z]\w*)\(", line)
+            cls = getattr(nn, name[1], None) if name else None
+            weightless = isinstance(cls, type) and cls.__module__.rsplit(".", 1)[-1] in WEIGHTLESS
+            if cls is None or (weightless and name[1] not in ("PReLU", "MultiheadAttention")):
+                continue
+            report.add(
+                "warn",
+                "layers made in forward",
+                f"{line}: {why}, so it is never trained (the optimizer only knows the layers made in __init__)",
+                f"make it once in __init__ (self.{name[1].lower()} = nn.{name[1]}(...)) and call it in forward",
+            )
+
+
 def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -> None:
     """A fresh classifier is unsure: cross entropy starts near ln(C). Far off means something is wrong."""
-    kind = type(loss_fn).__name__
+    kind = loss_kind(loss_fn)
     if kind not in CLASS_INDEX_LOSSES or logits.dim() != 2:
         return
     with torch.no_grad():
@@ -403,11 +510,13 @@ def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -
             f"remove the final {what} from the model",
         )
     elif kind == "NLLLoss" and not log_probabilities:  # the loss would fall to -inf while nothing is learned
+        certain = type(loss_fn).__name__ == kind  # torch's own NLLLoss; a function of the learner's is read from source
         report.add(
-            "fail",
+            "fail" if certain else "warn",
             "initial loss",
-            "nll expects log-probabilities, but the model outputs raw scores",
-            "end the model with log_softmax, or use loss: cross_entropy",
+            f"nll_loss expects log-probabilities (all <= 0), but the model outputs raw scores{_where(loss_fn)}: the "
+            "loss would go negative without end while nothing is learned",
+            "end the model with F.log_softmax(x, dim=1), or use cross_entropy, which does both",
         )
     elif loss > 3 * expected:
         report.add(
@@ -441,7 +550,8 @@ def _gradient_audit(model: nn.Module, report: Report) -> None:
         report.add(
             "warn",
             "gradients",
-            f"{_names(unused)} get no gradient: the layer is never used in forward, or the output is detached from it",
+            f"{_names(unused)} get no gradient: the layer is never used in forward, or the output is detached from it"
+            f"{graph_cuts(*forwards(model))}",
             "call the layer in forward, or remove it",
         )
     if zero:
@@ -572,7 +682,7 @@ def check_model_structure(model: nn.Module) -> None:
     """Before an optimizer is built: layers hidden in Python lists, or no trainable parameters at all."""
     report = Report()
     _check_hidden_layers(model, report)
-    if not any(p.requires_grad for p in model.parameters()):
+    if not any(p.requires_grad for p in model.parameters()) and not report.failures:
         report.add(
             "fail",
             "parameters",

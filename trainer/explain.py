@@ -8,13 +8,16 @@ its class (`LIKELY_FIX`). Importing this module does not import torch: the confi
 
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import difflib
 import inspect
 import linecache
+import operator
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -170,6 +173,10 @@ class LayerTracker:
     def failing_layer(self) -> Layer | None:
         return self.running[-1] if self.running else None
 
+    @property
+    def model_input(self) -> str:
+        return self.running[0].inputs if self.running else ""
+
 
 def layer_at(model: Any, place: Place | None) -> Layer | None:
     """The layer a line of the learner's code belongs to: `self.fc(x)` on a line of Net.forward is layer 'fc'."""
@@ -192,6 +199,73 @@ def layer_at(model: Any, place: Place | None) -> Layer | None:
     return None
 
 
+def source_of(obj: Any) -> tuple[str, int, list[str]] | None:
+    """(path, first line, lines) of the learner's own function or class; None for torch's or leaptrain's."""
+    obj = getattr(obj, "func", obj)  # functools.partial
+    if not (inspect.isfunction(obj) or inspect.ismethod(obj) or isinstance(obj, type)):
+        obj = type(obj)
+    try:
+        path = inspect.getsourcefile(obj) or ""
+        lines, start = inspect.getsourcelines(obj)
+    except (OSError, TypeError):
+        return None
+    return (path, start, lines) if is_user_file(path) else None
+
+
+def lines_matching(obj: Any, patterns: dict[str, str], before: int | None = None) -> list[tuple[str, str]]:
+    """[('net.py:13: x = x.detach()', why)] for each line of the learner's `obj` that matches one of `patterns`
+    (comments left out); `before` keeps only the lines above that line number."""
+    found = source_of(obj)
+    if found is None:
+        return []
+    path, start, lines = found
+    hits = []
+    for number, text in enumerate(lines, start):
+        code = text.split("#", 1)[0]
+        if before is not None and number >= before:
+            break
+        for pattern, why in patterns.items():
+            if re.search(pattern, code):
+                hits.append((f"{short_path(path)}:{number}: {text.strip()}", why))
+                break
+    return hits
+
+
+def forwards(model: Any) -> list[Any]:
+    """The forward methods of the learner's own classes in the model (each class once)."""
+    seen, found = set(), []
+    for module in model.modules() if model is not None else ():
+        cls = type(module)
+        if cls not in seen and source_of(cls) is not None:
+            seen.add(cls)
+            found.append(cls.forward)
+    return found
+
+
+# Operations that cut the graph autograd follows, keyed on how they look in code.
+GRAPH_CUTS = {
+    r"\.detach\(\)": "detach() cuts the graph: nothing before it gets a gradient",
+    r"\.item\(\)|\.tolist\(\)": ".item() and .tolist() give Python numbers, which carry no gradient",
+    r"\.numpy\(\)|\bnp\.": "numpy arrays carry no gradient",
+    r"torch\.(?:tensor|Tensor|as_tensor|from_numpy|FloatTensor|LongTensor)\(": "torch.tensor(...) makes a new tensor "
+    "with no history: build it with torch.stack / torch.cat from the tensors you have",
+    r"\.argmax\(|\.argmin\(|torch\.argmax\(|\.round\(\)|torch\.round\(": "argmax and round give whole numbers "
+    "with no gradient: compute the loss from the scores themselves (e.g. F.cross_entropy(logits, targets))",
+    r"torch\.no_grad\(\)|torch\.inference_mode\(\)": "nothing computed inside no_grad is recorded for backward",
+    r"\.data\b": ".data bypasses autograd: use the tensor itself",
+}
+BACKWARD_CALLS = {r"\.backward\(": "the Trainer calls backward itself, once per step"}
+LAYERS_MADE = {r"\bnn\.[A-Z]\w*\(": "a layer made here is new, with fresh random weights, on every call"}
+
+
+def graph_cuts(*objects: Any) -> str:
+    """' It is cut at loss.py:5: ... (argmax ...)': the first graph-cutting line in the learner's code."""
+    for obj in objects:
+        for line, why in lines_matching(obj, GRAPH_CUTS):
+            return f"; it is cut at {line} ({why})"
+    return ""
+
+
 @dataclass
 class Failure:
     """What is known about one failure: the exception, where it happened in the learner's code, which layer."""
@@ -203,6 +277,8 @@ class Failure:
     batch_size: int | None = None
     model: Any = None
     forward_place: Place | None = None  # for a failed backward: the forward line that made the failing operation
+    loss_fn: Any = None
+    model_input: str = ""  # what the whole model got: '[32, 1, 28, 28] float32'
 
     @property
     def text(self) -> str:
@@ -241,6 +317,8 @@ def rule(pattern: str, *classes: type[BaseException]) -> Callable[[Rule], Rule]:
     """Register a translation for errors whose message matches `pattern` (and are of one of `classes`)."""
 
     def register(function: Rule) -> Rule:
+        if list(inspect.signature(function).parameters) != ["failure", "match"]:
+            raise TypeError(f"a rule takes (failure, match): {function.__name__}")
         RULES.append((classes or None, re.compile(pattern, re.S), function))
         return function
 
@@ -254,7 +332,9 @@ def explain(
     during: str = "training",
     *,
     model: Any = None,
+    loss_fn: Any = None,
     forward_place: Place | None = None,
+    model_input: str = "",
 ) -> UserError:
     """A UserError naming the learner's line, the layer and the fix; any exception gets at least the place."""
     if isinstance(layer, tuple):
@@ -262,7 +342,7 @@ def explain(
     place = user_place(err.__traceback__)
     if layer is None and model is not None:
         layer = layer_at(model, place or forward_place)
-    failure = Failure(err, place, layer, during, batch_size, model, forward_place)
+    failure = Failure(err, place, layer, during, batch_size, model, forward_place, loss_fn, model_input)
     advice = None
     for classes, pattern, translate in RULES:
         if classes is not None and not isinstance(err, classes):
@@ -289,15 +369,30 @@ def details(failure: Failure) -> str:
             lines.append(f"{label}{place.where}: {place.source}")
     if failure.place is not None and (tensors := failure.place.tensors_on_line()):
         lines.append(f"on that line: {tensors}")
+    if failure.during not in ("the forward pass", "the loss", "backward", "training", "a training step"):
+        lines.append(f"during {failure.during}")
     if failure.layer is not None and failure.layer.inputs:
-        lines.append(f"{failure.layer.label} got {failure.layer.inputs}")
-    said = "Python said" if isinstance(failure.err, PYTHON_ERRORS) else "torch said"
+        weights = _weight_dtype(failure.layer.module)
+        lines.append(f"{failure.layer.label} got {failure.layer.inputs}{weights}")
+    said = "torch said" if raised_by_torch(failure.err) else "Python said"
     lines.append(f"{said}: {type(failure.err).__name__}: {failure.first_line}")
     return "".join(f"\n    {line}" for line in lines)
 
 
-# Errors Python itself raises about the learner's code (the rest come from torch's checks, or look like them).
-PYTHON_ERRORS = (NameError, AttributeError, KeyError, ZeroDivisionError, RecursionError, AssertionError, ImportError)
+# Errors Python itself raises about the learner's code, whatever their wording.
+PYTHON_ERRORS = (NameError, KeyError, ZeroDivisionError, RecursionError, AssertionError, ImportError, SyntaxError)
+TORCH_WORDS = re.compile(r"[Tt]ensor|torch|dtype|device|grad|shape|size|dimension|kernel|CUDA|channels|mat1")
+
+
+def raised_by_torch(err: BaseException) -> bool:
+    """Did torch's own checks raise it (in its Python code or its C++ core), rather than Python itself?"""
+    if isinstance(err, PYTHON_ERRORS) or re.search(r"positional argument|keyword argument", str(err)):
+        return False
+    frames = traceback.extract_tb(err.__traceback__)
+    if frames and f"{Path('torch')}{'/'}" in frames[-1].filename.replace("\\", "/"):
+        return True
+    return bool(TORCH_WORDS.search(str(err)))
+
 
 LIKELY_FIX = {
     "NameError": "define the name or import it at the top of your file",
@@ -325,16 +420,38 @@ def fallback(failure: Failure) -> Advice:
 
 
 def swapped_arguments(failure: Failure) -> str:
-    """'; your loss takes (targets, logits): ...' when the learner's loss names its parameters the other way round."""
+    """'; the arguments look swapped ...' when the loss line passes (targets, scores), or the learner's loss names
+    its parameters the other way round."""
     place = failure.place
     function = place.names.get(place.function) if place else None
-    if failure.during != "the loss" or not callable(function):
+    if failure.during != "the loss" or place is None:
+        return ""
+    call = re.search(r"([\w.]+)\(\s*(\w+)\s*,\s*(\w+)\s*[,)]", place.source)
+    if call:
+        first, second = place.local_names.get(call[2]), place.local_names.get(call[3])
+        if _is_class_indices(first) and _is_scores(second):
+            return f"; the arguments look swapped: it takes the scores first, {call[1]}({call[3]}, {call[2]})"
+    if not callable(function):
         return ""
     with contextlib.suppress(TypeError, ValueError):
         first = next(iter(inspect.signature(function).parameters), "")
         if re.fullmatch(r"(y(_true)?|targets?|labels?|truth|ground_truth|gt)", first):
             return f"; your loss takes '{first}' first, but it is called as loss(outputs, targets): swap its parameters"
     return ""
+
+
+def _weight_dtype(module: Any) -> str:
+    """'; its weights are float32' (to compare with what the layer got), or ''."""
+    parameter = next(iter(module.parameters(recurse=False)), None) if hasattr(module, "parameters") else None
+    return f"; its weights are {str(parameter.dtype).removeprefix('torch.')}" if parameter is not None else ""
+
+
+def _is_class_indices(value: Any) -> bool:
+    return hasattr(value, "dtype") and not value.is_floating_point() and value.dim() == 1
+
+
+def _is_scores(value: Any) -> bool:
+    return hasattr(value, "dtype") and value.is_floating_point() and value.dim() == 2
 
 
 def key_of(failure: Failure) -> str:
@@ -349,6 +466,8 @@ def key_of(failure: Failure) -> str:
 def _linear_features(failure: Failure, match: re.Match[str]) -> Advice:
     got, expected = int(match[2]), int(match[3])
     at, name = failure.at, failure.layer_name
+    if fixed := _hard_coded_batch(failure):
+        return fixed
     if expected == got * got or (expected % got == 0 and expected // got in (got, 3 * got)):
         return Advice(  # a Linear layer got an image row by row: the image was never flattened
             f"{name} expects {expected} input features, but gets rows of {got}: the input was not flattened{at}",
@@ -371,22 +490,59 @@ def _conv_channels(failure: Failure, match: re.Match[str]) -> Advice:
 
 @rule(r"Expected (\dD) \(unbatched\) or (\dD) \(batched\) input to (\w+), but got input of size: (\[[\d, ]+\])")
 def _conv_rank(failure: Failure, match: re.Match[str]) -> Advice:
+    layer = match[3]
+    layouts = {"1d": "(batch, channels, length)", "2d": "(batch, channels, height, width)"}
+    layouts["3d"] = "(batch, channels, depth, height, width)"
+    kind = type(failure.layer.module).__name__ if failure.layer else layer
+    dims = re.search(r"[123]d", kind)
+    layout = layouts.get(dims[0] if dims else "2d", layouts["2d"])
+    got = match[4].count(",") + 1
+    fix = "keep images as (batch, channels, height, width) before conv layers; flatten only before Linear layers "
+    fix += "(or use model.name=mlp for flat vectors)"
+    if dims and dims[0] == "1d" and got == 4:
+        fix = f"images need the 2-D layer: nn.{kind.replace('1d', '2d')} instead of nn.{kind}"
+    elif dims and dims[0] == "2d" and got == 3:
+        fix = f"add the channel dimension (x.unsqueeze(1)), or use nn.{kind.replace('2d', '1d')} for sequences"
     return Advice(
-        f"{failure.layer_name} needs {match[2]} input (batch, channels, height, width), but got a tensor "
-        f"of shape {match[4]}{failure.at}",
-        "keep images as (batch, channels, height, width) before conv layers; flatten only before Linear "
-        "layers (or use model.name=mlp for flat vectors)",
+        f"{failure.layer_name} needs {match[2]} input {layout}, but got a tensor of shape {match[4]}{failure.at}", fix
     )
 
 
 @rule(r"Kernel size can't be greater than actual input size|Output size is too small|input image .* is smaller")
 def _too_small(failure: Failure, match: re.Match[str]) -> Advice:
-    size = re.search(r"input size per channel: \((\d+ x \d+)\)", failure.text)
-    got = f" ({size[1]} pixels left)" if size else ""
+    left = _spatial(failure.layer.inputs) if failure.layer else ""
+    start = _spatial(failure.model_input)
+    size = f"the {start} input has shrunk to {left}" if left and start else "the image has become too small"
     return Advice(
-        f"{failure.layer_name}: the image has become too small for this layer{got}; each pooling or stride-2 "
-        f"layer halves it{failure.at}",
+        f"{failure.layer_name}: {size} by this layer, too small for it; each pooling or stride-2 layer halves the "
+        f"image{failure.at}",
         "use fewer conv/pool blocks, padding=kernel_size//2 on the convs, a smaller kernel, or larger images",
+    )
+
+
+def _spatial(described: str) -> str:
+    """'28x28' from '[32, 1, 28, 28] float32' (the height and width of an image batch), or ''."""
+    dims = re.match(r"\[([\d, ]+)\]", described or "")
+    sizes = [int(n) for n in dims[1].split(",")] if dims else []
+    return "x".join(map(str, sizes[2:])) if len(sizes) >= 4 else ""
+
+
+def _reshape_mixing_the_batch(failure: Failure) -> Advice | None:
+    """`x.view(-1, 320)` on a tensor of 500 numbers per sample: the batch dimension is mixed with the others, and
+    rows of 320 come out of samples of 500. Said with the numbers of this tensor."""
+    place = failure.place
+    call = re.search(r"(\w+)\.(?:view|reshape)\(\s*-1\s*,\s*(\d+)\s*\)", place.source) if place else None
+    tensor = place.local_names.get(call[1]) if call and place else None
+    if call is None or tensor is None or getattr(tensor, "dim", lambda: 0)() < 2:
+        return None
+    batch, per_sample, wanted = int(tensor.shape[0]), int(tensor[0].numel()), int(call[2])
+    if wanted == per_sample:
+        return None
+    rows = f"{batch * per_sample / wanted:g}"
+    return Advice(
+        f"{call[0]} asks for rows of {wanted} numbers, but each of the {batch} samples has {per_sample}: it would "
+        f"turn the batch of {batch} into {rows} rows{failure.at}",
+        f"keep the batch: {call[1]} = {call[1]}.flatten(1), and give the next Linear layer in_features={per_sample}",
     )
 
 
@@ -394,7 +550,13 @@ def _too_small(failure: Failure, match: re.Match[str]) -> Advice:
 def _view_size(failure: Failure, match: re.Match[str]) -> Advice:
     wanted = [int(n) for n in match[1].split(",")]
     size = int(match[2])
-    batch = failure.batch_size
+    batch = failure.batch_size or _batch_on_line(failure)
+    if batch and wanted[0] not in (-1, batch) and size % batch == 0:
+        return Advice(
+            f"view/reshape to {wanted} fixes the batch at {wanted[0]} samples, but this batch has {batch} (the last "
+            f"batch of an epoch, and evaluation, can be smaller){failure.at}",
+            f"keep the batch size free: x.view(x.size(0), -1) or x.flatten(1) instead of x.view({wanted[0]}, ...)",
+        )
     per_sample = f"; per sample that is {size // batch} numbers" if batch and size % batch == 0 else ""
     fixed = [n for n in wanted if n != -1]
     fix = "reshape with the batch size kept: x = x.flatten(1) (or x.view(x.size(0), -1))"
@@ -407,6 +569,16 @@ def _view_size(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
+def _batch_on_line(failure: Failure) -> int | None:
+    """The batch size of the first tensor of images or features named on the failing line."""
+    import torch
+
+    for value in failure.place.local_names.values() if failure.place else ():
+        if isinstance(value, torch.Tensor) and value.dim() >= 2:
+            return int(value.shape[0])
+    return None
+
+
 def _product(numbers: list[int]) -> int:
     result = 1
     for n in numbers:
@@ -416,6 +588,9 @@ def _product(numbers: list[int]) -> int:
 
 @rule(r"view size is not compatible with input tensor's size and stride")
 def _view_stride(failure: Failure, match: re.Match[str]) -> Advice:
+    mixing = _reshape_mixing_the_batch(failure)
+    if mixing is not None:
+        return Advice(mixing.what, mixing.fix.replace(".flatten(1)", ".flatten(1) (flatten copies when it must)"))
     return Advice(
         f".view() cannot reshape this tensor without copying it (it was transposed or permuted before){failure.at}",
         "use .reshape(...) instead of .view(...), or .contiguous().view(...)",
@@ -478,9 +653,21 @@ def _expand(failure: Failure, match: re.Match[str]) -> Advice:
 
 @rule(r"running_mean should contain (\d+) elements not (\d+)")
 def _batch_norm_features(failure: Failure, match: re.Match[str]) -> Advice:
+    got, made = int(match[1]), int(match[2])  # torch names the input's channels first, then the layer's
+    kind = type(failure.layer.module).__name__ if failure.layer else "BatchNorm"
+    inputs = failure.layer.inputs if failure.layer else ""
+    sizes = [int(n) for n in re.findall(r"\d+", inputs.split("]")[0])] if inputs else []
+    if len(sizes) == 3 and sizes[-1] == made:
+        return Advice(
+            f"{failure.layer_name} normalizes dimension 1 of (batch, channels, length), but its input "
+            f"[{', '.join(map(str, sizes))}] has its {made} features last{failure.at}",
+            f"x.transpose(1, 2) before the layer and back after it, or nn.LayerNorm({made}), which normalizes the "
+            "last dimension",
+        )
     return Advice(
-        f"{failure.layer_name} was made for {match[1]} channels but gets {match[2]}{failure.at}",
-        f"num_features: {match[1]} -> {match[2]} for that layer (it must equal the out_channels of the layer before)",
+        f"{failure.layer_name} was made for {made} channels but gets {got}{failure.at}",
+        f"{kind}({got}) (num_features {made} -> {got}): it must equal the out_channels or out_features of the "
+        "layer before",
     )
 
 
@@ -513,8 +700,31 @@ def _rnn_hidden(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
+def _hard_coded_batch(failure: Failure) -> Advice | None:
+    """`x.view(32, -1)` in forward breaks every batch of another size (the last one, evaluation, the summary)."""
+    batch = failure.batch_size
+    for forward in forwards(failure.model):
+        for line, _ in lines_matching(forward, {r"\.(?:view|reshape)\(\s*\d+\s*,": ""}):
+            fixed = re.search(r"(\w+)\.(?:view|reshape)\(\s*(\d+)\s*,", line)
+            if fixed and batch and int(fixed[2]) != batch:
+                return Advice(
+                    f"{line} fixes the batch at {fixed[2]} samples, but this batch has {batch} (the last batch of an "
+                    "epoch, and evaluation, can be smaller)",
+                    f"keep the batch size free: {fixed[1]}.size(0) instead of {fixed[2]}, e.g. "
+                    f"{fixed[1]}.view({fixed[1]}.size(0), -1)",
+                )
+    return None
+
+
 @rule(r"Expected input batch_size \((\d+)\) to match target batch_size \((\d+)\)")
 def _batch_rows(failure: Failure, match: re.Match[str]) -> Advice:
+    for forward in forwards(failure.model):
+        for line, _ in lines_matching(forward, {r"\.(?:view|reshape)\(\s*-1\s*,": ""}):
+            return Advice(
+                f"the model gives {match[1]} rows of scores for a batch of {match[2]} targets: {line} mixes the batch "
+                "dimension with the others",
+                "keep the batch dimension first: x.flatten(1) or x.view(x.size(0), -1), never x.view(-1, N)",
+            )
     return Advice(
         f"the model gives {match[1]} rows of scores for a batch of {match[2]} targets: a view/reshape in forward "
         f"mixed the batch dimension with the others{failure.at}",
@@ -537,8 +747,10 @@ def _bce_shapes(failure: Failure, match: re.Match[str]) -> Advice:
 
 @rule(r"0D or 1D target tensor expected, multi-target not supported")
 def _targets_with_extra_dim(failure: Failure, match: re.Match[str]) -> Advice:
+    batch = failure.batch_size or _batch_on_line(failure)
+    shape = f"[{batch}]" if batch else "[batch]"
     return Advice(
-        f"cross entropy takes one class index per sample (targets of shape [batch]), but the targets have an extra "
+        f"cross entropy takes one class index per sample (targets of shape {shape}), but the targets have an extra "
         f"dimension{failure.at}",
         "targets.squeeze(1) (or .view(-1)) so they are [batch]; a data set's labels should be one number each",
         "loss",
@@ -634,6 +846,27 @@ def _dtypes(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(f"{failure.layer_name} got a tensor of another dtype than its weights{failure.at}", fix)
 
 
+@rule(
+    r"Expected tensor for argument #\d+ '(\w+)' to have (?:one of )?the following scalar types?: "
+    r"([\w, ]+); but got (\S+)"
+)
+def _index_dtype(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"{failure.layer_name} takes integer {match[1]} ({match[2]}), but got {match[3]}{failure.at}",
+        "an nn.Embedding picks rows by whole numbers: pass indices as int64 (x.long()); for pixels or measurements "
+        "use nn.Linear instead",
+    )
+
+
+@rule(r"Found no NVIDIA driver|Torch not compiled with CUDA enabled|No CUDA GPUs are available|no CUDA-capable device")
+def _no_gpu(failure: Failure, match: re.Match[str]) -> Advice:
+    return Advice(
+        f"the code moves a tensor to the GPU (.cuda() or device='cuda'), but this machine has none{failure.at}",
+        "make new tensors where the input is: torch.zeros(..., device=x.device) or .to(x.device); leaptrain moves "
+        "the model and the batches itself (train.device)",
+    )
+
+
 @rule(r"Expected all tensors to be on the same device|Input type \(\S*cuda\S*\) and weight type|on the same device")
 def _devices(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
@@ -652,16 +885,31 @@ def _inplace(failure: Failure, match: re.Match[str]) -> Advice:
     changed = _inplace_change_after(made) if made else ""
     where = f", made at {made.where}," if made else ""
     later = f" at {changed}" if changed else ""
+    rewritten = _out_of_place(changed.split(": ", 1)[-1]) if changed else ""
+    fix = "write the change as a new tensor: x = x + 1 instead of x += 1, F.relu(x) instead of relu_(x) or "
+    fix += "ReLU(inplace=True), torch.cat instead of assigning into x[...]"
     return Advice(
         f"autograd needs the output of {match[4]} (shape [{match[2]}]){where} as it was, but it is changed in place "
         f"before backward{later}",
-        "write the change as a new tensor: x = x + 1 instead of x += 1, F.relu(x) instead of relu_(x) or "
-        "ReLU(inplace=True), torch.cat instead of assigning into x[...]",
+        f"make a new tensor instead: {rewritten}" if rewritten else fix,
         key_of(failure) if failure.during != "backward" else "model",
     )
 
 
 INPLACE = r"\b{name}\s*(?:\+|-|\*|/|\*\*|//|%|&|\|)=|\b{name}\[[^\]]*\]\s*=[^=]|\b{name}\.\w+_\("
+
+
+def _out_of_place(code: str) -> str:
+    """The same change as a new tensor: 'h += f(x)' -> 'h = h + f(x)', 'x.relu_()' -> 'x.relu()'; '' if unknown."""
+    augmented = re.match(r"(\w+)\s*(\+|-|\*|/|\*\*|//|%)=\s*(.+)", code)
+    if augmented:
+        return f"{augmented[1]} = {augmented[1]} {augmented[2]} {augmented[3]}"
+    method = re.search(r"\.(\w+)_\(", code)
+    if method:
+        return code.replace(f".{method[1]}_(", f".{method[1]}(")
+    if re.search(r"\w+\[[^\]]*\]\s*=[^=]", code):
+        return "x = x.clone() before the assignment, or build the new values with torch.where / torch.cat"
+    return ""
 
 
 def _inplace_change_after(made: Place) -> str:
@@ -689,6 +937,17 @@ def _leaf_inplace(failure: Failure, match: re.Match[str]) -> Advice:
 
 @rule(r"Trying to backward through the graph a second time")
 def _backward_twice(failure: Failure, match: re.Match[str]) -> Advice:
+    calls = [
+        line for obj in (failure.loss_fn, *forwards(failure.model)) for line, _ in lines_matching(obj, BACKWARD_CALLS)
+    ]
+    if calls:
+        return Advice(
+            f"backward ran twice through the same graph: your code calls .backward() itself at {calls[0]}",
+            "remove that call: the Trainer calls loss.backward() once per step (return the loss instead)",
+            "loss"
+            if source_of(failure.loss_fn) and calls[0].startswith(short_path(source_of(failure.loss_fn)[0]))
+            else "model",
+        )
     return Advice(
         f"backward ran twice through the same graph: the loss code calls .backward() itself, or a tensor from an "
         f"earlier batch (a hidden state, a running sum) is reused{failure.at}",
@@ -700,8 +959,9 @@ def _backward_twice(failure: Failure, match: re.Match[str]) -> Advice:
 
 @rule(r"does not require grad and does not have a grad_fn")
 def _no_graph(failure: Failure, match: re.Match[str]) -> Advice:
+    cut = graph_cuts(failure.loss_fn, *forwards(failure.model))
     return Advice(
-        f"the loss is cut off from the model, so no gradient can flow back{failure.at}",
+        f"the loss is cut off from the model, so no gradient can flow back{failure.at}{cut}",
         "compute the loss from the model's output with torch operations only: no .item(), .detach(), "
         ".numpy(), argmax or torch.tensor(...) on the way",
         "loss",
@@ -783,16 +1043,20 @@ def _attribute(failure: Failure, match: re.Match[str]) -> Advice | None:
         obj = candidate if type(candidate).__name__ == owner else None
     choices = [n for n in dir(obj) if not n.startswith("_")] if obj is not None else []
     if owner in KIND_HINTS and owner not in ("dict", "str"):
-        return Advice(
-            f"a {owner} is used where a tensor is expected ({owner}.{attr}){failure.at}",
-            KIND_HINTS[owner],
-            key_of(failure),
-        )
+        return _wrong_kind(failure, owner, f"a {owner} is used where a tensor is expected ({owner}.{attr})")
     close = difflib.get_close_matches(attr, choices, n=1, cutoff=0.6)
     if not close:
         folded = {c.lower(): c for c in choices}
         close = [folded[attr.lower()]] if attr.lower() in folded else []
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    if close and failure.place is not None and (alias := re.search(rf"([\w.]+)\.{attr}\b", failure.place.source)):
+        close = [f"{alias[1]}.{close[0]}"]  # as the learner writes it: nn.Conv2d
+    if close:
+        return Advice(
+            f"'{owner}' has no '{attr}'{failure.at}",
+            f"did you mean '{close[0]}'? (names are case-sensitive)",
+            key_of(failure),
+        )
+    hint = ""
     what = f"'{owner}' has no '{attr}'{failure.at}"
     if obj is not None and _is_module(obj):
         layers = [name for name, _ in obj.named_children()]
@@ -825,37 +1089,68 @@ def _no_super_init(failure: Failure, match: re.Match[str]) -> Advice:
 def _call_arguments(failure: Failure, match: re.Match[str]) -> Advice:
     name = match[1]
     function = name.rsplit(".", 1)[-1]
-    declared = _signature_of(name, failure)
+    callee = _callee(name, failure)
+    declared = _declaration(callee, function)
     calls = {
-        "forward": "the Trainer calls model(inputs) with one batch of inputs: forward takes (self, x)",
+        "forward": "the Trainer calls model(inputs) with one batch of inputs: define forward(self, x)",
         "__init__": "leaptrain builds the model with the keys of the model: section, plus num_classes, in_channels "
         "or input_shape when __init__ asks for them",
     }
     if failure.during == "the loss":
         calls[function] = "the loss is called as loss(outputs, targets): two tensors, in that order"
-    fix = calls.get(function, "make the call on that line match the function's parameters")
+    if isinstance(callee, type) and callee.__module__.startswith("torch."):
+        calls.pop("__init__")  # a layer of torch's own, not the learner's model that leaptrain builds
+    signature = declared.split(" (")[0].removeprefix("def ")
+    fix = calls.get(function, f"give it what it declares: {signature}" if declared else "")
+    fix = fix or "make the call on that line match the function's parameters"
     defined = f"; it is declared as {declared}" if declared else ""
     return Advice(f"{name}() is called with other arguments than it takes{defined}{failure.at}", fix, key_of(failure))
 
 
-def _signature_of(name: str, failure: Failure) -> str:
-    """'def forward(self, x, mask) (net.py:12)' for a function of the learner's, found through the model or frame."""
-    parts = name.split(".")
-    candidates: list[Any] = []
+def _callee(name: str, failure: Failure) -> Any:
+    """The class or function a message names ('Net.forward', 'Linear.__init__', 'block'): found among the model's
+    layers, or through the dotted names on the failing line (nn.Linear) looked up in the learner's frame."""
+    owner = name.split(".")[0]
+    loss_fn = getattr(failure.loss_fn, "func", failure.loss_fn)
+    if getattr(loss_fn, "__name__", None) == owner:
+        return loss_fn
     if failure.model is not None:
         for module in failure.model.modules():
-            if type(module).__name__ == parts[0]:
-                candidates.append(getattr(type(module), parts[-1], None))
+            if type(module).__name__ == owner:
+                return type(module)
     if failure.place is not None:
-        candidates.append(failure.place.names.get(parts[0]))
-    for target in candidates:
-        if target is None:
-            continue
-        target = getattr(target, parts[-1], target) if isinstance(target, type) else target
-        with contextlib.suppress(TypeError, ValueError, OSError):
-            where = f"{short_path(inspect.getsourcefile(target) or '')}:{inspect.getsourcelines(target)[1]}"
-            return f"def {parts[-1]}{inspect.signature(target)} ({where})"
+        for dotted in re.findall(r"([A-Za-z_][\w.]*)\s*\(", failure.place.source):
+            if dotted.split(".")[-1] == owner:
+                return _lookup(dotted, failure.place.names)
+        return failure.place.names.get(owner)
+    return None
+
+
+def _declaration(callee: Any, function: str) -> str:
+    """'def forward(self, x, mask) (net.py:12)'; the file and line only for the learner's own code."""
+    target = getattr(callee, function, None) if isinstance(callee, type) else callee
+    if target is None:
+        return ""
+    with contextlib.suppress(TypeError, ValueError, OSError):
+        parameters = [str(p) for p in inspect.signature(target).parameters.values()]
+        if function == "__init__" and isinstance(callee, type):
+            parameters = parameters[1:]  # a class is called without self
+        called = callee.__name__ if function == "__init__" and isinstance(callee, type) else function
+        signature = f"{'' if called != function else 'def '}{called}({', '.join(parameters)})"
+        path = inspect.getsourcefile(target) or ""
+        if not is_user_file(path):
+            return signature
+        return f"{signature} ({short_path(path)}:{inspect.getsourcelines(target)[1]})"
     return ""
+
+
+def _lookup(dotted: str, names: dict[str, Any]) -> Any:
+    """The object a dotted name such as nn.Linear stands for in a frame (attributes only: nothing is called)."""
+    first, *rest = dotted.split(".")
+    value = names.get(first)
+    for part in rest:
+        value = getattr(value, part, None)
+    return value
 
 
 @rule(r"'(\w+)' object is not callable", TypeError)
@@ -893,6 +1188,15 @@ KIND_HINTS = {
 @rule(r"argument '(\w+)' \(position (\d+)\) must be (\w+), not (\w+)|must be Tensor, not (\w+)", TypeError)
 def _not_a_tensor(failure: Failure, match: re.Match[str]) -> Advice:
     got = match[4] or match[5]
+    functional = _functional_of(got)
+    if functional:
+        return Advice(
+            f"a {got} layer object was given where a tensor is needed{failure.at}: nn.{got}(x) makes a new layer "
+            "(with x as its setting) instead of applying one",
+            f"apply it as a function: {functional}(x), or make it in __init__ (self.act = nn.{got}()) and call "
+            "self.act(x) in forward",
+            key_of(failure),
+        )
     return Advice(
         f"a {got} was given where a tensor is needed{failure.at}",
         KIND_HINTS.get(got, "pass a tensor on that line"),
@@ -900,12 +1204,56 @@ def _not_a_tensor(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
+def _functional_of(layer_name: str) -> str:
+    """'F.relu' for 'ReLU': the function that does what a torch layer class does, or ''."""
+    import torch.nn.functional as functional
+    from torch import nn
+
+    if not isinstance(getattr(nn, layer_name, None), type):
+        return ""
+    folded = {name.lower().replace("_", ""): name for name in dir(functional) if not name.startswith("_")}
+    name = folded.get(layer_name.lower())
+    return f"F.{name}" if name else ""
+
+
+def _made_by(failure: Failure, name: str) -> str:
+    """'net.py:11: out = self.lstm(...)': the line above the failing one where `name` was last assigned."""
+    place = failure.place
+    if place is None:
+        return ""
+    for number in range(place.line - 1, max(place.line - 40, 0), -1):
+        text = linecache.getline(place.path, number)
+        if re.match(rf"\s*{re.escape(name)}\s*=[^=]", text):
+            return f"{short_path(place.path)}:{number}: {text.strip()}"
+        if re.match(r"\s*def ", text):
+            break
+    return ""
+
+
 @rule(r"'?(tuple|list|NoneType|dict|int|float|str)'? (?:indices must be integers|object is not subscriptable)")
 def _subscript(failure: Failure, match: re.Match[str]) -> Advice:
+    return _wrong_kind(failure, match[1], f"a {match[1]} is indexed as if it were a tensor")
+
+
+def _wrong_kind(failure: Failure, kind: str, what: str) -> Advice:
+    """A value of another kind where a tensor was meant; where the line names it, say which layer made it."""
+    place = failure.place
+    names = [n for n, v in (place.local_names.items() if place else ()) if type(v).__name__ == kind]
+    used = [n for n in names if re.search(rf"(?<![.\w]){re.escape(n)}(?!\w)", place.source)] if place else []
+    made = _made_by(failure, used[0]) if used else ""
+    layer = re.search(r"self\.(\w+)\(", made)
+    if made and layer and kind == "tuple":
+        fixed = re.sub(rf"^(.*?:\d+: )?{re.escape(used[0])}\s*=", f"{used[0]}, _ =", made).split(": ", 1)[-1]
+        return Advice(
+            f"{what}{failure.at}: '{used[0]}' is the tuple layer '{layer[1]}' returns ({made}); nn.LSTM and nn.GRU "
+            "return (output, hidden)",
+            f"unpack it: {fixed}",
+            key_of(failure),
+        )
+    if made:
+        what += f"; '{used[0]}' comes from {made}"
     return Advice(
-        f"a {match[1]} is indexed as if it were a tensor{failure.at}",
-        KIND_HINTS.get(match[1], "print the type of the value indexed on that line"),
-        key_of(failure),
+        f"{what}{failure.at}", KIND_HINTS.get(kind, "print the type of the value on that line"), key_of(failure)
     )
 
 
@@ -993,10 +1341,64 @@ def _out_of_memory(failure: Failure, match: re.Match[str]) -> Advice:
     NotImplementedError,
 )
 def _no_forward(failure: Failure, match: re.Match[str]) -> Advice:
+    model = failure.model
+    methods = {name: value for name, value in vars(type(model)).items() if callable(value)} if model else {}
+    close = difflib.get_close_matches("forward", list(methods), n=1, cutoff=0.6)
+    if close:
+        found = source_of(methods[close[0]])
+        where = f" at {short_path(found[0])}:{found[1]}" if found else ""
+        return Advice(
+            f"the model has no forward method, but a method '{close[0]}'{where}",
+            f"rename '{close[0]}' to 'forward' (the Trainer calls model(x), which runs forward)",
+        )
     return Advice(
         f"the model has no forward method{failure.at} (a misspelled `def forward`, or it is indented inside __init__)",
         "define `def forward(self, x):` at the level of __init__, spelled exactly so",
     )
+
+
+@rule(r"must be tuple of ints, but found element of type float|'float' object cannot be interpreted as an integer")
+def _float_size(failure: Failure, match: re.Match[str]) -> Advice:
+    divisions = _divisions_on_line(failure.place)
+    shown = f" ({divisions})" if divisions else ""
+    return Advice(
+        f"a size or count is a float{shown}, but layer sizes and counts must be whole numbers{failure.at}",
+        "divide with // (hidden // 2), or wrap it in int(...)",
+        key_of(failure),
+    )
+
+
+def _divisions_on_line(place: Place | None) -> str:
+    """'hidden / 2 = 64.0': each `/` on the line worked out from the frame's numbers (nothing else is run)."""
+    if place is None:
+        return ""
+    try:
+        tree = ast.parse(place.source.rstrip(",").removesuffix(":") if place.source else "", mode="exec")
+    except SyntaxError:
+        return ""
+    shown = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            value = _arithmetic(node, place.local_names)
+            if value is not None:
+                shown.append(f"{ast.unparse(node)} = {value!r}")
+    return ", ".join(dict.fromkeys(shown))
+
+
+def _arithmetic(node: ast.AST, names: dict[str, Any]) -> float | None:
+    """The value of +, -, *, /, // over number literals and the frame's number variables; None for anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return node.value
+    if isinstance(node, ast.Name) and isinstance(names.get(node.id), int | float):
+        return names[node.id]
+    if isinstance(node, ast.BinOp):
+        left, right = _arithmetic(node.left, names), _arithmetic(node.right, names)
+        operations = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+        operations |= {ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv}
+        operation = operations.get(type(node.op))
+        if left is not None and right is not None and operation and (right != 0 or type(node.op) is ast.Mult):
+            return operation(left, right)
+    return None
 
 
 # ---- rerunning a failed batch to learn the layer and the forward line ----------------------------------------
@@ -1048,7 +1450,9 @@ def explain_batch_failure(
         len(targets),
         during if during != "training" else "a training step",
         model=model,
+        loss_fn=loss_fn,
         forward_place=forward_place,
+        model_input=tracker.model_input if during == "the forward pass" else "",
     )
 
 
