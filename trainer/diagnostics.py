@@ -187,7 +187,10 @@ def _checked_step(
             "fail",
             "model output",
             f"the output has {logits.shape[0]} rows for a batch of {len(targets)}{_forward_where(model)}",
-            "keep the batch dimension first: flatten with x.flatten(1), not x.view(-1)",
+            "the batch is dimension 1 of the output: an RNN's hidden state is (layers, batch, hidden): use h[-1] or "
+            "out[:, -1]"
+            if logits.dim() >= 2 and logits.shape[1] == len(targets)
+            else "keep the batch dimension first: flatten with x.flatten(1), not x.view(-1)",
         )
         return
     report.add("pass", "forward", f"input {list(inputs.shape)} -> output {list(logits.shape)}")

@@ -1100,11 +1100,26 @@ def _call_arguments(failure: Failure, match: re.Match[str]) -> Advice:
         calls[function] = "the loss is called as loss(outputs, targets): two tensors, in that order"
     if isinstance(callee, type) and callee.__module__.startswith("torch."):
         calls.pop("__init__")  # a layer of torch's own, not the learner's model that leaptrain builds
+    if "*args, **kwargs" in declared:
+        declared = ""  # a wrapper's signature says nothing about what it takes
     signature = declared.split(" (")[0].removeprefix("def ")
     fix = calls.get(function, f"give it what it declares: {signature}" if declared else "")
-    fix = fix or "make the call on that line match the function's parameters"
+    fix = fix or _arguments_fix(failure.text, function) or "make the call on that line match the function's parameters"
     defined = f"; it is declared as {declared}" if declared else ""
     return Advice(f"{name}() is called with other arguments than it takes{defined}{failure.at}", fix, key_of(failure))
+
+
+def _arguments_fix(text: str, function: str) -> str:
+    """What Python's own words say to change: the missing arguments by name, or the unexpected one."""
+    missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)", text)
+    if missing:
+        names = re.findall(r"['\"](\w+)['\"]", missing[1])
+        dim = " (dim=1 is the class dimension of a batch of scores)" if "dim" in names else ""
+        return f"give {function}() its {', '.join(names)}: {function}({', '.join(n + '=...' for n in names)}){dim}"
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
+    if unexpected:
+        return f"remove {unexpected[1]}= from the call, or spell it as {function}() names it"
+    return ""
 
 
 def _callee(name: str, failure: Failure) -> Any:
@@ -1120,7 +1135,7 @@ def _callee(name: str, failure: Failure) -> Any:
                 return type(module)
     if failure.place is not None:
         for dotted in re.findall(r"([A-Za-z_][\w.]*)\s*\(", failure.place.source):
-            if dotted.split(".")[-1] == owner:
+            if dotted.split(".")[-1].lstrip("_") == owner.lstrip("_"):
                 return _lookup(dotted, failure.place.names)
         return failure.place.names.get(owner)
     return None
@@ -1185,9 +1200,13 @@ KIND_HINTS = {
 }
 
 
-@rule(r"argument '(\w+)' \(position (\d+)\) must be (\w+), not (\w+)|must be Tensor, not (\w+)", TypeError)
+@rule(
+    r"argument '(\w+)' \(position (\d+)\) must be (\w+), not (\w+)|must be Tensor, not (\w+)|"
+    r"expected Tensor as element \d+ in argument \d+, but got (\w+)",
+    TypeError,
+)
 def _not_a_tensor(failure: Failure, match: re.Match[str]) -> Advice:
-    got = match[4] or match[5]
+    got = match[4] or match[5] or match[6]
     functional = _functional_of(got)
     if functional:
         return Advice(
@@ -1300,6 +1319,20 @@ def _bce_raw_scores(failure: Failure, match: re.Match[str]) -> Advice:
         f"BCELoss takes probabilities in [0, 1], but the model outputs raw scores{failure.at}",
         "use loss: bce_with_logits on the raw scores (safer than a sigmoid followed by BCELoss)",
         "loss",
+    )
+
+
+@rule(r"(?:has to be|must be|should be) (between [\d.]+ and [\d.]+|positive|non-negative|greater than \S+|in \[.*?\])")
+def _value_out_of_range(failure: Failure, match: re.Match[str]) -> Advice | None:
+    if failure.during != "building the model" and failure.place is None:
+        return None
+    got = re.search(r"but got (\S+)", failure.text)
+    given = f" (it got {got[1].rstrip('.,')})" if got else ""
+    hint = " (a probability such as dropout is a fraction: 0.5, not 50)" if "between 0 and 1" in match[0] else ""
+    return Advice(
+        f"a value on that line must be {match[1]}{given}{hint}{failure.at}",
+        f"change it to a value {match[1]}",
+        key_of(failure),
     )
 
 

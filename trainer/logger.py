@@ -125,6 +125,9 @@ class ConsoleLogger:
             tqdm.write(f"test  {format_metrics(tested)}" if tested else "")
         tqdm.write(f"done in {summary['wall_seconds']:.1f}s")
 
+    def close(self) -> None:
+        """The run ended without `finish` (an error, Ctrl-C): release what is open."""
+
 
 class SilentLogger(ConsoleLogger):
     """For the processes other than rank 0 under torchrun: they train, and rank 0 alone shows and saves."""
@@ -273,6 +276,11 @@ class RunLogger(ConsoleLogger):
         write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         super().finish(final, summary, table)
         tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent})")
+
+    def close(self) -> None:
+        if self.writer is not None:  # flush the events written so far, and end the writer's thread
+            self.writer.close()
+            self.writer = None
 
     def _write_hparams(self, final: dict[str, float]) -> None:
         """The HParams dashboard's row for this run: its settings and its real final metrics."""

@@ -208,10 +208,10 @@ class Trainer:
         fix: the failing batch is run again with the layers watched (disk and other system errors pass as they are)."""
         try:
             yield
-        except (UserError, KeyboardInterrupt, OSError):
-            raise
-        except Exception as err:
-            if self.batch_on_device is None:
+        except BaseException as err:
+            self.logger.close()  # the run ends here: what TensorBoard got so far is flushed
+            passes = (UserError, KeyboardInterrupt, OSError)  # ours, Ctrl-C, and the disk's: already plain
+            if isinstance(err, passes) or not isinstance(err, Exception) or self.batch_on_device is None:
                 raise
             inputs, targets = self.batch_on_device
             model, loss_fn = self.raw_model, self.loss_fn

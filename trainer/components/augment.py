@@ -39,7 +39,8 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
     columns = offsets[1, :, None] + torch.arange(width, device=images.device)  # N x W
     samples = torch.arange(n, device=images.device)[:, None, None]
     # Advanced indexing on dims 0, 2 and 3 at once gives N x H x W x C; one gather for the whole batch.
-    return padded.permute(0, 2, 3, 1)[samples, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
+    cropped = padded.permute(0, 2, 3, 1)[samples, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
+    return cropped.contiguous()  # the gather leaves channels last; a learner's x.view(x.size(0), -1) needs rows
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
