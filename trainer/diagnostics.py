@@ -19,6 +19,7 @@ from trainer.explain import (
     KIND_HINTS,
     LAYERS_MADE,
     LayerTracker,
+    batch_mixing,
     explain,
     explain_batch_failure,
     forwards,
@@ -182,6 +183,9 @@ def _checked_step(
             KIND_HINTS.get(type(logits).__name__, "return one tensor of scores from forward (`return self.head(x)`)"),
         )
         return
+    if logits.shape[0] != len(targets) and (mixed := batch_mixing(model, logits.shape[0], len(targets))):
+        report.add("fail", "model output", mixed[0], mixed[1])
+        return
     if logits.shape[0] != len(targets):
         report.add(
             "fail",
@@ -226,7 +230,7 @@ def _checked_step(
         )
         return
     if not _squashed_scores(model, loss_fn, logits, report):
-        _initial_loss_check(loss_fn, logits, report)
+        _initial_loss_check(model, loss_fn, logits, report)
     _layers_made_in_forward(model, report)
     loss.backward()
     _gradient_audit(model, report)
@@ -420,6 +424,8 @@ def _squashed_scores(model: nn.Module, loss_fn: LossFn, logits: torch.Tensor, re
     learns slowly or not at all, and nothing fails. (A log_softmax before cross entropy is `_initial_loss_check`'s.)"""
     kind = loss_kind(loss_fn)
     operation = last_operation(logits)
+    if kind == "CrossEntropyLoss" and operation == "Softmax":
+        return False  # probabilities: `_initial_loss_check` says so, and why
     if kind in RAW_SCORE_LOSSES and operation in SQUASHING:
         report.add(
             "warn",
@@ -494,7 +500,7 @@ def _layers_made_in_forward(model: nn.Module, report: Report) -> None:
             )
 
 
-def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -> None:
+def _initial_loss_check(model: nn.Module, loss_fn: LossFn, logits: torch.Tensor, report: Report) -> None:
     """A fresh classifier is unsure: cross entropy starts near ln(C). Far off means something is wrong."""
     kind = loss_kind(loss_fn)
     if kind not in CLASS_INDEX_LOSSES or logits.dim() != 2:
@@ -509,7 +515,8 @@ def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -
         report.add(
             "warn",
             "initial loss",
-            f"the model's output already ends in {what}; cross_entropy applies log-softmax itself, so learning is slow",
+            f"the model's output already ends in {what}{_where_made(model, what.replace('_', ''))}; cross_entropy "
+            "applies log-softmax itself, so learning is slow",
             f"remove the final {what} from the model",
         )
     elif kind == "NLLLoss" and not log_probabilities:  # the loss would fall to -inf while nothing is learned
@@ -517,8 +524,8 @@ def _initial_loss_check(loss_fn: LossFn, logits: torch.Tensor, report: Report) -
         report.add(
             "fail" if certain else "warn",
             "initial loss",
-            f"nll_loss expects log-probabilities (all <= 0), but the model outputs raw scores{_where(loss_fn)}: the "
-            "loss would go negative without end while nothing is learned",
+            f"nll expects log-probabilities (all <= 0), but the model outputs raw scores{_where(loss_fn)}: nll_loss "
+            "would go negative without end while nothing is learned",
             "end the model with F.log_softmax(x, dim=1), or use cross_entropy, which does both",
         )
     elif loss > 3 * expected:

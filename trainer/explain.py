@@ -716,15 +716,31 @@ def _hard_coded_batch(failure: Failure) -> Advice | None:
     return None
 
 
+def batch_mixing(model: Any, rows: int, batch: int) -> tuple[str, str] | None:
+    """(what, fix) when the model gives `rows` rows for `batch` samples because a reshape in the learner's forward
+    mixes the batch with the other dimensions (`x.view(-1, 320)`); worked out with this batch's numbers."""
+    for forward in forwards(model):
+        for line, _ in lines_matching(forward, {r"\.(?:view|reshape)\(\s*-1\s*,\s*\d+\s*\)": ""}):
+            call = re.search(r"(\w+)\.(?:view|reshape)\(\s*-1\s*,\s*(\d+)\s*\)", line)
+            if call is None:
+                continue
+            width = int(call[2])
+            per_sample = rows * width / batch
+            each = f", but each sample has {per_sample:g} numbers" if per_sample.is_integer() else ""
+            return (
+                f"the model gives {rows} rows of scores for a batch of {batch}: {line} makes rows of {width} "
+                f"numbers{each}, so the batch is mixed with the other dimensions",
+                f"keep the batch: {call[1]} = {call[1]}.flatten(1)"
+                + (f", and give the next Linear layer in_features={per_sample:g}" if each else ""),
+            )
+    return None
+
+
 @rule(r"Expected input batch_size \((\d+)\) to match target batch_size \((\d+)\)")
 def _batch_rows(failure: Failure, match: re.Match[str]) -> Advice:
-    for forward in forwards(failure.model):
-        for line, _ in lines_matching(forward, {r"\.(?:view|reshape)\(\s*-1\s*,": ""}):
-            return Advice(
-                f"the model gives {match[1]} rows of scores for a batch of {match[2]} targets: {line} mixes the batch "
-                "dimension with the others",
-                "keep the batch dimension first: x.flatten(1) or x.view(x.size(0), -1), never x.view(-1, N)",
-            )
+    mixed = batch_mixing(failure.model, int(match[1]), int(match[2]))
+    if mixed is not None:
+        return Advice(*mixed)
     return Advice(
         f"the model gives {match[1]} rows of scores for a batch of {match[2]} targets: a view/reshape in forward "
         f"mixed the batch dimension with the others{failure.at}",
