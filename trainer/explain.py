@@ -508,6 +508,56 @@ def _conv_rank(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
+RANK_WORDINGS = (
+    r"Expected input to be (\d)D(?: or (\d)D)?, got (\d)D",  # LSTM, GRU, RNN
+    r"input must have (\d) dimensions, got (\d)",
+    r"input\.dim\(\) = (\d) is not equal to len\(dims\) = (\d)",  # permute
+    r"Expected (\d)-dimensional input for (\d)-dimensional weight",
+)
+LAYOUTS = {
+    "LSTM": "(batch, time, features) with batch_first=True",
+    "GRU": "(batch, time, features) with batch_first=True",
+    "RNN": "(batch, time, features) with batch_first=True",
+    "Conv1d": "(batch, channels, length)",
+    "Conv2d": "(batch, channels, height, width)",
+}
+
+
+@rule("|".join(RANK_WORDINGS))
+def _rank(failure: Failure, match: re.Match[str]) -> Advice:
+    numbers = [int(n) for n in match.groups() if n]
+    got = numbers[-1] if "got" in match[0] or "Expected" in match[0] else numbers[0]
+    expected = [n for n in numbers if n != got] or numbers[:1]
+    if "permute" in failure.text or "len(dims)" in match[0]:
+        got, expected = numbers[0], [numbers[1]]
+    kind = type(failure.layer.module).__name__ if failure.layer and failure.layer.path != "(the model)" else ""
+    layout = f": {kind} takes {LAYOUTS[kind]}" if kind in LAYOUTS else ""
+    fix = "print the tensor's .shape before that line, and reshape it to the layout the call takes"
+    if kind in ("LSTM", "GRU", "RNN") and got == 4:
+        fix = "turn each image into a sequence of rows first: x = x.squeeze(1) (batch, 28, 28) for grey images"
+    elif "len(dims)" in match[0]:
+        fix = f"give permute one position per dimension: {got} of them for this tensor (e.g. x.permute(0, 2, 3, 1))"
+    wanted = " or ".join(f"{n}-D" for n in expected)
+    if "len(dims)" in match[0]:
+        return Advice(f"permute lists {wanted[:-2]} positions, but the tensor has {got} dimensions{failure.at}", fix)
+    return Advice(
+        f"{failure.layer_name if kind else 'a call'} needs a {wanted} tensor, but got {got}-D{layout}{failure.at}",
+        fix,
+        key_of(failure),
+    )
+
+
+@rule(r"Module \[(ModuleList|ModuleDict|ParameterList|ParameterDict)\] is missing the required \"forward\" function")
+def _container_called(failure: Failure, match: re.Match[str]) -> Advice:
+    called = re.search(r"self\.(\w+)\(", failure.place.source) if failure.place else None
+    name = called[1] if called else "layers"
+    return Advice(
+        f"an nn.{match[1]} is called like a layer{failure.at}, but it is only a container: it has no forward",
+        f"call its layers one by one (for layer in self.{name}: x = layer(x)), or make it nn.Sequential(...), which "
+        "runs them in order",
+    )
+
+
 @rule(r"Kernel size can't be greater than actual input size|Output size is too small|input image .* is smaller")
 def _too_small(failure: Failure, match: re.Match[str]) -> Advice:
     left = _spatial(failure.layer.inputs) if failure.layer else ""
@@ -842,7 +892,9 @@ DTYPE_WORDS = r"(?:Float|Double|Half|BFloat16|Long|Int|Byte|Bool|float|double|ha
     rf"expected (?:scalar type|m1 and m2 to have the same dtype, but got:?) ?({DTYPE_WORDS})\w* (?:but found|!=) "
     rf"({DTYPE_WORDS})|mat1 and mat2 must have the same dtype|Input type \((\w+)\) and bias type \((\w+)\)|"
     rf"Found dtype ({DTYPE_WORDS}) but expected ({DTYPE_WORDS})|\"(\w+)\" not implemented for '({DTYPE_WORDS})'|"
-    r"result type (\w+) can't be cast to the desired output type (\w+)"
+    r"result type (\w+) can't be cast to the desired output type (\w+)|"
+    # any other wording that names a dtype it expected and one it got
+    rf"(?:dtype|scalar type|type)s? (?:to be |of )?(?:one of )?{DTYPE_WORDS}\b.*(?:but got|got|found) {DTYPE_WORDS}\b"
 )
 def _dtypes(failure: Failure, match: re.Match[str]) -> Advice:
     text = failure.text
