@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer import explain as translator
+from trainer import torch_errors
 from trainer.errors import UserError
 from trainer.explain import explain, explain_batch_failure
 from trainer.loop import Trainer
@@ -63,7 +63,7 @@ def test_a_rule_that_fails_falls_back_to_the_raw_message_and_the_place(tmp_path,
     def broken(failure, match):
         raise KeyError("a bug in the translator")
 
-    monkeypatch.setattr(translator, "RULES", [(None, re.compile("shapes cannot be multiplied"), broken)])
+    monkeypatch.setattr(torch_errors, "RULES", [(None, re.compile("shapes cannot be multiplied"), broken)])
     net = learner_module(tmp_path, "def forward(x, w):\n    return x @ w\n")
     with pytest.raises(RuntimeError) as caught:
         net.forward(torch.randn(2, 3), torch.randn(4, 5))
@@ -74,7 +74,7 @@ def test_a_rule_that_fails_falls_back_to_the_raw_message_and_the_place(tmp_path,
 
 def test_a_rule_must_take_the_failure_and_the_match():
     with pytest.raises(TypeError, match="takes \\(failure, match\\)"):
-        translator.rule("anything")(lambda text: None)
+        torch_errors.rule("anything")(lambda text: None)
 
 
 def test_a_failed_backward_is_traced_to_the_forward_line_and_the_in_place_change(tmp_path, monkeypatch):

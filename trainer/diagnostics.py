@@ -16,10 +16,8 @@ from torch import nn
 
 from trainer.errors import UserError
 from trainer.explain import (
-    KIND_HINTS,
     LAYERS_MADE,
     LayerTracker,
-    batch_mixing,
     explain,
     explain_batch_failure,
     forwards,
@@ -29,6 +27,7 @@ from trainer.explain import (
     short_path,
     source_of,
 )
+from trainer.torch_errors import KIND_HINTS, batch_mixing
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss")
