@@ -282,3 +282,131 @@ def test_folder_mistakes_say_what_is_wrong_and_show_the_layout(tmp_path, write_c
     assert f"config.yaml:1: data.root: {message.format(root=root)}" in err
     assert "Try: " in err and "/cats/001.jpg" in err
     assert "Traceback" not in err
+
+
+def test_class_folders_one_level_too_deep_name_the_folder_to_use(tmp_path):
+    make_shapes(tmp_path / "photos" / "train" / "train", per_class=2)
+    with pytest.raises(UserError) as caught:
+        build(tmp_path / "photos")
+    deeper = tmp_path / "photos" / "train" / "train"
+    assert f"'{tmp_path / 'photos' / 'train'}' holds one class folder (train)" in caught.value.message
+    assert f"{deeper} holds circle (2 images), square (2 images), triangle (2 images)" in caught.value.message
+    assert caught.value.fix.startswith(f"did you mean data.root: {deeper}?")
+
+
+def test_a_class_folder_given_as_the_root_points_at_the_folder_above(tmp_path):
+    root = make_shapes(tmp_path / "shapes", per_class=2)
+    with pytest.raises(UserError) as caught:
+        build(root / "circle")
+    assert "(it holds 2 images (000.png, 001.png) directly, but not in class folders)" in caught.value.message
+    assert caught.value.fix.startswith(f"did you mean data.root: {root}?")
+
+
+def test_split_folders_with_the_images_directly_in_them_are_not_taken_for_classes(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / "photos" / split).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / "photos" / split / f"{i}.png")
+    with pytest.raises(UserError) as caught:
+        build(tmp_path / "photos")
+    assert "holds test/ (3 images), train/ (3 images) with the images directly in them: these are splits" in (
+        caught.value.message
+    )
+
+
+def test_a_folder_named_valid_is_the_validation_split(tmp_path, capsys):
+    make_shapes(tmp_path / "shapes" / "train", per_class=4)
+    make_shapes(tmp_path / "shapes" / "valid", per_class=2)
+    data = build(tmp_path / "shapes")
+    assert (data.train.num_samples, data.val.num_samples) == (12, 6)
+    assert f"note: {tmp_path / 'shapes' / 'valid'} holds the val images (read as val/)" in capsys.readouterr().err
+
+
+def test_every_empty_class_folder_is_named_with_what_it_holds(tmp_path):
+    root = make_shapes(tmp_path / "shapes", per_class=2)
+    (root / "star").mkdir()
+    (root / "wave").mkdir()
+    (root / "wave" / "todo.txt").write_text("draw some waves")
+    with pytest.raises(UserError) as caught:
+        build(root)
+    assert f"2 class folders hold no images (.jpg, .jpeg, .png, .bmp, .gif, .webp): '{root / 'star'}' (nothing); " in (
+        caught.value.message
+    )
+    held = "(1 file, none an image read here: todo.txt (text: 'draw some waves'))"
+    assert f"'{root / 'wave'}' {held}" in caught.value.message
+    assert "put the images of star, wave in them, or remove those folders" in caught.value.fix
+
+
+def test_files_are_judged_by_what_they_hold_not_by_their_names(tmp_path, capsys):
+    root = make_shapes(tmp_path / "shapes", per_class=3)
+    (root / "circle" / "000.png").rename(root / "circle" / "000.jfif")  # a png under another suffix is still read
+    (root / "square" / "notes.txt").write_text("squares have four sides\n")
+    (root / "square" / "page.jpg").write_text("<!DOCTYPE html><html>Not Found</html>")
+    (root / "square" / "empty.png").write_bytes(b"")
+    data = build(root, val_split=0)
+    assert data.train.num_samples == 9
+    err = capsys.readouterr().err
+    assert (
+        "note: 1 file with other suffixes than .jpg, .jpeg, .png, .bmp, .gif, .webp holds images, read as such: " in err
+    )
+    assert "circle/000.jfif" in err
+    assert "note: left out 1 file that is not an image: square/notes.txt (text: 'squares have four sides')" in err
+    assert (
+        "skipped 2 of 11 image files that could not be read: square/empty.png (empty, 0 bytes), square/page.jpg (a "
+        in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (b"\xff\xd8\xff\xe0", "JPEG"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "WEBP"),
+        (b"\x00\x00\x00\x18ftypheic", "a HEIC photo (an iPhone's format), which is not read here"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'>", "an SVG drawing, which is not read here"),
+        (b"%PDF-1.4", "a PDF document"),
+        (b"\x00\x01\x02\xfe", "not an image format"),
+    ],
+)
+def test_what_a_file_holds_is_read_from_its_first_bytes(tmp_path, head, what):
+    (tmp_path / "file.jpg").write_bytes(head)
+    assert image_folder.what_file_is(tmp_path / "file.jpg") == what
+
+
+def test_other_colour_modes_and_bit_depths_are_converted_and_said_in_one_line(tmp_path, capsys):
+    root = make_shapes(tmp_path / "shapes", per_class=2)
+    Image.new("RGBA", (10, 10), (255, 0, 0, 128)).save(root / "circle" / "alpha.png")
+    Image.new("RGB", (10, 10), (0, 255, 0)).convert("P").save(root / "circle" / "palette.png")
+    Image.new("I;16", (10, 10), 40000).save(root / "square" / "deep.png")
+    Image.new("CMYK", (10, 10), (0, 255, 255, 0)).save(root / "triangle" / "print.jpg")
+    data = build(root, val_split=0, augment=[])
+    assert data.train.inputs.shape == (10, 3, 24, 24) and data.train.inputs.dtype == torch.uint8
+    err = capsys.readouterr().err
+    assert "note: 4 of 10 images are not 8-bit RGB: 1 RGBA (transparency is dropped), e.g. circle/alpha.png; " in err
+    assert "1 palette (P), e.g. circle/palette.png; 1 16-bit grey, e.g. square/deep.png; 1 CMYK" in err
+    assert "Each is converted to 8-bit RGB as it is read" in err
+
+
+def test_a_folder_of_grey_images_suggests_grayscale(tmp_path, capsys):
+    root = make_shapes(tmp_path / "shapes", per_class=2)
+    for path in root.rglob("*.png"):
+        Image.open(path).convert("L").save(path)
+    build(root, val_split=0)
+    assert "note: every image is grey (L): data.grayscale: true would give the model one channel" in (
+        capsys.readouterr().err
+    )
+    build(root, val_split=0, grayscale=True)
+    assert "grey" not in capsys.readouterr().err
+
+
+def test_a_class_that_the_split_leaves_out_of_training_is_named(tmp_path):
+    root = make_shapes(tmp_path / "shapes", per_class=6)
+    for path in sorted((root / "triangle").iterdir())[1:]:
+        path.unlink()
+    with pytest.raises(UserError) as caught:
+        build(root, val_split=0.6)
+    assert caught.value.message == (
+        "class 'triangle' has 1 image (triangle/000.png), and the random split put it in val, none in training "
+        "(data.val_split 0.6)"
+    )
+    assert caught.value.key == "data.val_split"

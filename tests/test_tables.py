@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from trainer.components.data import build_data
+from trainer.components.tables import read_cell
 from trainer.config import CsvData
 from trainer.errors import UserError
 
@@ -60,7 +61,7 @@ def test_numbers_are_standardized_and_text_is_one_hot_encoded(tmp_path):
 
 
 def test_statistics_come_from_the_training_rows_only(tmp_path):
-    cfg = table(write_csv(tmp_path / "houses.csv", HOUSES * 3), val_split=0.25, test_split=0.2)
+    cfg = table(write_csv(tmp_path / "houses.csv", HOUSES * 3), val_split=0.25, test_split=0.2, task="regression")
     data = build_data(cfg, CPU, 0)
     assert (data.train.num_samples, data.val.num_samples, data.test.num_samples) == (18, 6, 6)
     train = data.train.inputs[:, 0]
@@ -74,7 +75,7 @@ def test_statistics_come_from_the_training_rows_only(tmp_path):
     write_csv(tmp_path / "val.csv", [(100, "Paris", 1)])
     write_csv(tmp_path / "test.csv", [(200, "Lyon", 1)])
     paths = {"val_path": str(tmp_path / "val.csv"), "test_path": str(tmp_path / "test.csv")}
-    files = build_data(table(tmp_path / "houses.csv", **paths), CPU, 0)
+    files = build_data(table(tmp_path / "houses.csv", task="regression", **paths), CPU, 0)
     mean, std = files.info["mean"]["rooms"], files.info["std"]["rooms"]
     assert (mean, std) == pytest.approx((2.8, 1.249), abs=1e-3)  # the ten rooms of HOUSES
     assert files.val.inputs[0, 0].item() == pytest.approx((100 - mean) / std, rel=1e-5)
@@ -126,11 +127,12 @@ def test_missing_values_are_listed_by_column_with_their_lines(tmp_path, write_co
     write_csv(tmp_path / "houses.csv", rows)
     code, _, err = run_table(write_config, run_cli, "path: houses.csv, target: price")
     assert code == 2
-    assert "data.path: missing values (empty cells, NA, NaN or ?) in 3 columns:" in err
-    assert "houses.csv column 'rooms': 2 missing, lines 3, 6" in err
-    assert "houses.csv column 'city': 1 missing, line 8" in err
-    assert "houses.csv column 'price': 1 missing, line 10" in err
-    assert "Try: fill them in, or delete those rows\n" in err  # no feature left to train on without these columns
+    assert "data.path: missing values in 3 columns:" in err
+    assert "houses.csv column 'rooms': 2 missing ('' x1, 'NA' x1), lines 3, 6" in err
+    assert "houses.csv column 'city': 1 missing ('?'), line 8" in err
+    assert "houses.csv column 'price': 1 missing ('NaN'), line 10" in err
+    # No feature left to train on without these columns; the median is that of the cells given.
+    assert "Try: fill them in (the median of 'rooms' is 3), or delete those rows\n" in err
 
 
 def test_missing_values_fix_names_the_features_to_keep(tmp_path):
@@ -294,3 +296,254 @@ def test_predict_gives_numbers_for_a_regression_table(run_cli, tmp_path):
     assert code == 0, err
     values = [float(line.split()[1]) for line in out.splitlines() if line.startswith("new.csv:")]
     assert len(values) == 2 and all(0 < v < 500 for v in values) and "%" not in out
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value", "what"),
+    [
+        ("1,234", "almost", 1234.0, "either"),
+        ("3,5", "almost", 3.5, "decimal"),
+        ("1.234,5", "almost", 1234.5, "decimal"),
+        ("$1,234.50", "almost", 1234.5, "$"),
+        ("12%", "almost", 12.0, "%"),
+        ("12 kg", "almost", 12.0, "kg"),
+        ("\u22125", "almost", -5.0, ""),
+        ("1 234", "almost", 1234.0, ""),
+        ("2.5", "number", 2.5, ""),
+        ("#N/A", "missing", None, ""),
+        ("1O5", "text", None, ""),
+        ("2020-01-01", "text", None, ""),
+        ("Paris", "text", None, ""),
+    ],
+)
+def test_the_cell_reader_says_what_a_cell_almost_is(text, kind, value, what):
+    cell = read_cell(text)
+    assert (cell.kind, cell.value) == (kind, value)
+    assert what in (cell.comma, cell.unit) or not what
+
+
+def test_a_dash_or_none_is_missing_among_numbers_and_a_category_among_words():
+    assert read_cell("-", among_numbers=True).kind == "missing" and read_cell("-").kind == "text"
+    assert read_cell("none", among_numbers=True).kind == "missing" and read_cell("none").kind == "text"
+
+
+def test_a_semicolon_file_with_decimal_commas_is_read_and_said_in_one_line(tmp_path, capsys):
+    (tmp_path / "houses.csv").write_text(
+        "rooms;area;price\n" + "".join(f"{r};{r * 20},5;{r * 100}\n" for r, _, _ in HOUSES)
+    )
+    data = build_data(table(tmp_path / "houses.csv"), CPU, 0)
+    assert data.info["mean"]["area"] == pytest.approx(2.8 * 20 + 0.5)
+    err = capsys.readouterr().err
+    assert "houses.csv: its cells are separated by semicolons, not commas: read it so" in err
+    assert "column 'area': 10 cells written with a decimal comma read as numbers, e.g. '60,5' as 60.5" in err
+
+
+def test_thousands_separators_are_read_when_a_decimal_point_says_what_the_commas_are(tmp_path, capsys):
+    rows = [(rooms, city, f'"{price // 100},{price % 100:03d}"') for rooms, city, price in HOUSES]
+    rows[0] = (3, "Paris", '"3,100.50"')
+    data = build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    assert data.train.targets[:2, 0].tolist() == [3100.5, 1080.0]
+    assert "column 'price': 10 cells written with commas between thousands read as numbers" in capsys.readouterr().err
+
+
+def test_commas_that_read_two_ways_name_the_column_and_the_cells(tmp_path):
+    rows = [(rooms, city, f'"1,{price:03d}"') for rooms, city, price in HOUSES]
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    message = caught.value.message
+    assert "houses.csv column 'price' holds numbers such as '1,310' (lines 2, 3, 4, 5, 6, ... (10 in all))" in message
+    assert "read as 1310 with a comma between thousands or as 1.31 with a decimal comma" in message
+    assert caught.value.key == "data.path" and "decimal point" in caught.value.fix
+
+
+def test_a_column_that_is_not_used_may_stay_ambiguous(tmp_path):
+    rows = [(rooms, f'"1,{i:03d}"', price) for i, (rooms, _, price) in enumerate(HOUSES)]
+    write_csv(tmp_path / "houses.csv", rows)
+    data = build_data(table(tmp_path / "houses.csv", features=["rooms"]), CPU, 0)
+    assert data.info["features"] == ["rooms"]
+
+
+def test_mixed_units_and_mixed_percentages_are_errors_that_name_each_kind(tmp_path):
+    weights = ["12kg", "500g", "3kg", "4kg", "1kg", "2kg", "7kg", "8kg", "9kg", "5kg"]
+    rows = [(w, city, price) for w, (_, city, price) in zip(weights, HOUSES, strict=True)]
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "w.csv", rows, header="weight,city,price")), CPU, 0)
+    assert (
+        "column 'weight' mixes units or symbols: 'kg' in '12kg' (lines 2, 4, 5, 6, 7, ... (9 in all)); 'g' in '500g'"
+        in (caught.value.message)
+    )
+    rates = ["10%", "0.1", "12%", "13%", "14%", "15%", "16%", "17%", "18%", "19%"]
+    rows = [(rate, city, price) for rate, (_, city, price) in zip(rates, HOUSES, strict=True)]
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "r.csv", rows, header="rate,city,price")), CPU, 0)
+    assert (
+        "percentages such as '10%' (lines 2, 4, 5, 6, 7, ... (9 in all)) and numbers without '%' such as '0.1' (line 3)"
+        in (caught.value.message)
+    )
+
+
+def test_one_currency_throughout_a_column_is_dropped(tmp_path, capsys):
+    rows = [(rooms, city, f"${price}") for rooms, city, price in HOUSES]
+    data = build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    assert data.train.targets[:, 0].tolist() == [price for _, _, price in HOUSES]
+    assert "10 cells written with '$' read as numbers, e.g. '$310' as 310" in capsys.readouterr().err
+
+
+def test_missing_markers_are_missing_among_numbers_and_the_fix_names_the_median(tmp_path):
+    rows = [list(row) for row in HOUSES]
+    rows[2][0], rows[5][0], rows[7][1] = "-", "#N/A", "none"  # 'none' in a text column is a category
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    assert "houses.csv column 'rooms': 2 missing ('-' x1, '#N/A' x1), lines 4, 7" in caught.value.message
+    assert "city" not in caught.value.message
+    assert caught.value.fix == (
+        "fill them in (the median of 'rooms' is 2.5), or delete those rows, or leave the column out: "
+        "data.features: [city]"
+    )
+
+
+def test_pandas_row_numbers_an_empty_last_column_and_a_repeated_header_are_left_out(tmp_path, capsys):
+    lines = ["Unnamed: 0,rooms,city,price,"] + [f"{i},{r},{c},{p}," for i, (r, c, p) in enumerate(HOUSES)]
+    lines.insert(6, "Unnamed: 0,rooms,city,price,")  # a second file pasted below the first
+    (tmp_path / "houses.csv").write_text("\n".join(lines) + "\n")
+    data = build_data(table(tmp_path / "houses.csv"), CPU, 0)
+    assert data.info["features"] == ["rooms", "city"] and data.train.num_samples == 10
+    err = capsys.readouterr().err
+    assert "its last column has no name and no values (each line ends with a comma): left out" in err
+    assert "column 'Unnamed: 0' holds the row numbers 0, 1, ... (pandas writes them unless to_csv(index=False))" in err
+    assert "line 7 repeats the header (files pasted together?): left out" in err
+
+
+def test_utf16_is_read_and_the_windows_encoding_names_its_line(tmp_path, capsys):
+    text = "rooms\tcity\tprice\n" + "".join(f"{r}\t{c}\t{p}\n" for r, c, p in HOUSES)
+    (tmp_path / "houses.csv").write_bytes(text.encode("utf-16"))
+    assert build_data(table(tmp_path / "houses.csv"), CPU, 0).train.num_samples == 10
+    assert "read as UTF-16" in capsys.readouterr().err
+    (tmp_path / "cities.csv").write_bytes("rooms,city,price\n3,Paris,310\n2,Montr\u00e9al,180\n".encode("cp1252"))
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "cities.csv"), CPU, 0)
+    assert "cities.csv line 3 is not UTF-8 text" in caught.value.message and "'2,Montr\u00e9al,180'" in (
+        caught.value.message
+    )
+
+
+def test_a_file_whose_first_line_is_data_has_no_header(tmp_path):
+    write_csv(tmp_path / "houses.csv", HOUSES[1:], header="3,Paris,310")
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "houses.csv"), CPU, 0)
+    assert caught.value.message.endswith(
+        "line 1 holds data (3, Paris, 310), not the names of the columns: the file has no header"
+    )
+    assert "x1,x2,label" in caught.value.fix
+
+
+def test_labels_that_do_not_start_at_zero_map_onto_the_outputs_in_order(tmp_path, capsys):
+    rows = [(i, (-1, 1)[i % 2]) for i in range(12)]
+    data = build_data(table(write_csv(tmp_path / "signs.csv", rows, header="x,label"), target="label"), CPU, 0)
+    assert data.class_names == ["-1", "1"] and data.train.targets.tolist() == [i % 2 for i in range(12)]
+    assert (
+        "holds the class labels -1, 1, not 0..1: the model's outputs stand for them in order" in capsys.readouterr().err
+    )
+    rows = [(i, 1 + i % 10) for i in range(40)]
+    data = build_data(table(write_csv(tmp_path / "stars.csv", rows, header="x,stars"), target="stars"), CPU, 0)
+    assert data.num_classes == 10 and int(data.train.targets.max()) == 9
+    assert "holds the class labels 1..10, not 0..9" in capsys.readouterr().err
+
+
+def test_a_class_target_with_a_value_in_every_row_is_an_identifier_or_a_quantity(tmp_path):
+    rows = [(i, f"person{i}", 100 + 7 * i) for i in range(12)]
+    write_csv(tmp_path / "people.csv", rows, header="x,name,price")
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "people.csv", target="name"), CPU, 0)
+    assert "target column 'name' holds a different value in each of its 12 rows" in caught.value.message
+    assert caught.value.key == "data.target"
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "people.csv", target="price", task="classification", features=["x"]), CPU, 0)
+    assert (
+        caught.value.key == "data.task" and caught.value.fix == "set data.task: regression to predict the number itself"
+    )
+
+
+def test_regression_of_a_column_of_class_names_says_to_classify(tmp_path):
+    write_csv(tmp_path / "houses.csv", HOUSES)
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "houses.csv", target="city", task="regression"), CPU, 0)
+    assert (
+        "target column 'city' holds text in 10 of 10 rows (Lyon, Nice, Paris; lines 2, 3, 4, 5, 6, ... (10 in all))"
+        in (caught.value.message)
+    )
+    assert caught.value.fix.startswith("set data.task: classification")
+
+
+def test_a_class_that_the_split_leaves_out_of_training_is_named_with_its_rows(tmp_path):
+    rows = [(i, "rare" if i in (4, 5) else ("a" if i % 2 else "b")) for i in range(20)]
+    write_csv(tmp_path / "kinds.csv", rows, header="x,kind")
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "kinds.csv", target="kind", val_split=0.5), CPU, 0)
+    assert caught.value.message.startswith("class 'rare' of target column 'kind' has 2 rows (")
+    assert "kinds.csv lines 6, 7), and the random split put none of them in training" in caught.value.message
+    assert caught.value.key == "data.val_split"
+    assert build_data(table(tmp_path / "kinds.csv", target="kind", val_split=0.0), CPU, 0).num_classes == 3
+
+
+def test_predict_reads_new_rows_written_as_the_training_rows_were(tmp_path, write_config, run_cli):
+    lines = ["rooms;area;label"] + [f"{i % 5};{i * 3},{i % 10};{'big' if i % 5 > 2 else 'small'}" for i in range(40)]
+    (tmp_path / "houses.csv").write_text("\n".join(lines) + "\n")
+    text = (
+        "data: {dataset: csv, path: houses.csv, target: label}\nmodel: {name: mlp, hidden: [8]}\ntrain: {epochs: 2}\n"
+    )
+    assert run_cli(write_config(text))[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "config").iterdir()
+    (tmp_path / "new.csv").write_text("rooms;area\n4;12,5\n0;3,5\n")
+    code, out, err = run_cli("predict", run_dir, "new.csv")
+    assert code == 0, err
+    assert "new.csv:2" in out and "new.csv:3" in out and "decimal comma" in err
+
+
+def test_apostrophes_and_lakh_groups_between_thousands_are_read(tmp_path, capsys):
+    assert read_cell("1'234.50").value == 1234.5 and read_cell("12,34,567").value == 1234567
+    rows = [(rooms, city, f"{price // 100}'{price % 100:03d}") for rooms, city, price in HOUSES]
+    data = build_data(table(write_csv(tmp_path / "houses.csv", rows)), CPU, 0)
+    assert data.train.targets[0, 0].item() == 3010
+    assert "written with apostrophes between thousands read as numbers" in capsys.readouterr().err
+
+
+def test_a_multiplier_on_some_cells_only_is_an_error(tmp_path):
+    views = ["1.5k", "800", "2k", "3k", "4k", "950", "5k", "6k", "7k", "8k"]
+    rows = [(v, city, price) for v, (_, city, price) in zip(views, HOUSES, strict=True)]
+    with pytest.raises(UserError) as caught:
+        build_data(table(write_csv(tmp_path / "views.csv", rows, header="views,city,price")), CPU, 0)
+    assert "column 'views' holds numbers with 'k' such as '1.5k'" in caught.value.message
+    assert "and without it such as '800' (lines 3, 7)" in caught.value.message
+
+
+def test_a_text_column_with_a_value_per_row_is_no_category(tmp_path, capsys):
+    rows = [(f"2024-05-{i + 1:02d}", city, price) for i, (_, city, price) in enumerate(HOUSES * 2)]
+    write_csv(tmp_path / "days.csv", rows, header="day,city,price")
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "days.csv", task="regression"), CPU, 0)
+    assert "days.csv column 'day' holds 20 distinct values in 20 rows (e.g. '2024-05-01'; digits and separators" in (
+        caught.value.message
+    )
+    assert caught.value.key == "data.features" and caught.value.fix == "leave it out: data.features: [city]"
+    build_data(table(tmp_path / "days.csv", task="regression", features=["day", "city"]), CPU, 0)  # listed: a warning
+    assert "warning: " in capsys.readouterr().err
+
+
+def test_a_column_of_row_numbers_is_left_out_of_the_default_features(tmp_path, capsys):
+    rows = [(i + 1, rooms, city, price) for i, (rooms, city, price) in enumerate(HOUSES)]
+    write_csv(tmp_path / "houses.csv", rows, header="Id,rooms,city,price")
+    assert build_data(table(tmp_path / "houses.csv"), CPU, 0).info["features"] == ["rooms", "city"]
+    assert "column 'Id' holds the row numbers 1, 2, 3, ...: left out of the features" in capsys.readouterr().err
+    listed = build_data(table(tmp_path / "houses.csv", features=["Id", "rooms"]), CPU, 0)
+    assert listed.info["features"] == ["Id", "rooms"]
+
+
+def test_decimal_commas_in_a_comma_separated_file_are_named_as_the_cause(tmp_path):
+    (tmp_path / "houses.csv").write_text("rooms,area,price\n3,62,5,310\n2,48,0,180\n")
+    with pytest.raises(UserError) as caught:
+        build_data(table(tmp_path / "houses.csv"), CPU, 0)
+    assert caught.value.message.endswith(
+        "houses.csv line 2: 4 cells, but the header (line 1) names 3 columns (rooms, area, price)"
+    )
+    assert caught.value.fix.startswith("numbers written with a decimal comma (3,5) split into two cells here")

@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +26,27 @@ from trainer import distributed
 from trainer.components.augment import batch_augment, pixel_pipeline
 from trainer.components.data import DataSplits, in_memory_splits, size_text
 from trainer.config import ImageFolderData
-from trainer.errors import UserError
+from trainer.errors import UserError, did_you_mean
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 STATS_SAMPLE = 500  # images decoded to measure the mean and std when they are read from disk
-NAMES_SHOWN = 5  # unreadable files named in the warning; the rest are counted
+NAMES_SHOWN = 5  # files and folders named in a message; the rest are counted
+SPLIT_FOLDERS = {"val": ("val", "valid", "validation"), "test": ("test",)}  # the first name is ours
+ALL_SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
+SYSTEM_FILES = {"Thumbs.db", "desktop.ini", "Icon\r"}  # written by Windows and macOS into every folder
+SIGNATURES = [  # a file's first bytes -> its format
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+]
+READABLE_CONTENT = {"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"}
+SURVEY_MAX = 2000  # image headers read to find colour modes and bit depths; more are sampled evenly
 # torchvision 0.29 deprecates its decoders in favour of torchcodec; they remain the fastest we have without it.
 TORCHVISION_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
 
@@ -54,6 +71,8 @@ def build_image_folder(cfg: ImageFolderData, device: torch.device, seed: int) ->
     shape = (1 if cfg.grayscale else 3, height, width)
     train, val = (layout.train, layout.val) if layout.val is not None else split(layout.train, cfg.val_split, seed)
     test = layout.test or []
+    check_split_classes(layout.class_names, train, val, test, root, cfg.val_split if layout.val is None else 0.0)
+    survey_modes(train + val + test, root, cfg.grayscale)
     files = len(train) + len(val) + len(test)
     in_memory, why = choose_cache(cfg.cache, files, shape, device)
     names = ", ".join(layout.class_names[:10]) + (", ..." if len(layout.class_names) > 10 else "")
@@ -72,16 +91,23 @@ def build_image_folder(cfg: ImageFolderData, device: torch.device, seed: int) ->
 
 
 def find_images(root: Path) -> Layout:
-    """root/<class>/*.jpg|png|..., or root/train/<class>/ with root/val/<class>/ and root/test/<class>/."""
+    """root/<class>/*.jpg|png|..., or root/train/<class>/ with root/val/<class>/ and root/test/<class>/.
+
+    A folder laid out almost so (the classes one level deeper or higher, splits named valid/ or validation/,
+    split folders with no class folders in them) is named in the message, with what it holds.
+    """
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise UserError(f"image folder '{root}' {what}", fix=_layout_fix(root), key="data.root")
+        near = ""
+        if root.parent.is_dir():
+            near = did_you_mean(root.name, [p.name for p in root.parent.iterdir() if p.is_dir()])
+        raise UserError(f"image folder '{root}' {what}{near}", fix=_layout_fix(root), key="data.root")
     if (root / "train").is_dir() and _class_folders(root / "train"):
         class_names = _class_names(root / "train")
         splits: dict[str, list[Item] | None] = {"val": None, "test": None}
         for name in splits:
-            folder = root / name
-            if folder.is_dir():
+            folder = _split_folder(root, name)
+            if folder is not None:
                 found = _class_folders(folder)
                 if found != class_names:
                     raise UserError(
@@ -94,23 +120,102 @@ def find_images(root: Path) -> Layout:
                     )
                 splits[name] = _items(folder, class_names)
         return Layout(class_names, _items(root / "train", class_names), splits["val"], splits["test"])
+    _check_not_splits(root)
     class_names = _class_names(root)
     return Layout(class_names, _items(root, class_names), None, None)
+
+
+def _split_folder(root: Path, split: str) -> Path | None:
+    """root/val (or root/valid, root/validation, as many data sets name it), or root/test."""
+    names = SPLIT_FOLDERS[split]
+    found = [root / name for name in names if (root / name).is_dir()]
+    if len(found) > 1:
+        raise UserError(
+            f"'{root}' holds {' and '.join(p.name + '/' for p in found)}: both would be the {split} split",
+            fix=f"keep one of them, named {names[0]}/",
+            key="data.root",
+        )
+    if found and found[0].name != names[0]:
+        print(f"note: {found[0]} holds the {split} images (read as {names[0]}/)", file=sys.stderr)
+    return found[0] if found else None
+
+
+def _check_not_splits(root: Path) -> None:
+    """train/ and test/ holding images directly are splits without classes, not two classes named so."""
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    splits = [p for p in folders if p.name.lower() in ALL_SPLIT_NAMES]
+    if len(splits) < 2 or len(splits) < len(folders):
+        return  # one folder named train beside bus/ and car/ is a class of trains
+    loose = {p.name: _loose_images(p) for p in splits}
+    if not any(loose.values()):
+        return
+    held = ", ".join(f"{name}/ ({len(files)} images)" for name, files in loose.items())
+    raise UserError(
+        f"'{root}' holds {held} with the images directly in them: these are splits, and each needs one folder per "
+        "class inside",
+        fix=f"sort the images into class folders, e.g. {root}/train/cats/001.jpg and {root}/train/dogs/002.jpg, "
+        f"{root}/val/cats/101.jpg ...",
+        key="data.root",
+    )
+
+
+def _loose_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _nearby_layout(root: Path) -> tuple[Path, str] | None:
+    """A folder near root laid out as classes (one or two levels deeper, or root's parent), and what it holds."""
+    candidates = []
+    below = [root]
+    for _ in range(3):  # root/a/b/c at most: a folder nested one or two levels too deep
+        below = [p for folder in below for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        candidates += below
+    if _loose_images(root):
+        candidates.append(root.parent)  # root is itself one class folder
+    for folder in candidates:
+        if folder == root:
+            continue
+        classes = {name: len(_loose_images(folder / name)) for name in _class_folders(folder)}
+        with_images = {name: n for name, n in classes.items() if n}
+        if len(with_images) >= 2:
+            shown = ", ".join(f"{name} ({n} images)" for name, n in list(with_images.items())[:5])
+            return folder, shown + (f", ... ({len(with_images)} classes)" if len(with_images) > 5 else "")
+        if (folder / "train").is_dir() and len(_class_folders(folder / "train")) >= 2:
+            return folder, f"train/ with {', '.join(_class_folders(folder / 'train')[:5])}"
+    return None
+
+
+def _layout_error(folder: Path, message: str) -> UserError:
+    """The message, with the folder nearby that has the layout when there is one (its path is the fix)."""
+    nearby = _nearby_layout(folder)
+    if nearby is None:
+        return UserError(message, fix=_layout_fix(folder), key="data.root")
+    path, held = nearby
+    return UserError(
+        f"{message}; {path} holds {held}",
+        fix=f"did you mean data.root: {path}? (or arrange {folder} as one folder per class)",
+        key="data.root",
+    )
 
 
 def _class_names(folder: Path) -> list[str]:
     names = _class_folders(folder)
     if not names:
-        loose = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        found = f" (it holds {loose} images, but not in class folders)" if loose else ""
-        raise UserError(f"no class folders in '{folder}'{found}", fix=_layout_fix(folder), key="data.root")
+        loose = _loose_images(folder)
+        found = f" (it holds {_some(loose, folder)} directly, but not in class folders)" if loose else ""
+        raise _layout_error(folder, f"no class folders in '{folder}'{found}")
     if len(names) == 1:
-        raise UserError(
-            f"'{folder}' holds one class folder ({names[0]}): a classifier needs at least two classes",
-            fix=_layout_fix(folder),
-            key="data.root",
+        raise _layout_error(
+            folder, f"'{folder}' holds one class folder ({names[0]}): a classifier needs at least two classes"
         )
     return names
+
+
+def _some(paths: list[Path], root: Path) -> str:
+    """'3 images (a.png, b.png, c.png)' or '40 images (a.png, ... and 35 more)'."""
+    names = ", ".join(str(_relative(p, root)) for p in paths[:NAMES_SHOWN])
+    more = f", and {len(paths) - NAMES_SHOWN} more" if len(paths) > NAMES_SHOWN else ""
+    return f"{len(paths)} image{'s' if len(paths) != 1 else ''} ({names}{more})"
 
 
 def _class_folders(folder: Path) -> list[str]:
@@ -119,23 +224,187 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def _items(folder: Path, class_names: list[str]) -> list[Item]:
-    items = []
+    """Every image of every class folder; files that are images under another name are taken too, the others
+    named in one line. A class folder with no image is an error that names every such folder and what it holds."""
+    items: list[Item] = []
+    empty: list[tuple[str, list[tuple[Path, str]]]] = []
+    renamed: list[Path] = []
+    others: list[tuple[Path, str]] = []
     for label, name in enumerate(class_names):
         files = sorted(
             p
             for p in (folder / name).rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         )
-        if not files:
-            raise UserError(
-                f"class folder '{folder / name}' holds no images ({', '.join(IMAGE_SUFFIXES)})",
-                fix=f"put the {name} images in it, or remove the folder. {_layout_fix(folder)}",
-                key="data.root",
-            )
-        items += [(path, label) for path in files]
+        images = []
+        for path in files:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(path)
+                continue
+            content = what_file_is(path)
+            if content in READABLE_CONTENT:  # a .jfif or .tif that is a JPEG or TIFF: its content decides
+                images.append(path)
+                renamed.append(path)
+            elif path.name not in SYSTEM_FILES:
+                others.append((path, content))
+        if not images:
+            empty.append((name, [(path, what) for path, what in others if (folder / name) in path.parents]))
+        items += [(path, label) for path in images]
+    if empty:
+        insides = {}
+        for name, held in empty:
+            inside = f"{len(held)} file{'s' if len(held) > 1 else ''}, none an image read here: " if held else "nothing"
+            insides[name] = inside + ", ".join(f"{p.name} ({what})" for p, what in held[:3])
+        parts = [f"'{folder / name}' ({inside})" for name, inside in list(insides.items())[:NAMES_SHOWN]]
+        more = f", and {len(empty) - NAMES_SHOWN} more" if len(empty) > NAMES_SHOWN else ""
+        names = ", ".join(name for name, _ in empty)
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        if len(empty) == 1:
+            name = empty[0][0]
+            message = f"class folder '{folder / name}' holds no images ({suffixes}); it holds {insides[name]}"
+        else:
+            message = f"{len(empty)} class folders hold no images ({suffixes}): {'; '.join(parts)}{more}"
+        raise UserError(
+            message,
+            fix=f"put the images of {names} in {'them' if len(empty) > 1 else 'it'}, or remove "
+            f"{'those folders' if len(empty) > 1 else 'the folder'}: each class folder holds its images, e.g. "
+            f"{folder}/cats/001.jpg",
+            key="data.root",
+        )
+    if renamed:
+        names = ", ".join(str(_relative(p, folder)) for p in renamed[:NAMES_SHOWN])
+        more = f", and {len(renamed) - NAMES_SHOWN} more" if len(renamed) > NAMES_SHOWN else ""
+        print(
+            f"note: {len(renamed)} file{'s' if len(renamed) > 1 else ''} with other suffixes than "
+            f"{', '.join(IMAGE_SUFFIXES)} hold{'s' if len(renamed) == 1 else ''} images, read as such: {names}{more}",
+            file=sys.stderr,
+        )
+    if others:
+        shown = ", ".join(f"{_relative(p, folder)} ({what})" for p, what in others[:NAMES_SHOWN])
+        more = f", and {len(others) - NAMES_SHOWN} more" if len(others) > NAMES_SHOWN else ""
+        files = "1 file that is not an image" if len(others) == 1 else f"{len(others)} files that are not images"
+        print(f"note: left out {files}: {shown}{more}", file=sys.stderr)
     return items
+
+
+def what_file_is(path: Path) -> str:
+    """What a file holds, from its first bytes: 'JPEG', 'PNG', ... (READABLE_CONTENT), or a few words."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(512)
+    except OSError as err:
+        return f"cannot be opened: {err.strerror}"
+    if not head:
+        return "empty, 0 bytes"
+    for signature, name in SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12].decode("ascii", errors="replace")
+        if brand in ("heic", "heix", "mif1", "heim", "hevc"):
+            return "a HEIC photo (an iPhone's format), which is not read here"
+        return "AVIF, which is not read here" if brand.startswith("avi") else "a video or HEIF file"
+    try:
+        text = head.decode("utf-8").lstrip("\ufeff").lstrip()
+    except UnicodeDecodeError:
+        return "not an image format"
+    lowered = text[:100].lower()
+    if lowered.startswith(("<!doctype html", "<html")):
+        return "a web page saved under an image's name"
+    if "<svg" in lowered:
+        return "an SVG drawing, which is not read here"
+    return f"text: {text.splitlines()[0][:30]!r}" if text else "blank text"
+
+
+def survey_modes(items: list[Item], root: Path, grayscale: bool) -> None:
+    """One line for images that are not 8-bit RGB (grey, RGBA, palette, CMYK, 16-bit): each is converted as it is
+    read, which is right, but transparency is dropped and a grey folder trained as RGB wastes two channels."""
+    from PIL import Image
+
+    step = max(1, len(items) // SURVEY_MAX)
+    looked = items[::step]
+    modes: dict[str, list[Path]] = {}
+    for path, _ in looked:
+        try:
+            with Image.open(path) as image:
+                mode = image.mode
+                if image.format == "PNG" and mode in ("RGB", "RGBA", "L", "LA") and _png_bit_depth(path) == 16:
+                    mode = "16-bit " + mode
+        except Exception:  # unreadable files are named when they are decoded
+            continue
+        modes.setdefault(mode, []).append(path)
+    if not modes:
+        return
+    words = {
+        "L": "grey",
+        "LA": "grey with transparency",
+        "RGBA": "RGBA (transparency is dropped)",
+        "P": "palette (P)",
+        "PA": "palette with transparency",
+        "CMYK": "CMYK (printing colours)",
+        "1": "black and white (1 bit)",
+        "I;16": "16-bit grey",
+        "I": "32-bit grey",
+        "F": "floating-point grey",
+    }
+    grey = {"L", "LA", "1", "I;16", "I;16B", "I", "F", "16-bit L", "16-bit I", "16-bit I;16"}
+    sampled = f" (of {len(looked):,} looked at)" if step > 1 else ""
+    if not grayscale and set(modes) <= grey:
+        print(
+            f"note: every image{sampled} is grey ({', '.join(sorted(modes))}): data.grayscale: true would give the "
+            "model one channel instead of three equal ones",
+            file=sys.stderr,
+        )
+        return
+    target = "L" if grayscale else "RGB"
+    odd = {mode: paths for mode, paths in modes.items() if mode != target}
+    if not odd:
+        return
+    count = sum(len(paths) for paths in odd.values())
+    parts = [f"{len(paths)} {words.get(mode, mode)}, e.g. {_relative(paths[0], root)}" for mode, paths in odd.items()]
+    kind = "8-bit grey" if grayscale else "8-bit RGB"
+    print(
+        f"note: {count} of {len(looked):,} images{sampled} are not {kind}: {'; '.join(parts)}. Each is converted to "
+        f"{kind} as it is read",
+        file=sys.stderr,
+    )
+
+
+def _png_bit_depth(path: Path) -> int:
+    with path.open("rb") as file:
+        header = file.read(26)
+    return header[24] if len(header) > 24 else 8
+
+
+def check_split_classes(
+    class_names: list[str], train: list[Item], val: list[Item], test: list[Item], root: Path, fraction: float
+) -> None:
+    """Every class needs training images; a class missing from val or test is said, as its metrics will be."""
+    counts = {name: Counter(label for _, label in items) for name, items in (("train", train), ("val", val))}
+    counts["test"] = Counter(label for _, label in test)
+    untrained = [label for label in range(len(class_names)) if not counts["train"][label]]
+    if untrained:
+        label = untrained[0]
+        held = [path for path, item_label in val + test if item_label == label]
+        raise UserError(
+            f"class '{class_names[label]}' has {_some(held, root)}, and the random split put "
+            f"{'it' if len(held) == 1 else 'all of them'} in val, none in training (data.val_split {fraction})",
+            fix=f"add images of {class_names[label]} (a few for each split at least), or lower data.val_split",
+            key="data.val_split",
+        )
+    for split, items in (("val", val), ("test", test)):
+        if len(items) < 2 * len(class_names):
+            continue  # a split too small to hold every class: its size is the problem, not any class
+        absent = [class_names[label] for label in range(len(class_names)) if not counts[split][label]]
+        if absent:
+            print(
+                f"warning: {len(absent)} of {len(class_names)} classes have no image in the {split} split "
+                f"({', '.join(absent[:NAMES_SHOWN])}{', ...' if len(absent) > NAMES_SHOWN else ''}): {split} metrics "
+                "say nothing about them",
+                file=sys.stderr,
+            )
 
 
 def _layout_fix(root: Path) -> str:
@@ -321,12 +590,18 @@ def for_each_file(
 def _warn_unreadable(paths: list[Path], root: Path, total: int) -> None:
     if not paths:
         return
-    names = ", ".join(str(_relative(p, root)) for p in paths[:NAMES_SHOWN])
+    names = ", ".join(f"{_relative(p, root)} ({_why_unreadable(p)})" for p in paths[:NAMES_SHOWN])
     more = f" and {len(paths) - NAMES_SHOWN} more" if len(paths) > NAMES_SHOWN else ""
     print(
-        f"warning: skipped {len(paths)} of {total:,} image files that could not be read: {names}{more}",
+        f"warning: skipped {len(paths)} of {total:,} image files that could not be read: {names}{more}; "
+        "replace or delete them",
         file=sys.stderr,
     )
+
+
+def _why_unreadable(path: Path) -> str:
+    content = what_file_is(path)
+    return f"a damaged {content}" if content in READABLE_CONTENT else content
 
 
 def _relative(path: Path, root: Path) -> Path:
