@@ -54,4 +54,4 @@ def test_predict_labels_image_files_and_writes_a_csv(fake_mnist, write_config, r
 
 def test_eval_of_a_missing_run_says_what_to_give(run_cli):
     code, _, err = run_cli("eval", "runs/nothing")
-    assert code == 2 and "neither a checkpoint file nor a run folder" in err
+    assert code == 2 and "'runs/nothing' does not exist" in err and "Try: train a config first" in err

@@ -211,7 +211,7 @@ def test_diff_shows_the_keys_that_differ_and_the_metrics_side_by_side(write_conf
     assert keys[:2] == ["model.hidden", "optimizer.lr"]
     assert "optimizer.lr  0.01  0.001" in out and "test/accuracy" in out
     code, _, err = run_cli("diff", a, tmp_path / "runs")
-    assert code == 2 and "is not a run folder" in err
+    assert code == 2 and "is a folder of 2 runs" in err and f"Try: python -m trainer diff {a} {b}" in err
 
 
 def test_the_data_is_loaded_once_for_all_trials_of_a_process(write_config, run_cli, tmp_path, monkeypatch):

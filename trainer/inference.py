@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,12 @@ from trainer.errors import UserError
 from trainer.loop import Trainer, resolve_device
 
 
-def find_checkpoint(run_or_checkpoint: str) -> Path:
-    """A .pt file as given, or the run folder's best.pt (else its last.pt)."""
-    path = Path(run_or_checkpoint)
-    if path.is_file():
-        return path
-    for name in ("best.pt", "last.pt"):
-        if (path / "checkpoints" / name).is_file():
-            return path / "checkpoints" / name
-    raise UserError(
-        f"'{run_or_checkpoint}' is neither a checkpoint file nor a run folder with checkpoints/best.pt",
-        fix="give a run folder printed at the end of training, e.g. runs/mnist-cnn/20260101-120000",
-    )
+def find_checkpoint(run_or_checkpoint: str, command: str = "eval", again: Callable[[Path], str] | None = None) -> Path:
+    """A .pt file as given, or the run folder's best.pt (else its last.pt); anything else is refused with the runs
+    to give instead (`again` writes the command to type with one of them)."""
+    from trainer.folders import checkpoint_file
+
+    return checkpoint_file(run_or_checkpoint, command, again or (lambda path: f"python -m trainer {command} {path}"))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
