@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from trainer.components.data import InMemoryLoader
-from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png, suggest_lr
+from trainer.lr_find import RULES, LRFindResult, log_to_tensorboard, lr_find, save_plot_png, suggest_lr
 
 
 def two_blobs(n: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,18 +57,48 @@ def result() -> LRFindResult:
     return lr_find(model, nn.CrossEntropyLoss(), optimizer, blobs_loader(), start_lr=1e-6, end_lr=1e3, steps=150)
 
 
-def test_suggestion_lies_on_the_falling_part_of_the_curve_and_trains_well(result):
+def test_suggestion_is_a_tenth_of_the_lr_at_the_loss_minimum_and_trains_well(result):
     assert result.suggestion is not None
-    assert "falls fastest" in result.reason and "diverged" in result.reason
-    diverged_at = result.lrs[-1]
-    assert 1e-6 < result.suggestion < diverged_at
+    assert result.reason.startswith(f'suggestion: {result.suggestion:.1e} (the "minimum/10" rule')
+    assert "diverged" in result.reason
     lowest = min(range(len(result.losses)), key=result.losses.__getitem__)
-    assert result.suggestion < result.lrs[lowest]
-    # On this problem the search suggests about 0.4; plain SGD works from about 0.05 to 2.
+    assert result.suggestion == pytest.approx(result.lrs[lowest] / 10)
+    assert 1e-6 < result.suggestion < result.lrs[-1]
+    # On this problem the search suggests about 0.9; plain SGD works from about 0.05 to 2.
     assert 0.05 < result.suggestion < 2
-    i = result.lrs.index(result.suggestion)
-    assert result.losses[i - 5] > result.losses[i] > result.losses[i + 5]
     assert train_loss(result.suggestion) < 0.5 * train_loss(result.suggestion / 100)
+
+
+def sigmoid_curve(noisy_step: int | None = None) -> tuple[list[float], list[float]]:
+    """A smoothed range-test curve: flat at 1.0, falling to 0.1 around lr 1e-2, then blowing up after lr 0.1."""
+    lrs = [10 ** (-6 + 6 * i / 199) for i in range(200)]
+    losses = [0.1 + 0.9 / (1 + math.exp(4 * (math.log10(lr) + 2))) for lr in lrs]
+    losses = [loss + (50 * (math.log10(lr) + 1) ** 2 if lr > 0.1 else 0) for lr, loss in zip(lrs, losses, strict=True)]
+    if noisy_step is not None:
+        losses[noisy_step] -= 0.1
+    return lrs, losses
+
+
+def test_each_rule_reads_the_curve_its_own_way_and_says_which_it_is():
+    lrs, losses = sigmoid_curve()
+    lowest = min(range(len(losses)), key=losses.__getitem__)
+    by_rule = {rule: suggest_lr(lrs, losses, rule) for rule in RULES}
+    assert by_rule["minimum/10"][0] == pytest.approx(lrs[lowest] / 10)
+    assert 10**-2.5 < by_rule["steepest"][0] < 10**-1.5  # the middle of the fall, at 1e-2
+    assert 10**-5 < by_rule["valley"][0] < by_rule["steepest"][0]  # halfway along the long, slow start of the fall
+    for rule, (_, reason) in by_rule.items():
+        assert f'the "{rule}" rule' in reason
+    assert suggest_lr(lrs, losses)[0] == by_rule["minimum/10"][0]  # the default rule
+    with pytest.raises(ValueError, match="unknown lr-find rule 'fastest'"):
+        suggest_lr(lrs, losses, "fastest")
+
+
+def test_a_curve_still_falling_at_the_end_says_a_larger_end_may_suggest_more():
+    lrs = [10 ** (-6 + 4 * i / 99) for i in range(100)]
+    losses = [1.0 - 0.005 * i for i in range(100)]
+    suggestion, reason = suggest_lr(lrs, losses)
+    assert suggestion == pytest.approx(lrs[-1] / 10)
+    assert "still falling when the search ended: a larger --end may suggest more" in reason
 
 
 def test_lrs_grow_exponentially_from_start_lr(result):
@@ -147,14 +177,12 @@ def test_an_empty_loader_is_an_error_that_says_what_to_pass():
         lr_find(model, nn.CrossEntropyLoss(), optimizer, iter([]), steps=20)
 
 
-def test_one_noisy_step_does_not_make_the_steepest_descent():
-    # A loss that falls from 1.0 to 0.1 around lr 1e-2, over 200 steps from 1e-6 to 1, plus one dip of 0.1 at 1e-5.
-    lrs = [10 ** (-6 + 6 * i / 199) for i in range(200)]
-    losses = [0.1 + 0.9 / (1 + math.exp(4 * (math.log10(lr) + 2))) for lr in lrs]
-    losses[33] -= 0.1
-    suggestion, _ = suggest_lr(lrs, losses)
-    assert suggestion is not None
-    assert 10**-2.5 < suggestion < 10**-1.5
+def test_one_noisy_step_does_not_make_the_steepest_descent_nor_the_minimum():
+    lrs, losses = sigmoid_curve(noisy_step=33)  # a dip of 0.1 at lr 1e-5, on the flat part
+    steepest, _ = suggest_lr(lrs, losses, "steepest")
+    assert steepest is not None and 10**-2.5 < steepest < 10**-1.5
+    lowest = min(range(len(losses)), key=losses.__getitem__)
+    assert suggest_lr(lrs, losses)[0] == pytest.approx(lrs[lowest] / 10) and lrs[lowest] > 1e-2
 
 
 def test_plot_is_a_readable_png(result, tmp_path):
