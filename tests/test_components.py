@@ -9,6 +9,7 @@ from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
 from trainer.components.optim import build_optimizer, build_scheduler, check_optimizer, check_scheduler
 from trainer.config import LossConfig, OptimizerConfig, OtherModel, SchedulerConfig
+from trainer.errors import ConfigError
 from trainer.validation import validate_config
 
 
@@ -80,8 +81,9 @@ def test_torchvision_model_arguments_are_checked_against_the_model_class():
 
 
 def test_pretrained_weights_are_refused_with_a_reason():
-    problems = check_model(model_config("resnet18", weights="DEFAULT"))
-    assert "need a download" in problems[0].message
+    with pytest.raises(ConfigError) as caught:  # the schema's key lookup refuses it, before any torch check
+        model_config("resnet18", weights="DEFAULT")
+    assert "model.weights" in str(caught.value) and "need a download" in str(caught.value)
 
 
 def test_built_in_cnn_and_mlp_fit_the_data():

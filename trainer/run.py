@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import TypeAdapter, ValidationError
 
 from trainer import distributed
 from trainer.checkpoint import Monitor, write_atomic
+from trainer.components.catalog import load_catalog
 from trainer.components.data import DataSplits, build_data
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
@@ -25,7 +25,7 @@ from trainer.components.optim import (
     check_scheduler,
     steps_every_batch,
 )
-from trainer.config import Config, LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig
+from trainer.config import Config
 from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, layer_summary, preflight
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
@@ -34,11 +34,14 @@ from trainer.logger import new_run_dir
 from trainer.loop import Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.metrics import check_metric_names, default_metrics
+from trainer.numbers import check_numbers, number_warnings
 from trainer.yamlio import dump_yaml, flatten
 
 
 def check_components(cfg: Config) -> None:
-    """Every component name and argument, checked against torch before anything is built; all problems at once."""
+    """Every component name and argument, and the values torch checks when it builds (on a dummy parameter), and
+    the user's own files, imported: all before anything is built, all problems at once."""
+    load_catalog()  # torch is imported by now: (re)make the catalog a later config's quick check reads
     problems = [
         *check_model(cfg.model),
         *check_loss(cfg.loss),
@@ -46,29 +49,9 @@ def check_components(cfg: Config) -> None:
         *check_scheduler(cfg.scheduler),
         *_check_device(cfg),
     ]
+    problems = check_numbers(cfg, problems)  # every number against its job: lr, momentum, gamma, ...
     if problems:
         raise ConfigError(problems)
-
-
-def problems_in_valid_sections(data: dict[str, Any]) -> list[Problem]:
-    """For a config with schema errors: the checks of each component section that is valid on its own,
-    so that a learner sees every problem of the file in one go."""
-    sections = {
-        "model": (ModelConfig, check_model),
-        "loss": (LossConfig, check_loss),
-        "optimizer": (OptimizerConfig, check_optimizer),
-        "scheduler": (SchedulerConfig, check_scheduler),
-    }
-    problems = []
-    for key, (schema, check) in sections.items():
-        if key not in data:
-            continue
-        try:
-            section = TypeAdapter(schema).validate_python(data[key])
-        except ValidationError:
-            continue  # its schema problems are already reported
-        problems += check(section)
-    return problems
 
 
 def _check_device(cfg: Config) -> list[Problem]:
@@ -181,13 +164,10 @@ PLANNED_SCHEDULERS = ("one_cycle", "onecycle", "onecyclelr", "cosine", "cosinean
 
 def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
     """The run's last checkpoint, after checking that `cfg` differs from the run's config only where it may."""
-    path = run_dir / "checkpoints" / "last.pt"
-    if not path.is_file():
-        raise UserError(
-            f"{run_dir} has no checkpoints/last.pt to resume from",
-            fix="give the run folder printed by the first run, e.g. runs/mnist-cnn/20260101-120000",
-        )
-    checkpoint = read_checkpoint(path)
+    from trainer.folders import run_folder
+
+    run_folder(str(run_dir), "resume", lambda path: f"python -m trainer resume {path}", needs="last", accept=False)
+    checkpoint = read_checkpoint(run_dir / "checkpoints" / "last.pt")
     before, now = flatten(checkpoint["config"]), flatten(cfg.model_dump(mode="json"))
     changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
     refused = [key for key in changed if key not in CHANGEABLE_ON_RESUME]
@@ -283,6 +263,7 @@ def train_in_this_process(
     warnings = []
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
         warnings = check_one_batch(model, built.loss_fn, batch, built.device, data.num_classes)
+    warnings += number_warnings(cfg, data)  # numbers that make no sense for this data: batch_size, epochs, ...
 
     resolved = cfg.model_dump(mode="json")
     example = batch[0][:2]
@@ -343,6 +324,7 @@ def check_from_config(cfg: Config) -> Report:
     built = build(cfg)
     print(f"data: {built.data.description}")
     print(f"feeding: {built.data.feeding}")
+    print("".join(f"warning: {line}\n" for line in number_warnings(cfg, built.data)), end="")
     batch = first_batch(built.data.train)
     return preflight(
         built.model,

@@ -1,16 +1,23 @@
-"""Optimizers and learning-rate schedulers from torch, chosen by name."""
+"""Optimizers and learning-rate schedulers from torch, chosen by name.
+
+Importing this module does not import torch: names and arguments can be checked against the catalog of torch's
+signatures (trainer/components/catalog.py) first; torch is imported to check values and to build.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from trainer.components.resolve import check_arguments, find_by_name, unknown_name
+from trainer.components.resolve import Signature, check_arguments, find_by_name, signature_of, unknown_name
 from trainer.config import OptimizerConfig, SchedulerConfig
 from trainer.errors import Problem
 
+if TYPE_CHECKING:
+    import torch
+
+OPTIMIZER_SHORT_NAMES = ["sgd", "adam", "adamw", "rmsprop"]
+SCHEDULER_SHORT_NAMES = ["none", "step", "cosine", "one_cycle", "plateau"]
 SCHEDULER_ALIASES = {"cosine": "CosineAnnealingLR", "plateau": "ReduceLROnPlateau", "step": "StepLR"}
 # What the short name `step` means when the config says no more (the pytorch/examples MNIST choice).
 STEP_DEFAULTS = {"step_size": 1, "gamma": 0.7}
@@ -19,6 +26,8 @@ PER_BATCH = ("OneCycleLR", "CyclicLR")
 
 
 def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
+    import torch
+
     return {
         name: cls
         for name, cls in vars(torch.optim).items()
@@ -27,12 +36,14 @@ def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
 
 
 def scheduler_classes() -> dict[str, type]:
-    base = torch.optim.lr_scheduler.LRScheduler
+    from torch.optim import lr_scheduler
+
+    base = lr_scheduler.LRScheduler
     return {
         name: cls
-        for name, cls in vars(torch.optim.lr_scheduler).items()
+        for name, cls in vars(lr_scheduler).items()
         if isinstance(cls, type)
-        and (issubclass(cls, base) or cls is torch.optim.lr_scheduler.ReduceLROnPlateau)
+        and (issubclass(cls, base) or cls is lr_scheduler.ReduceLROnPlateau)
         and cls is not base
         and not name.startswith("_")
         and name not in ("LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler", "LRScheduler")
@@ -43,13 +54,21 @@ def _optimizer_class(cfg: OptimizerConfig) -> type[torch.optim.Optimizer] | None
     return find_by_name(cfg.name, optimizer_classes(), {})
 
 
+def check_optimizer_names(cfg: OptimizerConfig, known: Mapping[str, Signature]) -> list[Problem]:
+    """The name and the argument names, against `known` optimizers (the catalog's, or torch's own)."""
+    signature = find_by_name(cfg.name, dict(known), {})
+    if signature is None:
+        return [Problem("optimizer.name", unknown_name(cfg.name, "optimizer", [*OPTIMIZER_SHORT_NAMES, *known]))]
+    return check_arguments(signature, {"lr": cfg.lr, **cfg.args}, "optimizer", filled=["params"])
+
+
 def check_optimizer(cfg: OptimizerConfig) -> list[Problem]:
-    cls = _optimizer_class(cfg)
-    if cls is None:
-        choices = ["sgd", "adam", "adamw", "rmsprop", *optimizer_classes()]
-        return [Problem("optimizer.name", unknown_name(cfg.name, "optimizer", choices))]
-    problems = check_arguments(cls, {"lr": cfg.lr, **cfg.args}, "optimizer", filled=["params"])
+    import torch
+
+    problems = check_optimizer_names(cfg, {name: signature_of(cls) for name, cls in optimizer_classes().items()})
     if not problems:  # torch checks values (betas in [0, 1), ...) when it builds; try it on a dummy parameter
+        cls = _optimizer_class(cfg)
+        assert cls is not None
         problems = _try_build("optimizer", lambda: cls([torch.zeros(1, requires_grad=True)], lr=cfg.lr, **cfg.args))
     return problems
 
@@ -60,6 +79,20 @@ def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) 
     return cls(params, lr=cfg.lr, **cfg.args)
 
 
+def _filled_args(cfg: SchedulerConfig, class_name: str, lr: float, total_steps: int) -> dict[str, Any]:
+    """The config's arguments, with the lengths leaptrain knows filled in when the config leaves them out."""
+    args = dict(cfg.args)
+    if cfg.name == "step":
+        args = {**STEP_DEFAULTS, **args}
+    if class_name == "OneCycleLR":
+        args.setdefault("max_lr", lr)
+        if "epochs" not in args and "steps_per_epoch" not in args:
+            args.setdefault("total_steps", total_steps)
+    if class_name == "CosineAnnealingLR":
+        args.setdefault("T_max", total_steps)
+    return args
+
+
 def _scheduler_args(cfg: SchedulerConfig, lr: float, total_steps: int) -> tuple[type | None, dict[str, Any]]:
     """The class and its arguments, with the lengths leaptrain knows filled in when the config leaves them out."""
     if cfg.name.lower() == "none":
@@ -67,16 +100,7 @@ def _scheduler_args(cfg: SchedulerConfig, lr: float, total_steps: int) -> tuple[
     cls = find_by_name(cfg.name, scheduler_classes(), SCHEDULER_ALIASES, suffix="LR")
     if cls is None:
         return None, {}
-    args = dict(cfg.args)
-    if cfg.name == "step":
-        args = {**STEP_DEFAULTS, **args}
-    if cls.__name__ == "OneCycleLR":
-        args.setdefault("max_lr", lr)
-        if "epochs" not in args and "steps_per_epoch" not in args:
-            args.setdefault("total_steps", total_steps)
-    if cls.__name__ == "CosineAnnealingLR":
-        args.setdefault("T_max", total_steps)
-    return cls, args
+    return cls, _filled_args(cfg, cls.__name__, lr, total_steps)
 
 
 def steps_every_batch(cfg: SchedulerConfig) -> bool:
@@ -86,15 +110,23 @@ def steps_every_batch(cfg: SchedulerConfig) -> bool:
     return name in PER_BATCH or (name == "CosineAnnealingLR" and "T_max" not in cfg.args)
 
 
-def check_scheduler(cfg: SchedulerConfig) -> list[Problem]:
+def check_scheduler_names(cfg: SchedulerConfig, known: Mapping[str, Signature]) -> list[Problem]:
+    """The name and the argument names, against `known` schedulers (the catalog's, or torch's own)."""
     if cfg.name.lower() == "none":
         return [Problem("scheduler", f"'none' takes no arguments, got {list(cfg.args)}")] if cfg.args else []
+    signature = find_by_name(cfg.name, dict(known), SCHEDULER_ALIASES, suffix="LR")
+    if signature is None:
+        return [Problem("scheduler.name", unknown_name(cfg.name, "scheduler", [*SCHEDULER_SHORT_NAMES, *known]))]
+    args = _filled_args(cfg, signature.name, 1e-3, 100)
+    return check_arguments(signature, args, "scheduler", filled=["optimizer"])
+
+
+def check_scheduler(cfg: SchedulerConfig) -> list[Problem]:
+    import torch
+
+    problems = check_scheduler_names(cfg, {name: signature_of(cls) for name, cls in scheduler_classes().items()})
     cls, args = _scheduler_args(cfg, 1e-3, 100)
-    if cls is None:
-        choices = ["none", "step", "cosine", "one_cycle", "plateau", *scheduler_classes()]
-        return [Problem("scheduler.name", unknown_name(cfg.name, "scheduler", choices))]
-    problems = check_arguments(cls, args, "scheduler", filled=["optimizer"])
-    if not problems:
+    if not problems and cls is not None:
         dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
         problems = _try_build("scheduler", lambda: cls(dummy, **args))
     return problems

@@ -1,17 +1,45 @@
-"""Find a class by the name a user wrote, import user code by path, and check arguments against signatures."""
+"""Find a class by the name a user wrote, import user code by path (or read it without running it), and check
+arguments against signatures."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import Problem, UserError, did_you_mean, fold, one_of
-from trainer.explain import user_location
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a constructor accepts, as plain data: the catalog keeps these so configs are checked without torch."""
+
+    name: str  # the class or function, for messages: 'AdamW'
+    args: tuple[str, ...]  # the names it can be given
+    required: tuple[str, ...]  # those without a default
+    takes_any: bool  # it has **kwargs, so any name is accepted
+
+
+def signature_of(target: Callable[..., Any]) -> Signature:
+    """The Signature of a class or function (one that cannot be inspected accepts anything)."""
+    name = getattr(target, "__name__", str(target))
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return Signature(name, (), (), takes_any=True)
+    named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return Signature(
+        name,
+        tuple(p.name for p in named),
+        tuple(p.name for p in named if p.default is p.empty),
+        any(p.kind == p.VAR_KEYWORD for p in parameters),
+    )
 
 
 def find_by_name(name: str, classes: dict[str, Any], aliases: dict[str, str], suffix: str = "") -> Any | None:
@@ -35,17 +63,139 @@ def is_path_reference(name: str) -> bool:
     return ":" in name and not name.startswith(":")
 
 
+def check_reference(reference: str, key: str) -> list[Problem]:
+    """What can be told of `file.py:Name` without running the file (it imports torch): that the file exists,
+    that Python can read it, and that it defines Name. `package.module:Name` is left to `load_reference`."""
+    target, _, attr = reference.rpartition(":")
+    if not target.endswith(".py"):
+        return []
+    if missing := _missing_file(target, key):
+        return [_problem(missing)]
+    try:
+        tree = ast.parse(Path(target).read_bytes(), filename=target)
+    except SyntaxError as err:
+        return [_problem(_unreadable(target, err, key))]
+    except (OSError, ValueError):
+        return []  # unreadable for another reason: importing it will say why
+    bound = _bound_names(tree)
+    if bound is None or attr in bound:
+        return []
+    return [_problem(_not_defined(target, attr, _top_level_names(tree), key))]
+
+
+def _problem(err: UserError) -> Problem:
+    return Problem(err.key, f"{err.message}. Try: {err.fix}")
+
+
+def definition_in_file(reference: str) -> ast.ClassDef | ast.FunctionDef | None:
+    """The class or function `file.py:Name` stands for, read off the file without running it; None unless that is
+    sure: Name is defined once, at the top level, undecorated (a class by an __init__ of its own)."""
+    target, _, attr = reference.rpartition(":")
+    try:
+        tree = ast.parse(Path(target).read_bytes(), filename=target)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    if _bound_names(tree) is None:
+        return None
+    binding = [node for node in tree.body if attr in (_bound_names(ast.Module([node], [])) or set())]
+    if len(binding) != 1 or not isinstance(binding[0], ast.ClassDef | ast.FunctionDef) or binding[0].decorator_list:
+        return None
+    node = binding[0]
+    if isinstance(node, ast.FunctionDef):
+        return node
+    methods = {item.name: item for item in node.body if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)}
+    init = methods.get("__init__")
+    if node.keywords or "__new__" in methods or not isinstance(init, ast.FunctionDef) or init.decorator_list:
+        return None  # a metaclass, __new__ or an inherited __init__ decide what it takes
+    return node
+
+
+def signature_in_file(node: ast.ClassDef | ast.FunctionDef) -> Signature:
+    """The Signature of a class or function read off its source, the same as `signature_of` gives once it runs."""
+    function = (
+        node
+        if isinstance(node, ast.FunctionDef)
+        else next(item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__")
+    )
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    without_default = {p.arg for p in positional[: len(positional) - len(arguments.defaults)]}
+    named = list(arguments.args)
+    if isinstance(node, ast.ClassDef):  # `self` is not given by the caller
+        named = named[1:] if not arguments.posonlyargs else named
+    keyword_only = list(zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True))
+    return Signature(
+        node.name,
+        tuple([p.arg for p in named] + [p.arg for p, _ in keyword_only]),
+        tuple([p.arg for p in named if p.arg in without_default] + [p.arg for p, d in keyword_only if d is None]),
+        arguments.kwarg is not None,
+    )
+
+
+def _bound_names(tree: ast.Module) -> set[str] | None:
+    """Every name the file binds anywhere (more than it defines at its top level, never fewer), or None when it
+    may define names that cannot be read off: a star import, globals(), exec or a module __getattr__."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
+            return None
+        if isinstance(node, ast.Name) and node.id in ("globals", "exec"):
+            return None
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(alias.asname or alias.name).partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Global):
+            names |= set(node.names)
+    return None if "__getattr__" in names else names
+
+
+def _top_level_names(tree: ast.Module) -> list[str]:
+    """The public classes, functions and imports at the file's top level: the names to suggest."""
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names += [(alias.asname or alias.name).partition(".")[0] for alias in node.names]
+        elif isinstance(node, ast.Assign):
+            names += [n.id for target in node.targets for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return [name for name in dict.fromkeys(names) if not name.startswith("_")]
+
+
+def _missing_file(target: str, key: str) -> UserError | None:
+    if Path(target).is_file():
+        return None
+    return UserError(
+        f"the file '{target}' does not exist (looked in {Path.cwd()})",
+        fix="give the path relative to the folder you run from, e.g. models/my_net.py:MyNet",
+        key=key,
+    )
+
+
+def _unreadable(target: str, err: SyntaxError, key: str) -> UserError:
+    return UserError(
+        f"{target}:{err.lineno}: Python cannot read this line: {err.msg}",
+        fix="fix the line (a missing ':', bracket or quote is the usual cause)",
+        key=key,
+    )
+
+
+def _not_defined(target: str, attr: str, names: list[str], key: str) -> UserError:
+    return UserError(
+        f"'{target}' has no '{attr}'{did_you_mean(attr, names)}", fix=f"names defined there: {one_of(names)}", key=key
+    )
+
+
 def load_reference(reference: str, key: str) -> Any:
     """Import `file.py:Name` (relative to the current folder) or `package.module:Name` and return Name."""
     target, _, attr = reference.rpartition(":")
     if target.endswith(".py"):
         path = Path(target)
-        if not path.is_file():
-            raise UserError(
-                f"the file '{target}' does not exist (looked in {Path.cwd()})",
-                fix="give the path relative to the folder you run from, e.g. models/my_net.py:MyNet",
-                key=key,
-            )
+        if missing := _missing_file(target, key):
+            raise missing
         module_name = f"user_{path.stem}_{abs(hash(path.resolve()))}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec and spec.loader
@@ -54,12 +204,10 @@ def load_reference(reference: str, key: str) -> Any:
         try:
             spec.loader.exec_module(module)
         except SyntaxError as err:
-            raise UserError(
-                f"{target}:{err.lineno}: Python cannot read this line: {err.msg}",
-                fix="fix the line (a missing ':', bracket or quote is the usual cause)",
-                key=key,
-            ) from err
+            raise _unreadable(target, err, key) from err
         except Exception as err:
+            from trainer.explain import user_location  # a large module: only when the learner's file fails
+
             where = user_location(err.__traceback__) or target
             raise UserError(
                 f"{where}: {type(err).__name__} while importing '{target}': {err}",
@@ -76,45 +224,33 @@ def load_reference(reference: str, key: str) -> Any:
                 key=key,
             ) from err
     if not hasattr(module, attr):
-        names = [n for n in vars(module) if not n.startswith("_")]
-        raise UserError(
-            f"'{target}' has no '{attr}'{did_you_mean(attr, names)}",
-            fix=f"names defined there: {one_of(names)}",
-            key=key,
-        )
+        raise _not_defined(target, attr, [n for n in vars(module) if not n.startswith("_")], key)
     return getattr(module, attr)
 
 
 def check_arguments(
-    target: Callable[..., Any], args: dict[str, Any], section: str, filled: Iterable[str] = ()
+    target: Signature | Callable[..., Any], args: dict[str, Any], section: str, filled: Iterable[str] = ()
 ) -> list[Problem]:
     """Problems with `args` for calling `target`: unknown names (with a suggestion) and missing required ones.
 
     `filled` are the arguments leaptrain passes itself (the parameters for an optimizer, say).
     """
-    label = getattr(target, "__name__", str(target))
-    try:
-        parameters = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    named = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters)
+    signature = target if isinstance(target, Signature) else signature_of(target)
     filled = set(filled)
     problems = []
     for arg in args:
         if arg in filled:
             problems.append(Problem(f"{section}.{arg}", f"leaptrain sets '{arg}' itself. Try: remove this key"))
-        elif arg not in named and not takes_any:
-            choices = [n for n in named if n not in filled]
+        elif arg not in signature.args and not signature.takes_any:
+            choices = [n for n in signature.args if n not in filled]
             problems.append(
                 Problem(
                     f"{section}.{arg}",
-                    f"{label} has no argument '{arg}'{did_you_mean(arg, choices)}. "
+                    f"{signature.name} has no argument '{arg}'{did_you_mean(arg, choices)}. "
                     f"Its arguments: {one_of(choices, 20) or 'none'}",
                 )
             )
-    for p in parameters:
-        required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        if required and p.name not in args and p.name not in filled:
-            problems.append(Problem(section, f"{label} needs the argument '{p.name}'. Try: add `{p.name}: ...`"))
+    for name in signature.required:
+        if name not in args and name not in filled:
+            problems.append(Problem(section, f"{signature.name} needs the argument '{name}'. Try: add `{name}: ...`"))
     return problems
