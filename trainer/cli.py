@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainer import __version__
+from trainer import __version__, arguments
 from trainer.config import Config
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
 from trainer.validation import validate_config
@@ -212,10 +212,17 @@ def add_command(commands: Any, name: str, summary: str, epilog: str, run: Any) -
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if misread := arguments.misread(argv, parser, COMMANDS):  # `--lr 0.01`, `chek x.yaml`: say what to type
+        print(format_error(misread), file=sys.stderr)
+        return 2
     positional = [a for a in argv if not a.startswith("-")]
     if positional and positional[0] not in COMMANDS:
         argv.insert(argv.index(positional[0]), "train")  # `python -m trainer configs/x.yaml` means train
-    parser = build_parser()
+    if positional:  # `--debug train x.yaml`: the command's options may come before it too
+        at = next(i for i, a in enumerate(argv) if not a.startswith("-"))
+        before = [a for a in argv[:at] if a not in ("-h", "--help", "--version")]
+        argv = [a for a in argv[:at] if a not in before] + [argv[at], *before, *argv[at + 1 :]]
     args, extra = parser.parse_known_args(argv)
     if extra and all("=" in item and not item.startswith("-") for item in extra) and hasattr(args, "overrides"):
         args.overrides += extra  # overrides written after an option: `train x.yaml --resume RUN train.epochs=8`
@@ -252,11 +259,18 @@ def _close_progress_bars() -> None:
             bar.close()
 
 
-def config_of_checkpoint(run_or_checkpoint: str, overrides: list[str]) -> tuple[Config, Source, Any, Path]:
-    """The config a checkpoint was trained with, overridden (e.g. data.root); the checkpoint; its file."""
-    from trainer.inference import find_checkpoint, read_checkpoint
+def config_of_checkpoint(
+    run_or_checkpoint: str, overrides: list[str], command: str = "eval", rest: str = ""
+) -> tuple[Config, Source, Any, Path]:
+    """The config a checkpoint was trained with, overridden (e.g. data.root); the checkpoint; its file.
 
-    path = find_checkpoint(run_or_checkpoint)
+    A path that is no run or checkpoint is refused with the ones to give: `python -m trainer COMMAND PATH REST`."""
+    from trainer.folders import checkpoint_file
+
+    # Found (or refused) before torch is imported: a wrong path is told in a fraction of a second.
+    path = checkpoint_file(run_or_checkpoint, command, lambda found: f"python -m trainer {command} {found}{rest}")
+    from trainer.inference import read_checkpoint
+
     checkpoint = read_checkpoint(path)
     source = Source(str(path))
     with located(source):
@@ -266,7 +280,8 @@ def config_of_checkpoint(run_or_checkpoint: str, overrides: list[str]) -> tuple[
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    cfg, source, checkpoint, path = config_of_checkpoint(args.run, args.overrides)
+    rest = "".join(f" {word}" for word in [*args.overrides, *(["--split", args.split] if args.split != "test" else [])])
+    cfg, source, checkpoint, path = config_of_checkpoint(args.run, args.overrides, "eval", rest)
     with located(source), explained(args.debug):
         from trainer.inference import evaluate_checkpoint, save_eval
         from trainer.logger import format_metrics
@@ -280,7 +295,18 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    cfg, source, checkpoint, _ = config_of_checkpoint(args.run, [])
+    from trainer.folders import inspect
+
+    given = inspect(args.run).kind
+    if given in ("file", "config", "missing") and any(inspect(i).run for i in args.inputs):
+        run = next(i for i in args.inputs if inspect(i).run)  # the run and the images given the other way round
+        images = [*([args.run] if given != "config" else []), *(i for i in args.inputs if i != run)]
+        raise UserError(
+            f"'{args.run}' is not a run folder or checkpoint, but '{run}' is: the run comes first, then the images",
+            fix=" ".join(["python -m trainer predict", run, *images]),
+        )
+    rest = "".join(f" {word}" for word in [*args.inputs, *(["--out", args.out] if args.out else [])])
+    cfg, source, checkpoint, _ = config_of_checkpoint(args.run, [], "predict", rest)
     with located(source), explained(args.debug):
         from trainer.inference import predict_files, save_predictions_csv
 
@@ -303,30 +329,39 @@ def run_predict(args: argparse.Namespace) -> int:
 def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:
     """Read, override and validate a config; a ConfigError carries the Source to point at lines.
 
-    With `show_early`, schema problems are printed at once, before torch is imported (about 2 s) to check
-    the names and arguments of the components: the learner sees the first message in well under a second.
+    The schema, then the names and arguments of the components against the catalog of torch's signatures: a
+    mistake in either is reported in full without importing torch. A config that passes goes on to the checks
+    that need torch (values, the user's own files) when it is built: trainer/run.py check_components.
+    With `show_early`, schema problems are printed at once, before the catalog is read (or, the first time, made).
     """
+    from trainer.components.catalog import problems_in_valid_sections
+    from trainer.numbers import check_numbers
+
     data, source = load_config_file(path)
     with located(source):
         data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip("._-") or "run")
         apply_overrides(data, overrides, source)
         try:
-            return validate_config(data), source
+            cfg = validate_config(data)
         except ConfigError as err:
             err.source = source
             if show_early:
                 print(format_error(err, footer=False), file=sys.stderr, flush=True)
-            from trainer.run import problems_in_valid_sections  # imports torch, to check names and arguments
-
             more = problems_in_valid_sections(data)
             raise ConfigError(err.problems + more, source, shown=len(err.problems) if show_early else 0) from None
+        if problems := check_numbers(cfg, problems_in_valid_sections(data)):  # numbers need no torch either
+            raise ConfigError(problems, source)
+        return cfg, source
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    if args.resume:  # the sweep folder is found (or refused) before the sweep's machinery is imported
+        from trainer.folders import sweep_folder
+
+        sweep_dir = sweep_folder(args.resume, lambda found: f"python -m trainer sweep --resume {found}")
     from trainer import sweep
 
     if args.resume:
-        sweep_dir = Path(args.resume)
         plan = sweep.Plan.load(sweep_dir)
         # More trials (random, optuna) or more processes may be asked for; the keys and values swept stay.
         plan.settings |= {key: value for key, value in {"trials": args.trials, "jobs": args.jobs}.items() if value}
@@ -375,13 +410,37 @@ def run_try(args: argparse.Namespace) -> int:
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, int | float) or isinstance(value, bool):
-            raise UserError(f"{key} is {value!r} in {args.config}: try multiplies numbers", fix="give a number key")
+            raise _not_a_number(args, key, value, data, current)
         tried = {value * f for f in multipliers} | {value}
         swept[key] = sorted({round(v) if isinstance(value, int) else float(f"{v:.4g}") for v in tried})
     data.pop("sweep", None)
     with located(source):
         plan = sweep.make_plan(data, swept, {"method": "grid"})
     return finish_sweep(start_sweep(plan, source), plan)
+
+
+def _not_a_number(args: argparse.Namespace, key: str, value: Any, data: dict[str, Any], current: Any) -> UserError:
+    """`try` multiplies a number the config has: say where a key belongs, or which number keys there are."""
+    from trainer import keys
+    from trainer.errors import did_you_mean
+    from trainer.yamlio import split_key
+
+    path = split_key(key)
+    homes = [] if keys.is_known(path, data) else keys.homes_of(path, data)
+    if homes and homes[0].key:
+        words = [f"{homes[0].key}={o.partition('=')[2]}" if o.startswith(f"{key}=") else o for o in args.overrides]
+        return UserError(
+            f"{key} is not a config key; {keys.placement(path, homes[0], data)}",
+            fix=" ".join(["python -m trainer try", args.config, *words]),
+        )
+    numbers = [k for k, v in leaves(current) if isinstance(v, int | float) and not isinstance(v, bool)]
+    if value is None:
+        return UserError(
+            f"{key} is not set in {args.config}{did_you_mean(key, numbers)}: try multiplies the config's own value",
+            fix=f"set {key} in the config first, or list values to train: python -m trainer sweep {args.config} "
+            f"{key}=VALUE1,VALUE2",
+        )
+    return UserError(f"{key} is {value!r} in {args.config}: try multiplies numbers", fix=f"one of {', '.join(numbers)}")
 
 
 def config_data(path: str, overrides: list[str]) -> tuple[dict[str, Any], Source]:
@@ -534,16 +593,20 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_runs(args: argparse.Namespace) -> int:
+    from trainer.folders import runs_folder
     from trainer.runs import list_runs
 
-    print(list_runs(Path(args.folder)))
+    print(list_runs(runs_folder(args.folder, lambda found: f"python -m trainer runs {found}")))
     return 0
 
 
 def run_diff(args: argparse.Namespace) -> int:
+    from trainer.folders import run_folder
     from trainer.runs import diff_runs
 
-    print(diff_runs(Path(args.run_a), Path(args.run_b)))
+    a = run_folder(args.run_a, "diff", lambda found: f"python -m trainer diff {found} {args.run_b}")
+    b = run_folder(args.run_b, "diff", lambda found: f"python -m trainer diff {a} {found}", besides=a)
+    print(diff_runs(a, b))
     return 0
 
 
@@ -558,24 +621,27 @@ def located(source: Source) -> Iterator[None]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    resume = None
+    if args.resume:  # a run to carry on: found (or refused) before the config is even read
+        from trainer.folders import run_folder
+
+        again = " ".join(["python -m trainer train", args.config, *args.overrides, "--resume"])
+        resume = run_folder(args.resume, "train --resume", lambda found: f"{again} {found}", needs="last")
     cfg, source = load_config(args.config, args.overrides, show_early=True)
     with located(source), explained(args.debug):
         from trainer.run import train_from_config  # imports torch: only once the config is known to be valid
 
-        train_from_config(cfg, resume=Path(args.resume) if args.resume else None)
+        train_from_config(cfg, resume=resume)
     return 0
 
 
 def run_resume(args: argparse.Namespace) -> int:
     """`resume RUN_DIR`: the run's own resolved config, with the overrides given now."""
-    run_dir = Path(args.config)
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise UserError(
-            f"{run_dir} is not a run folder (it has no config.yaml)",
-            fix="give the folder a run printed at its end, e.g. runs/mnist-cnn/20260101-120000",
-        )
-    cfg, source = load_config(str(config), args.overrides, show_early=True)
+    from trainer.folders import run_folder
+
+    rest = "".join(f" {override}" for override in args.overrides)
+    run_dir = run_folder(args.config, "resume", lambda found: f"python -m trainer resume {found}{rest}", needs="last")
+    cfg, source = load_config(str(run_dir / "config.yaml"), args.overrides, show_early=True)
     with located(source), explained(args.debug):
         from trainer.run import NothingToDo, train_from_config
 

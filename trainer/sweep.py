@@ -28,12 +28,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from trainer import keys
 from trainer.checkpoint import write_atomic
 from trainer.config import Config, Distribution, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
 from trainer.runs import aligned
 from trainer.validation import validate_config
-from trainer.yamlio import Source, apply_overrides, parse_value
+from trainer.yamlio import Source, apply_overrides, parse_value, split_key
 
 PLAN_FILE = "sweep.json"
 DEFAULT_TRIALS = 10
@@ -63,13 +64,10 @@ class Plan:
 
     @classmethod
     def load(cls, sweep_dir: Path) -> Plan:
-        path = sweep_dir / PLAN_FILE
-        if not path.is_file():
-            raise UserError(
-                f"{sweep_dir} is not a sweep folder (it has no {PLAN_FILE})",
-                fix="give the folder the sweep printed when it started, e.g. runs/<name>/sweep-20260101-120000",
-            )
-        raw = json.loads(path.read_text())
+        from trainer.folders import sweep_folder
+
+        sweep_folder(str(sweep_dir), lambda path: f"python -m trainer sweep --resume {path}", accept=False)
+        raw = json.loads((sweep_dir / PLAN_FILE).read_text())
         return cls(raw["base"], raw["settings"], [Trial(**t) for t in raw["trials"]])
 
 
@@ -108,6 +106,7 @@ def split_top_level(text: str) -> list[str]:
 def make_plan(data: dict[str, Any], swept: dict[str, list[Any]], options: dict[str, Any]) -> Plan:
     """The plan of a new sweep from a config (as loaded, overrides applied) and the command line's lists."""
     settings = dict(data.pop("sweep", None) or {})
+    check_swept_keys(data, settings.get("params") or {}, swept)
     settings["params"] = {**settings.get("params", {}), **swept}
     settings |= {key: value for key, value in options.items() if value is not None}
     try:
@@ -124,6 +123,35 @@ def make_plan(data: dict[str, Any], swept: dict[str, list[Any]], options: dict[s
     if sweep.method != "optuna":
         plan.trials = draw_trials(sweep, data.get("seed", 0))
     return plan
+
+
+def check_swept_keys(data: dict[str, Any], in_file: Any, on_command_line: dict[str, list[Any]]) -> None:
+    """A swept key that belongs elsewhere (`lr` -> optimizer.lr, `train.max_epochs` -> train.epochs) is refused
+    before any trial trains, with the key to write: the same lookup as for the config's own keys."""
+    problems, typed = [], []
+    for key, spec in {**(in_file if isinstance(in_file, dict) else {}), **on_command_line}.items():
+        path = split_key(str(key))
+        value = spec[0] if isinstance(spec, list) and spec else None
+        if keys.is_known(path, data) or not (homes := keys.homes_of(path, data, value)):
+            continue
+        home = homes[0]
+        where = keys.placement(path, home, data)
+        if key in on_command_line:
+            values = ",".join(keys.fix(keys.Home(home.key, value=v), override=True).partition("=")[2] for v in spec)
+            typed.append((f"{key} is not a config key; {where}", f"{home.key}={values}" if home.key else ""))
+        elif home.key:
+            fix = f"`{home.key}: {json.dumps(spec) if isinstance(spec, list) else '...'}` under sweep.params"
+            problems.append(Problem(f"sweep.params.{key}", f"is not a config key; {where}. Try: {fix}"))
+        else:
+            problems.append(Problem(f"sweep.params.{key}", f"is not a config key: {home.why}"))
+    if typed:
+        fixes = [fix for _, fix in typed if fix]
+        raise UserError(
+            "; ".join(message for message, _ in typed),
+            fix=f"sweep {' '.join(fixes)} instead" if fixes else "leave these keys out",
+        )
+    if problems:
+        raise ConfigError(problems)
 
 
 def draw_trials(sweep: SweepConfig, seed: int) -> list[Trial]:

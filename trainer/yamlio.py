@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
+from trainer import keys
 from trainer.config import COMPONENT_SECTIONS, KEPT_WHEN_RENAMED
-from trainer.errors import ConfigError, Problem
+from trainer.errors import ConfigError, Problem, fold
 
 KeyPath = tuple[str | int, ...]
 
@@ -60,6 +61,9 @@ class Source:
                 return f"command line '{self.overrides[prefix]}'"
             if prefix in self.lines:
                 return f"{self.path}:{self.lines[prefix]}"
+            dotted = (*prefix, join_key(path[n:]))  # a key written with its dots, as sweep.params has them
+            if n < len(path) - 1 and dotted in self.lines:
+                return f"{self.path}:{self.lines[dotted]}"
         return self.path
 
 
@@ -87,25 +91,145 @@ def load_config_file(path: str | Path) -> tuple[dict[str, Any], Source]:
         node = loader.get_single_node()
         data = {} if node is None else _construct(node, (), loader, source)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        if mark:
-            source.lines[()] = mark.line + 1
-        raise ConfigError([Problem("", _yaml_message(err))], source) from err
+        line, message = yaml_problem(err, text.splitlines())
+        if line:
+            source.lines[()] = line
+        raise ConfigError([Problem("", message)], source) from err
     finally:
         loader.dispose()
     if not isinstance(data, dict):
-        raise ConfigError([Problem("", "the file must hold `key: value` lines at the top level")], source)
+        raise ConfigError([Problem("", _not_a_mapping(data))], source)
     return data, source
 
 
-def _yaml_message(err: yaml.MarkedYAMLError) -> str:
-    problem = err.problem or str(err)
-    message = f"not valid YAML: {problem}"
-    if "\\t" in problem or "tab" in problem:
-        return message + ". Try: indent with spaces, not tabs"
+def _not_a_mapping(data: Any) -> str:
+    if isinstance(data, str) and (match := re.match(r"^([A-Za-z_][\w.-]*)\s*=\s*(\S*)", data)):
+        return f"YAML keys take ':', not '='. Try: {match[1]}: {match[2]}"
+    if isinstance(data, list):
+        return "the file is a list (its lines start with '- '); a config is `key: value` lines. Try: data:, model: ..."
+    return "the file must hold `key: value` lines at the top level. Try: start from python -m trainer init"
+
+
+OPENERS = {"flow sequence": "[", "flow mapping": "{"}
+
+
+def yaml_problem(err: yaml.MarkedYAMLError, lines: list[str]) -> tuple[int, str]:
+    """The line to point at and what is wrong, in plain words. Where a construct was opened and never closed
+    (a bracket, a brace, a quote), that is the line where it began, not the one where the parser gave up."""
+    problem, context = err.problem or str(err), err.context or ""
+    start = err.context_mark.line + 1 if err.context_mark else 0
+    end = err.problem_mark.line + 1 if err.problem_mark else start
+    column = err.problem_mark.column if err.problem_mark else 0
+    gave_up = f" (the parser gave up on line {end})" if end and end != start else ""
+
+    def text(line: int) -> str:
+        return lines[line - 1].rstrip() if 0 < line <= len(lines) else ""
+
+    if "unknown escape character" in problem:
+        char = problem.rpartition("'")[0].rpartition("'")[2]
+        return end, (
+            f"inside double quotes a backslash starts an escape (\\n, \\t), and '\\{char}' is none: "
+            f"`{text(end).strip()}`. Try: single quotes ('C:\\data'), or forward slashes (C:/data)"
+        )
+    for kind, opener in OPENERS.items():
+        if kind in context:
+            closer = "]" if opener == "[" else "}"
+            return start, (
+                f"the '{opener}' opened on line {start} is never closed{gave_up}: `{text(start).strip()}`. "
+                f"Try: end it with '{closer}' on the same line, and separate its items with ', '"
+            )
+    if "quoted scalar" in context:
+        quote = text(start)[err.context_mark.column] if err.context_mark else "'"
+        return start, (
+            f"the quote {quote} opened on line {start} is never closed{gave_up}: `{text(start).strip()}`. "
+            f"Try: close it with {quote} on the same line (or remove it: most values need no quotes)"
+        )
+    if "\\t" in problem or "'\t'" in problem or "tab" in problem:
+        return end, f"line {end} is indented with a tab. Try: indent with spaces, not tabs (two per level)"
+    if "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "?"
+        return end, f"a value cannot start with '{char}' in YAML: `{text(end).strip()}`. Try: put the value in quotes"
+    if "undefined alias" in problem:
+        return end, f"`{text(end).strip()}` refers to an anchor (&name) defined nowhere above. Try: define it first"
     if "another document" in problem:
-        return message + ". Try: a config is one document: remove the `---` line"
-    return message + ". Try: check the indentation and the ':' after each key on this line and the one above"
+        return end, "a config is one YAML document. Try: remove the `---` line"
+    if "mapping values are not allowed" in problem:
+        return _stray_colon(lines, end, column, text)
+    if "could not find expected ':'" in problem:
+        return start or end, _line_without_colon(text(start or end), start or end)
+    if "expected <block end>" in problem and "'-'" in problem:
+        return end, (
+            f"line {end} starts a list item ('- ') among `key: value` lines of the section begun on line {start}: "
+            "a section holds either keys or list items. Try: give the list a key (`hidden:` then `  - 64`), "
+            "or write it in brackets: hidden: [64, 32]"
+        )
+    if "expected <block end>" in problem and "'?'" in problem:
+        return end, (
+            f"line {end} is a `key: value` line inside the list begun on line {start}. "
+            "Try: indent it less, to line up with the key that holds the list"
+        )
+    if "expected <block end>" in problem:
+        return end, _indentation(lines, end, text)
+    return end or start, (
+        f"not valid YAML: {problem}. Try: check the indentation and the ':' after each key on this line "
+        "and the one above"
+    )
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _stray_colon(lines: list[str], end: int, column: int, text: Any) -> tuple[int, str]:
+    """A ':' where YAML cannot take one: a second ':' on a line, or a line that continues the one above
+    because that one lacks its ': ' (a missing space, an '=') or is indented differently."""
+    line = text(end)
+    before = line[:column]
+    if ": " in before.lstrip(" -") or before.rstrip().endswith(":"):
+        key, _, value = line.strip().partition(": ")
+        second = before.rstrip(": ").rpartition(" ")[2]
+        if fold(second) in keys.schema_keys() or fold(second) in keys.FOREIGN_FOLDED:
+            first = value.partition(f" {second}")[0]
+            return end, (
+                f"line {end} holds two keys, `{key}` and `{second}`: `{line.strip()}`. Try: one key a line, or "
+                f"write the section in braces: {key}: {{name: {first}, {second}: {value.partition(': ')[2]}}}"
+            )
+        return end, (
+            f"line {end} has a second ': ' in one value: `{line.strip()}`. "
+            f"Try: put the value in quotes: {key}: '{value}'"
+        )
+    above = next((n for n in range(end - 1, 0, -1) if text(n).strip() and not text(n).lstrip().startswith("#")), 0)
+    if above:
+        upper = text(above)
+        if re.match(r"^\s*[A-Za-z_][\w.-]*:\S", upper) or re.match(r"^\s*[A-Za-z_][\w.-]*\s*=", upper):
+            return above, _line_without_colon(upper, above)
+        if _indent(line) > _indent(upper) and not upper.rstrip().endswith(":"):
+            return end, (
+                f"line {end} is indented more than the key above it (line {above}), which holds a value, not a "
+                "section. Try: line up the keys of one section"
+            )
+    return end, (
+        f"a ':' YAML cannot take on line {end}: `{line.strip()}`. Try: put a value holding ': ' in quotes, and put "
+        "a space after the ':' of each key"
+    )
+
+
+def _line_without_colon(line: str, number: int) -> str:
+    stripped = line.strip()
+    if match := re.match(r"^([A-Za-z_][\w.-]*)\s*=\s*(.*)$", stripped):
+        return f"line {number} uses '=': `{stripped}`. Try: YAML keys take ': ': {match[1]}: {match[2]}"
+    if match := re.match(r"^([A-Za-z_][\w.-]*):(\S.*)$", stripped):
+        return f"line {number} needs a space after ':': `{stripped}`. Try: {match[1]}: {match[2]}"
+    return f"line {number} is not a `key: value` line: `{stripped}`. Try: write it as key: value"
+
+
+def _indentation(lines: list[str], end: int, text: Any) -> str:
+    line = text(end)
+    above = next((n for n in range(end - 1, 0, -1) if text(n).strip() and not text(n).lstrip().startswith("#")), 0)
+    return (
+        f"line {end} is indented differently from the key above it (line {above}: `{text(above).strip()}`). "
+        f"Try: indent `{line.strip()}` exactly as far as the other keys of its section"
+    )
 
 
 def _construct(node: yaml.Node, path: KeyPath, loader: _Loader, source: Source) -> Any:
@@ -141,20 +265,58 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: Source) -> None:
-    """Apply `a.b.c=value` overrides in place, remembering each so messages can name it."""
-    problems = []
-    for override in overrides:
-        key, sep, text = override.partition("=")
+    """Apply `a.b.c=value` overrides in place, remembering each so messages can name it.
+
+    A key that belongs elsewhere (`train.lr=0.1`, `max_epochs=3`) is refused with the override to type instead,
+    and so is an override written with a space or a colon (`optimizer.lr 0.1`, `optimizer.lr:0.1`)."""
+    problems, written = [], []
+    for override, joined in _joined(overrides):
+        key, sep, text = (joined or override).partition("=")
         path = split_key(key.strip())
         source.overrides[path] = override
-        if not sep or not path:
+        if joined:
+            problems.append(Problem(key, f"an override is one word, key=value: '=' and no spaces. Try: {joined}"))
+        elif key.startswith(("+", "~")):  # Hydra's add (+key=) and delete (~key) marks
+            plain = override.lstrip("+~")
+            problems.append(
+                Problem(key, f"needs no '{key[0]}': any key of the schema can be set as it is. Try: {plain}")
+            )
+        elif not sep or not path:
             problems.append(Problem(key, "an override must look like key=value. Try: optimizer.lr=3e-4"))
         elif text.strip() == "":
             problems.append(Problem(key, f"has no value after '='. Try: {key}=VALUE"))
         elif problem := _set(data, path, parse_value(text)):
             problems.append(Problem(key, problem))
+        else:
+            written.append((path, parse_value(text)))
+    for path, value in written:  # checked once all are set: `data.path=x data.dataset=csv` is fine
+        if not keys.is_known(path, data) and keys.homes_of(path, data, value):
+            problems.append(Problem(join_key(path), keys.message(path, data, [], value, override=True)))
     if problems:
         raise ConfigError(problems)
+
+
+def _joined(words: list[str]) -> list[tuple[str, str]]:
+    """Each override, with the key=value it was meant to be when it was written `key value`, `key: value`,
+    `key:value` or `key = value` ('' when it is written right)."""
+    out, i = [], 0
+    while i < len(words):
+        word = words[i]
+        key_like = re.fullmatch(r"[A-Za-z_][\w-]*(\.[\w-]+)*:?", word)
+        if key_like and i + 1 < len(words) and words[i + 1] in ("=", ":") and i + 2 < len(words):
+            out.append((" ".join(words[i : i + 3]), f"{word.rstrip(':')}={words[i + 2]}"))
+            i += 3
+            continue
+        if key_like and i + 1 < len(words) and "=" not in words[i + 1] and ("." in word or word.endswith(":")):
+            out.append((f"{word} {words[i + 1]}", f"{word.rstrip(':')}={words[i + 1].lstrip('=')}"))
+            i += 2
+            continue
+        if (match := re.fullmatch(r"([A-Za-z_][\w-]*(?:\.[\w-]+)+):(\S.*)", word)) and "=" not in word:
+            out.append((word, f"{match[1]}={match[2]}"))
+        else:
+            out.append((word, ""))
+        i += 1
+    return out
 
 
 def _set(data: dict[str, Any], path: KeyPath, value: Any) -> str:
