@@ -116,3 +116,33 @@ def run_cli(capsys, monkeypatch, tmp_path):
         return code, out, err
 
     return run
+
+
+def patch_cifar_checksums(monkeypatch, dataset: str, checksums: dict[str, str]) -> None:
+    """Tell torchvision the checksums of fake CIFAR files (it checks them against CIFAR's published ones)."""
+    from torchvision import datasets
+
+    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[dataset]
+    monkeypatch.setattr(cls, "train_list", [[name, checksums[name]] for name, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[name, checksums[name]] for name, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": checksums[cls.meta["filename"]]})
+
+
+def write_fake_data(dataset: str, root: Path, monkeypatch) -> Path:
+    """Small stand-in files for a built-in data set (mnist, fashion_mnist, cifar10, cifar100) under root."""
+    if dataset in ("mnist", "fashion_mnist"):
+        return make_fake_mnist(root, folder="MNIST" if dataset == "mnist" else "FashionMNIST")
+    if dataset in ("cifar10", "cifar100"):
+        patch_cifar_checksums(monkeypatch, dataset, make_fake_cifar(root, dataset))
+        return root
+    raise ValueError(f"no fake data for {dataset!r}: choose mnist, fashion_mnist, cifar10 or cifar100")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def catalog_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests keep leaptrain's catalog of torch's signatures (trainer/components/catalog.py) out of ~/.cache:
+    one folder for the whole session, so it is made once; child processes inherit the variable."""
+    folder = tmp_path_factory.mktemp("leaptrain-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEAPTRAIN_CACHE_DIR", str(folder))
+        yield folder

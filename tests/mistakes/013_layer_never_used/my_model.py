@@ -1,0 +1,12 @@
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(784, num_classes)
+        self.spare = nn.Linear(10, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))

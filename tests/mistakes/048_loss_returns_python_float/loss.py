@@ -1,0 +1,6 @@
+import torch.nn.functional as F
+
+
+def my_loss(logits, targets):
+    loss = F.cross_entropy(logits, targets)
+    return float(loss)

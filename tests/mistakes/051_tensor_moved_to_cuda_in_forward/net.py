@@ -1,0 +1,12 @@
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(784, num_classes)
+
+    def forward(self, x):
+        noise = torch.randn(x.shape).cuda()
+        return self.fc((x + 0.1 * noise).flatten(1))

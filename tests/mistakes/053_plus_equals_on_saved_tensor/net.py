@@ -1,0 +1,16 @@
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 64)
+        self.skip = nn.Linear(784, 64)
+        self.fc2 = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        h = torch.tanh(self.fc1(x))
+        h += self.skip(x)
+        return self.fc2(h)

@@ -1,0 +1,15 @@
+import numpy as np
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, kernel_size=3)
+        self.fc = nn.Linear(8 * 26 * 26, num_classes)
+
+    def forward(self, x):
+        features = self.conv(x).detach().numpy()
+        features = torch.from_numpy(np.maximum(features, 0))
+        return self.fc(features.flatten(1))
