@@ -185,7 +185,7 @@ def test_errors_in_a_model_file_name_the_file_and_line(write_config, run_cli, tm
     (tmp_path / "net.py").write_text("import torch\nclass Net(torch.nn.Module)\n    pass\n")
     code, _, err = run_cli(write_config(SYNTHETIC), "model=net.py:Net")
     assert code == 2 and "net.py:2: Python cannot read this line" in err
-    (tmp_path / "net.py").write_text("import torchh\n")
+    (tmp_path / "net.py").write_text("import torchh\n\n\nclass Net:\n    pass\n")  # defines Net; its import fails
     code, _, err = run_cli(write_config(SYNTHETIC), "model=net.py:Net")
     assert code == 2 and "net.py:1: ModuleNotFoundError while importing 'net.py'" in err
 

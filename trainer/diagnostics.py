@@ -337,6 +337,15 @@ def _loss_contract(
             )
             return False
         classes = logits.shape[1]
+        if classes == 1 and not integer_targets:
+            report.add(
+                "fail",
+                "loss vs targets",
+                f"{kind} over a single output is always 0 (the softmax of one score is 1), and the targets are "
+                f"numbers {list(targets.shape)}: nothing would be learned",
+                "loss: mse (or l1, huber) to predict numbers; for classes, one output per class and integer labels",
+            )
+            return False
         if integer_targets and targets.dim() == logits.dim() - 1:
             low, high = int(targets.min()), int(targets.max())
             if low < 0 or high >= classes:

@@ -403,7 +403,24 @@ def fallback(failure: Failure) -> Advice:
     where = f"in {failure.layer.label}" if failure.layer else f"during {failure.during}"
     fix = next((LIKELY_FIX[c.__name__] for c in type(failure.err).__mro__ if c.__name__ in LIKELY_FIX), "")
     fix = fix or LIKELY_FIX["RuntimeError"]
+    own = _own_frame(failure.err) if failure.place is None else ""
+    if own:  # not the learner's code at all: say so, rather than blame their model
+        return Advice(
+            f"{kind} inside leaptrain itself ({own}) {where}: {failure.first_line}",
+            "`python -m trainer check CONFIG` shows whether the model's output and the data have the shapes the "
+            "loss expects; if they do, this is a bug in leaptrain: run again with --debug and report the traceback",
+            key="",
+        )
     return Advice(f"{kind} {where}{failure.at}: {failure.first_line}", fix, key=key_of(failure))
+
+
+def _own_frame(err: BaseException) -> str:
+    """'trainer/components/tables.py:120' when the innermost frame outside torch is leaptrain's own, else ''."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "torch" not in Path(f.filename).parts]
+    if frames and frames[-1].filename.startswith(_OWN_FOLDER):
+        path = Path(frames[-1].filename)
+        return f"{Path(_OWN_FOLDER).name}/{path.relative_to(_OWN_FOLDER)}:{frames[-1].lineno}"
+    return ""
 
 
 def _weight_dtype(module: Any) -> str:
