@@ -42,7 +42,8 @@ def test_predict_labels_image_files_and_writes_a_csv(fake_mnist, write_config, r
         image = Image.fromarray(pixels).resize((84, 84))
         if i % 2:  # dark ink on white, as a learner draws it
             image = Image.eval(image, lambda v: 255 - v)
-        image.save(folder / f"{i}_label{int(data.test.targets[i])}.png")
+        suffix = ".jfif" if i == 3 else ".png"  # a JPEG under a name browsers give it: read, as training reads it
+        image.save(folder / f"{i}_label{int(data.test.targets[i])}{suffix}", format="JPEG" if i == 3 else "PNG")
     (folder / "notes.png").write_text("not an image")
     code, _, err = run_cli("predict", run_dir, folder, "--out", tmp_path / "predictions.csv")
     assert code == 0

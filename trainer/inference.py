@@ -15,7 +15,7 @@ import torch
 
 from trainer.checkpoint import load_checkpoint, write_atomic
 from trainer.components.data import build_data
-from trainer.components.image_folder import IMAGE_SUFFIXES
+from trainer.components.image_folder import IMAGE_SUFFIXES, is_image_file
 from trainer.components.losses import build_loss
 from trainer.components.models import build_model
 from trainer.config import Config
@@ -136,7 +136,7 @@ def image_files(inputs: list[str]) -> list[Path]:
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
         elif path.is_file():
             files.append(path)
         else:

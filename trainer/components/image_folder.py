@@ -287,6 +287,11 @@ def _items(folder: Path, class_names: list[str]) -> list[Item]:
     return items
 
 
+def is_image_file(path: Path) -> bool:
+    """Named as an image, or holding one under another name (a .jfif that is a JPEG): what training reads."""
+    return path.suffix.lower() in IMAGE_SUFFIXES or what_file_is(path) in READABLE_CONTENT
+
+
 def what_file_is(path: Path) -> str:
     """What a file holds, from its first bytes: 'JPEG', 'PNG', ... (READABLE_CONTENT), or a few words."""
     try:
