@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from trainer import __version__, arguments
 from trainer.config import Config
@@ -35,15 +35,26 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its complaints said the way every other error is: what is wrong, then the command's own
+    example as the fix (not the usage lines alone)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r", KEY=VALUE\S*", "", message)  # argparse counts `nargs="*"` among the required
+        examples = [line.strip() for line in (self.epilog or "").splitlines() if "python -m trainer " in line]
+        fix = examples[0].split("  ")[0] if examples else f"{self.prog} --help"
+        self.exit(2, f"error: {self.prog}: {message}\n  Try: {fix}   (every option: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m trainer",
         description="Train PyTorch models from a YAML config.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"leaptrain {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_command(commands, "train", "train the model a config describes (the default command)", EXAMPLES, run_train)
     add_command(
         commands,

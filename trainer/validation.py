@@ -111,6 +111,8 @@ def _problem(error: Any, data: dict[str, Any]) -> Problem:
     if ours := _our_spelling(key, value, []):  # `device: 0`
         return Problem(key, f"{value!r} is another tool's spelling of {ours}. Try: {ours}")
     message = error["msg"][0].lower() + error["msg"][1:]
+    if kind == "list_type" and isinstance(value, str) and "," in value:  # `hidden: 64, 32`
+        return Problem(key, f"{message} (got {value!r}): a list is written in brackets. Try: [{value}]")
     if kind == "list_type" and isinstance(value, int | float | str) and not isinstance(value, bool):
         return Problem(key, f"{message} (got {value!r}). Try: [{value}] (a list of one)")
     if kind.endswith("_parsing") and isinstance(value, str) and "," in value:  # lr=1e-3,3e-3 outside a sweep
