@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from trainer import explain as translator_module
 from trainer import torch_errors
 from trainer.errors import UserError
 from trainer.explain import explain, explain_batch_failure
@@ -74,7 +75,7 @@ def test_a_rule_that_fails_falls_back_to_the_raw_message_and_the_place(tmp_path,
 
 def test_a_rule_must_take_the_failure_and_the_match():
     with pytest.raises(TypeError, match="takes \\(failure, match\\)"):
-        torch_errors.rule("anything")(lambda text: None)
+        torch_errors.rule("anything", lambda text: None)
 
 
 def test_a_failed_backward_is_traced_to_the_forward_line_and_the_in_place_change(tmp_path, monkeypatch):
@@ -144,3 +145,14 @@ def test_loading_the_translator_does_not_load_torch():
     code = "import sys, trainer.explain; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_translator_that_fails_itself_still_says_the_error_and_where(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(translator_module, "details", lambda failure: 1 / 0)  # any part of the translation
+    net = learner_module(tmp_path, "def forward(x):\n    return x.view(-1, 7)\n")
+    with pytest.raises(RuntimeError) as caught:
+        net.forward(torch.randn(2, 3))
+    error = explain(caught.value)
+    assert error.message.startswith("RuntimeError at net.py:2: shape '[-1, 7]' is invalid for input of size 6")
+    assert error.fix

@@ -15,11 +15,10 @@ import torch
 from torch import nn
 
 from trainer.errors import UserError
-from trainer.explain import (
+from trainer.explain import explain, explain_batch_failure
+from trainer.failure import (
     LAYERS_MADE,
     LayerTracker,
-    explain,
-    explain_batch_failure,
     forwards,
     graph_cuts,
     is_user_file,

@@ -19,7 +19,7 @@ from trainer.components.image_folder import IMAGE_SUFFIXES, is_image_file
 from trainer.components.losses import build_loss
 from trainer.components.models import build_model
 from trainer.config import Config
-from trainer.errors import UserError
+from trainer.errors import UserError, did_you_mean_path
 from trainer.loop import Trainer, resolve_device
 
 
@@ -140,7 +140,9 @@ def image_files(inputs: list[str]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise UserError(f"'{name}' does not exist", fix="give image files or folders that hold them")
+            raise UserError(
+                f"'{name}' does not exist{did_you_mean_path(path)}", fix="give image files or folders that hold them"
+            )
     if not files:
         raise UserError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(inputs)}")
     return files

@@ -104,7 +104,6 @@ class Trainer:
         self.preflight, self.num_classes = preflight, num_classes
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
         self.stop_requested = False
-        self.batch_on_device: Batch | None = None
         self.checkpoints = CheckpointWriter()
         self.logger: ConsoleLogger = ConsoleLogger(progress) if distributed.is_main() else SilentLogger()
         if self.out_dir is not None:
@@ -123,13 +122,16 @@ class Trainer:
             self.check_one_batch(train_loader)
         if val_loader is None and self.monitor == Monitor():
             self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
-        with ctrl_c_finishes_the_step(self), self.checkpoints_on_disk_at_the_end(), self.errors_explained():
+        with ctrl_c_finishes_the_step(self), self.run_files_complete_at_the_end():
             for epoch in range(self.state.epoch + 1, self.epochs + 1):
                 self.model.train()
                 totals, batches = self.epoch_batches(train_loader, epoch)
                 for batch, (inputs, targets) in batches:
                     inputs, targets = self.to_device(inputs, targets)
-                    with self.gradients_shared_at_step(batch, len(train_loader)):  # torchrun: once per step
+                    with (
+                        self.failure_explained(inputs, targets),  # an error in the model or loss: named, with its layer
+                        self.gradients_shared_at_step(batch, len(train_loader)),  # torchrun: once per step
+                    ):
                         with self.autocast():
                             logits = self.model(inputs)
                             batch_loss = self.loss_fn(logits, targets)
@@ -202,26 +204,20 @@ class Trainer:
         votes = distributed.sum_across([torch.tensor(float(self.stop_requested), device=self.device)])[0]
         return bool(votes > 0)
 
-    @contextlib.contextmanager
-    def errors_explained(self) -> Iterator[None]:
-        """An exception from the model or the loss becomes a message naming the learner's line, the layer and the
-        fix: the failing batch is run again with the layers watched (disk and other system errors pass as they are)."""
-        try:
-            yield
-        except BaseException as err:
-            self.logger.close()  # the run ends here: what TensorBoard got so far is flushed
-            passes = (UserError, KeyboardInterrupt, OSError)  # ours, Ctrl-C, and the disk's: already plain
-            if isinstance(err, passes) or not isinstance(err, Exception) or self.batch_on_device is None:
-                raise
-            inputs, targets = self.batch_on_device
-            model, loss_fn = self.raw_model, self.loss_fn
-            raise explain_batch_failure(err, model, loss_fn, inputs, targets, autocast=self.autocast) from err
+    def failure_explained(self, inputs: torch.Tensor, targets: torch.Tensor) -> FailureExplained:
+        """Around a step: an exception from the model or the loss becomes a message naming the learner's line,
+        the layer and the fix."""
+        return FailureExplained(self.raw_model, self.loss_fn, inputs, targets, self.autocast)
 
     @contextlib.contextmanager
-    def checkpoints_on_disk_at_the_end(self) -> Iterator[None]:
-        """Checkpoints are written in the background; whatever ends `fit` waits until they are on disk."""
+    def run_files_complete_at_the_end(self) -> Iterator[None]:
+        """Checkpoints are written in the background; whatever ends `fit` waits until they are on disk. A run that
+        fails also closes its TensorBoard file, so that what it logged is kept."""
         try:
             yield
+        except BaseException:
+            self.logger.close()
+            raise
         finally:
             self.checkpoints.wait()
 
@@ -277,8 +273,7 @@ class Trainer:
         inputs = inputs.to(self.device, non_blocking=True)
         if inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=self.memory_format)
-        self.batch_on_device = (inputs, targets.to(self.device, non_blocking=True))  # to rerun it if the step fails
-        return self.batch_on_device
+        return inputs, targets.to(self.device, non_blocking=True)
 
     def save_and_stop(self, totals: MetricTotals) -> dict[str, float]:
         """After Ctrl-C: keep the epoch in progress in last.pt, so `resume` carries on from this very step."""
@@ -437,6 +432,23 @@ class Trainer:
                 "torchvision": torchvision.__version__,
             },
         }
+
+
+class FailureExplained:
+    """A context for one step (a class, not a generator: it is entered every step). An exception from the model
+    or the loss is explained by running the batch again with the layers watched; ours and the disk's pass as
+    they are."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor, autocast: Any):
+        self.model, self.loss_fn, self.inputs, self.targets, self.autocast = model, loss_fn, inputs, targets, autocast
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: BaseException | None, tb: Any) -> None:
+        if isinstance(err, Exception) and not isinstance(err, UserError | OSError):
+            batch = (self.model, self.loss_fn, self.inputs, self.targets)
+            raise explain_batch_failure(err, *batch, autocast=self.autocast) from err
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
-import difflib
 import inspect
 import linecache
 import operator
@@ -19,7 +18,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from trainer.explain import (
+from trainer.errors import closest
+from trainer.failure import (
     BACKWARD_CALLS,
     Advice,
     Failure,
@@ -35,19 +35,15 @@ from trainer.explain import (
 )
 
 Rule = Callable[[Failure, re.Match[str]], Advice | None]
-RULES: list[tuple[tuple[type[BaseException], ...] | None, re.Pattern[str], Rule]] = []
+Entry = tuple[tuple[type[BaseException], ...] | None, re.Pattern[str], Rule]
 
 
-def rule(pattern: str, *classes: type[BaseException]) -> Callable[[Rule], Rule]:
-    """Register a translation for errors whose message matches `pattern` (and are of one of `classes`)."""
-
-    def register(function: Rule) -> Rule:
-        if list(inspect.signature(function).parameters) != ["failure", "match"]:
-            raise TypeError(f"a rule takes (failure, match): {function.__name__}")
-        RULES.append((classes or None, re.compile(pattern, re.S), function))
-        return function
-
-    return register
+def rule(pattern: str, function: Rule, *classes: type[BaseException]) -> Entry:
+    """One line of RULES: errors whose message matches `pattern` (and that are of one of `classes`) are turned
+    into advice by `function(failure, match)`."""
+    if list(inspect.signature(function).parameters) != ["failure", "match"]:
+        raise TypeError(f"a rule takes (failure, match): {function.__name__}")
+    return (classes or None, re.compile(pattern, re.S), function)
 
 
 def swapped_arguments(failure: Failure) -> str:
@@ -82,7 +78,6 @@ def _is_scores(value: Any) -> bool:
 # ---- shapes -------------------------------------------------------------------------------------------------
 
 
-@rule(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
 def _linear_features(failure: Failure, match: re.Match[str]) -> Advice:
     got, expected = int(match[2]), int(match[3])
     at, name = failure.at, failure.layer_name
@@ -99,7 +94,6 @@ def _linear_features(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
 def _conv_channels(failure: Failure, match: re.Match[str]) -> Advice:
     expected, got = int(match[2]), int(match[3])
     return Advice(
@@ -108,7 +102,6 @@ def _conv_channels(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Expected (\dD) \(unbatched\) or (\dD) \(batched\) input to (\w+), but got input of size: (\[[\d, ]+\])")
 def _conv_rank(failure: Failure, match: re.Match[str]) -> Advice:
     layer = match[3]
     layouts = {"1d": "(batch, channels, length)", "2d": "(batch, channels, height, width)"}
@@ -143,7 +136,6 @@ LAYOUTS = {
 }
 
 
-@rule("|".join(RANK_WORDINGS))
 def _rank(failure: Failure, match: re.Match[str]) -> Advice:
     numbers = [int(n) for n in match.groups() if n]
     got = numbers[-1] if "got" in match[0] or "Expected" in match[0] else numbers[0]
@@ -167,7 +159,6 @@ def _rank(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Module \[(ModuleList|ModuleDict|ParameterList|ParameterDict)\] is missing the required \"forward\" function")
 def _container_called(failure: Failure, match: re.Match[str]) -> Advice:
     called = re.search(r"self\.(\w+)\(", failure.place.source) if failure.place else None
     name = called[1] if called else "layers"
@@ -178,7 +169,6 @@ def _container_called(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Kernel size can't be greater than actual input size|Output size is too small|input image .* is smaller")
 def _too_small(failure: Failure, match: re.Match[str]) -> Advice:
     left = _spatial(failure.layer.inputs) if failure.layer else ""
     start = _spatial(failure.model_input)
@@ -216,7 +206,6 @@ def _reshape_mixing_the_batch(failure: Failure) -> Advice | None:
     )
 
 
-@rule(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
 def _view_size(failure: Failure, match: re.Match[str]) -> Advice:
     wanted = [int(n) for n in match[1].split(",")]
     size = int(match[2])
@@ -256,7 +245,6 @@ def _product(numbers: list[int]) -> int:
     return result
 
 
-@rule(r"view size is not compatible with input tensor's size and stride")
 def _view_stride(failure: Failure, match: re.Match[str]) -> Advice:
     mixing = _reshape_mixing_the_batch(failure)
     if mixing is not None:
@@ -267,10 +255,6 @@ def _view_stride(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"Sizes of tensors must match except in dimension (\d+)\. Expected size (\d+) but got size (\d+) "
-    r"for tensor number (\d+)"
-)
 def _cat_sizes(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"torch.cat joins tensors along dimension {match[1]}, so all other dimensions must be equal, but tensor "
@@ -280,10 +264,6 @@ def _cat_sizes(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"stack expects each tensor to be equal size, but got (\[[\d, ]*\]) at entry (\d+) "
-    r"and (\[[\d, ]*\]) at entry (\d+)"
-)
 def _stack_sizes(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"torch.stack needs tensors of one shape, but entry {match[2]} is {match[1]} and entry {match[4]} is "
@@ -292,7 +272,6 @@ def _stack_sizes(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"The size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)")
 def _broadcast(failure: Failure, match: re.Match[str]) -> Advice:
     key = key_of(failure)
     hint = ""
@@ -308,10 +287,6 @@ def _broadcast(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"The expanded size of the tensor \((\d+)\) must match the existing size \((\d+)\) "
-    r"at non-singleton dimension (\d+)"
-)
 def _expand(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a tensor of size {match[2]} at dimension {match[3]} cannot be expanded or assigned to size "
@@ -321,7 +296,6 @@ def _expand(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"running_mean should contain (\d+) elements not (\d+)")
 def _batch_norm_features(failure: Failure, match: re.Match[str]) -> Advice:
     got, made = int(match[1]), int(match[2])  # torch names the input's channels first, then the layer's
     kind = type(failure.layer.module).__name__ if failure.layer else "BatchNorm"
@@ -341,10 +315,6 @@ def _batch_norm_features(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"Given normalized_shape=\[([\d, ]+)\], expected input with shape \[\*, ([\d, ]+)\], "
-    r"but got input of size\s*\[([\d, ]+)\]"
-)
 def _layer_norm(failure: Failure, match: re.Match[str]) -> Advice:
     last = match[3].split(",")[-1].strip()
     return Advice(
@@ -353,7 +323,6 @@ def _layer_norm(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"input\.size\(-1\) must be equal to input_size\. Expected (\d+), got (\d+)")
 def _rnn_features(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"{failure.layer_name} was made for {match[1]} features per time step, but gets {match[2]}{failure.at}",
@@ -361,7 +330,6 @@ def _rnn_features(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Expected hidden(?:\[\d\])? size \(([\d, ]+)\), got \[([\d, ]+)\]")
 def _rnn_hidden(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"{failure.layer_name} got a starting hidden state of shape [{match[2]}], not ({match[1]}){failure.at}",
@@ -406,7 +374,6 @@ def batch_mixing(model: Any, rows: int, batch: int) -> tuple[str, str] | None:
     return None
 
 
-@rule(r"Expected input batch_size \((\d+)\) to match target batch_size \((\d+)\)")
 def _batch_rows(failure: Failure, match: re.Match[str]) -> Advice:
     mixed = batch_mixing(failure.model, int(match[1]), int(match[2]))
     if mixed is not None:
@@ -418,10 +385,6 @@ def _batch_rows(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"Target size \((?:torch\.Size\()?\[([\d, ]*)\]\)?\) must be the same as "
-    r"input size \((?:torch\.Size\()?\[([\d, ]*)\]"
-)
 def _bce_shapes(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"the loss compares output and targets element by element, but the targets are [{match[1]}] and the output "
@@ -431,7 +394,6 @@ def _bce_shapes(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"0D or 1D target tensor expected, multi-target not supported")
 def _targets_with_extra_dim(failure: Failure, match: re.Match[str]) -> Advice:
     batch = failure.batch_size or _batch_on_line(failure)
     shape = f"[{batch}]" if batch else "[batch]"
@@ -446,7 +408,6 @@ def _targets_with_extra_dim(failure: Failure, match: re.Match[str]) -> Advice:
 # ---- indices ------------------------------------------------------------------------------------------------
 
 
-@rule(r"Target (-?\d+) is out of bounds")
 def _target_out_of_bounds(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a target class is {match[1]}, but the model's output has fewer classes{failure.at}",
@@ -455,7 +416,6 @@ def _target_out_of_bounds(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"index out of range in self")
 def _embedding_index(failure: Failure, match: re.Match[str]) -> Advice:
     module = failure.layer.module if failure.layer else None
     rows = getattr(module, "num_embeddings", None)
@@ -471,7 +431,6 @@ def _embedding_index(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Dimension out of range \(expected to be in range of \[(-?\d+), (\d+)\], but got (-?\d+)\)")
 def _dimension(failure: Failure, match: re.Match[str]) -> Advice:
     dims = int(match[2]) + 1
     return Advice(
@@ -483,7 +442,6 @@ def _dimension(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"index (-?\d+) is out of bounds for dimension (\d+) with size (\d+)")
 def _index_bounds(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"index {match[1]} is past the end of dimension {match[2]}, which has size {match[3]} (0..{int(match[3]) - 1})"
@@ -493,7 +451,6 @@ def _index_bounds(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"too many indices for tensor of dimension (\d+)")
 def _too_many_indices(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a tensor with {match[1]} dimension(s) is indexed with more indices than it has{failure.at}",
@@ -508,14 +465,6 @@ def _too_many_indices(failure: Failure, match: re.Match[str]) -> Advice:
 DTYPE_WORDS = r"(?:Float|Double|Half|BFloat16|Long|Int|Byte|Bool|float|double|half|long|int)"
 
 
-@rule(
-    rf"expected (?:scalar type|m1 and m2 to have the same dtype, but got:?) ?({DTYPE_WORDS})\w* (?:but found|!=) "
-    rf"({DTYPE_WORDS})|mat1 and mat2 must have the same dtype|Input type \((\w+)\) and bias type \((\w+)\)|"
-    rf"Found dtype ({DTYPE_WORDS}) but expected ({DTYPE_WORDS})|\"(\w+)\" not implemented for '({DTYPE_WORDS})'|"
-    r"result type (\w+) can't be cast to the desired output type (\w+)|"
-    # any other wording that names a dtype it expected and one it got
-    rf"(?:dtype|scalar type|type)s? (?:to be |of )?(?:one of )?{DTYPE_WORDS}\b.*(?:but got|got|found) {DTYPE_WORDS}\b"
-)
 def _dtypes(failure: Failure, match: re.Match[str]) -> Advice:
     text = failure.text
     if failure.during == "the loss" or "target" in text.lower() or "nll_loss" in text:
@@ -534,10 +483,6 @@ def _dtypes(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(f"{failure.layer_name} got a tensor of another dtype than its weights{failure.at}", fix)
 
 
-@rule(
-    r"Expected tensor for argument #\d+ '(\w+)' to have (?:one of )?the following scalar types?: "
-    r"([\w, ]+); but got (\S+)"
-)
 def _index_dtype(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"{failure.layer_name} takes integer {match[1]} ({match[2]}), but got {match[3]}{failure.at}",
@@ -546,7 +491,6 @@ def _index_dtype(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Found no NVIDIA driver|Torch not compiled with CUDA enabled|No CUDA GPUs are available|no CUDA-capable device")
 def _no_gpu(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"the code moves a tensor to the GPU (.cuda() or device='cuda'), but this machine has none{failure.at}",
@@ -555,7 +499,6 @@ def _no_gpu(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Expected all tensors to be on the same device|Input type \(\S*cuda\S*\) and weight type|on the same device")
 def _devices(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"part of the model or a tensor it makes is not on the training device{failure.at}",
@@ -567,7 +510,6 @@ def _devices(failure: Failure, match: re.Match[str]) -> Advice:
 # ---- autograd ----------------------------------------------------------------------------------------------
 
 
-@rule(r"modified by an inplace operation: \[(\S+) \[([\d, ]*)\]\], which is output (\d+) of (\w+)")
 def _inplace(failure: Failure, match: re.Match[str]) -> Advice:
     made = failure.forward_place
     changed = _inplace_change_after(made) if made else ""
@@ -615,7 +557,6 @@ def _inplace_change_after(made: Place) -> str:
     return ""
 
 
-@rule(r"a leaf Variable that requires grad is being used in an in-place operation")
 def _leaf_inplace(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a weight (a tensor that requires grad) is changed in place outside torch.no_grad(){failure.at}",
@@ -623,7 +564,6 @@ def _leaf_inplace(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Trying to backward through the graph a second time")
 def _backward_twice(failure: Failure, match: re.Match[str]) -> Advice:
     calls = [
         line for obj in (failure.loss_fn, *forwards(failure.model)) for line, _ in lines_matching(obj, BACKWARD_CALLS)
@@ -645,7 +585,6 @@ def _backward_twice(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"does not require grad and does not have a grad_fn")
 def _no_graph(failure: Failure, match: re.Match[str]) -> Advice:
     cut = graph_cuts(failure.loss_fn, *forwards(failure.model))
     return Advice(
@@ -656,7 +595,6 @@ def _no_graph(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Can't call numpy\(\) on Tensor that requires grad")
 def _numpy_in_graph(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f".numpy() was called on a tensor autograd is following: numpy cannot carry gradients back{failure.at}",
@@ -666,7 +604,6 @@ def _numpy_in_graph(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"grad can be implicitly created only for scalar outputs")
 def _not_scalar(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"the loss is a tensor of many numbers, not one{failure.at}",
@@ -678,7 +615,6 @@ def _not_scalar(failure: Failure, match: re.Match[str]) -> Advice:
 # ---- Python in the learner's code ------------------------------------------------------------------------
 
 
-@rule(r"name '(\w+)' is not defined", NameError)
 def _name(failure: Failure, match: re.Match[str]) -> Advice:
     name = match[1]
     place = failure.place
@@ -687,8 +623,8 @@ def _name(failure: Failure, match: re.Match[str]) -> Advice:
     importable = import_line(name)
     if importable:
         return Advice(f"'{name}' is used{where} but never imported", f"add at the top of the file: {importable}")
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
-    fix = f"did you mean '{close[0]}'? " if close else ""
+    close = closest(name, names, cutoff=0.7)
+    fix = f"did you mean '{close}'? " if close else ""
     return Advice(
         f"'{name}' is not defined{where}: no variable, function or import of that name",
         fix + f"define '{name}' before that line, or import it; names defined there: {_some(names, place)}",
@@ -720,7 +656,6 @@ def _some(names: list[str], place: Place | None) -> str:
     return ", ".join(mine[:12]) or "none"
 
 
-@rule(r"'(\w+)' object has no attribute '(\w+)'|module '([\w.]+)' has no attribute '(\w+)'", AttributeError)
 def _attribute(failure: Failure, match: re.Match[str]) -> Advice | None:
     owner, attr = (match[1], match[2]) if match[1] else (match[3], match[4])
     obj = getattr(failure.err, "obj", None)
@@ -732,16 +667,13 @@ def _attribute(failure: Failure, match: re.Match[str]) -> Advice | None:
     choices = [n for n in dir(obj) if not n.startswith("_")] if obj is not None else []
     if owner in KIND_HINTS and owner not in ("dict", "str"):
         return _wrong_kind(failure, owner, f"a {owner} is used where a tensor is expected ({owner}.{attr})")
-    close = difflib.get_close_matches(attr, choices, n=1, cutoff=0.6)
-    if not close:
-        folded = {c.lower(): c for c in choices}
-        close = [folded[attr.lower()]] if attr.lower() in folded else []
+    close = closest(attr, choices)
     if close and failure.place is not None and (alias := re.search(rf"([\w.]+)\.{attr}\b", failure.place.source)):
-        close = [f"{alias[1]}.{close[0]}"]  # as the learner writes it: nn.Conv2d
+        close = f"{alias[1]}.{close}"  # as the learner writes it: nn.Conv2d
     if close:
         return Advice(
             f"'{owner}' has no '{attr}'{failure.at}",
-            f"did you mean '{close[0]}'? (names are case-sensitive)",
+            f"did you mean '{close}'? (names are case-sensitive)",
             key_of(failure),
         )
     hint = ""
@@ -756,7 +688,6 @@ def _attribute(failure: Failure, match: re.Match[str]) -> Advice | None:
     return Advice(what, hint + f"check the spelling; names it has: {names}", key_of(failure))
 
 
-@rule(r"cannot assign module before Module\.__init__\(\) call|__init__\(\) was not called|has no attribute '_modules'")
 def _no_super_init(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a layer is assigned before nn.Module's own __init__ ran{failure.at}",
@@ -764,12 +695,6 @@ def _no_super_init(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"(\w[\w.]*)\(\) (?:takes (\d+) positional arguments? but (\d+) (?:was|were) given|"
-    r"missing (\d+) required positional arguments?: (.*)|got an unexpected keyword argument '(\w+)'|"
-    r"takes from \d+ to \d+ positional arguments but \d+ were given)",
-    TypeError,
-)
 def _call_arguments(failure: Failure, match: re.Match[str]) -> Advice:
     name = match[1]
     function = name.rsplit(".", 1)[-1]
@@ -852,7 +777,6 @@ def _lookup(dotted: str, names: dict[str, Any]) -> Any:
     return value
 
 
-@rule(r"'(\w+)' object is not callable", TypeError)
 def _not_callable(failure: Failure, match: re.Match[str]) -> Advice:
     kind = match[1]
     if kind == "Tensor":
@@ -884,11 +808,6 @@ KIND_HINTS = {
 }
 
 
-@rule(
-    r"argument '(\w+)' \(position (\d+)\) must be (\w+), not (\w+)|must be Tensor, not (\w+)|"
-    r"expected Tensor as element \d+ in argument \d+, but got (\w+)",
-    TypeError,
-)
 def _not_a_tensor(failure: Failure, match: re.Match[str]) -> Advice:
     got = match[4] or match[5] or match[6]
     functional = _functional_of(got)
@@ -933,7 +852,6 @@ def _made_by(failure: Failure, name: str) -> str:
     return ""
 
 
-@rule(r"'?(tuple|list|NoneType|dict|int|float|str)'? (?:indices must be integers|object is not subscriptable)")
 def _subscript(failure: Failure, match: re.Match[str]) -> Advice:
     return _wrong_kind(failure, match[1], f"a {match[1]} is indexed as if it were a tensor")
 
@@ -960,7 +878,6 @@ def _wrong_kind(failure: Failure, kind: str, what: str) -> Advice:
     )
 
 
-@rule(r"received an invalid combination of arguments - got \((.*?)\), but expected", TypeError)
 def _bad_combination(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a torch function got arguments of kinds it does not take: ({match[1][:160]}){failure.at}",
@@ -970,7 +887,6 @@ def _bad_combination(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"unsupported operand type\(s\) for (\S+): '(\w+)' and '(\w+)'", TypeError)
 def _operands(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"'{match[1]}' between a {match[2]} and a {match[3]}{failure.at}",
@@ -979,7 +895,6 @@ def _operands(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"Boolean value of Tensor with more than one value is ambiguous")
 def _tensor_in_if(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a tensor of many numbers is used as one True/False (in an `if`, `and`, `or` or `while`){failure.at}",
@@ -988,7 +903,6 @@ def _tensor_in_if(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"only one element tensors can be converted to Python scalars|a Tensor with \d+ elements cannot be converted")
 def _item_of_many(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a tensor of many numbers is turned into one Python number (.item(), float(), int()){failure.at}",
@@ -997,7 +911,6 @@ def _item_of_many(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"all elements of input should be between 0 and 1")
 def _bce_raw_scores(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"BCELoss takes probabilities in [0, 1], but the model outputs raw scores{failure.at}",
@@ -1006,7 +919,6 @@ def _bce_raw_scores(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"(?:has to be|must be|should be) (between [\d.]+ and [\d.]+|positive|non-negative|greater than \S+|in \[.*?\])")
 def _value_out_of_range(failure: Failure, match: re.Match[str]) -> Advice | None:
     if failure.during != "building the model" and failure.place is None:
         return None
@@ -1020,7 +932,6 @@ def _value_out_of_range(failure: Failure, match: re.Match[str]) -> Advice | None
     )
 
 
-@rule(r"Expected more than 1 value per channel when training")
 def _batch_of_one(failure: Failure, match: re.Match[str]) -> Advice:
     name = failure.layer_name if failure.layer else "a batch norm layer"
     return Advice(
@@ -1030,7 +941,6 @@ def _batch_of_one(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"maximum recursion depth exceeded", RecursionError)
 def _recursion(failure: Failure, match: re.Match[str]) -> Advice:
     return Advice(
         f"a function calls itself without end{failure.at}: forward calling self(x) or self.forward(x), or a "
@@ -1039,7 +949,6 @@ def _recursion(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"not enough memory|DefaultCPUAllocator: can't allocate memory|out of memory|OutOfMemoryError")
 def _out_of_memory(failure: Failure, match: re.Match[str]) -> Advice:
     batch_size = failure.batch_size
     on_gpu = "CUDA" in failure.text or type(failure.err).__name__ == "OutOfMemoryError"
@@ -1053,20 +962,16 @@ def _out_of_memory(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(
-    r"Module \[\w+\] is missing the required \"forward\" function|" r"forward\(\) is not implemented",
-    NotImplementedError,
-)
 def _no_forward(failure: Failure, match: re.Match[str]) -> Advice:
     model = failure.model
     methods = {name: value for name, value in vars(type(model)).items() if callable(value)} if model else {}
-    close = difflib.get_close_matches("forward", list(methods), n=1, cutoff=0.6)
+    close = closest("forward", [name for name in methods if name != "forward"])
     if close:
-        found = source_of(methods[close[0]])
+        found = source_of(methods[close])
         where = f" at {short_path(found[0])}:{found[1]}" if found else ""
         return Advice(
-            f"the model has no forward method, but a method '{close[0]}'{where}",
-            f"rename '{close[0]}' to 'forward' (the Trainer calls model(x), which runs forward)",
+            f"the model has no forward method, but a method '{close}'{where}",
+            f"rename '{close}' to 'forward' (the Trainer calls model(x), which runs forward)",
         )
     return Advice(
         f"the model has no forward method{failure.at} (a misspelled `def forward`, or it is indented inside __init__)",
@@ -1074,7 +979,6 @@ def _no_forward(failure: Failure, match: re.Match[str]) -> Advice:
     )
 
 
-@rule(r"must be tuple of ints, but found element of type float|'float' object cannot be interpreted as an integer")
 def _float_size(failure: Failure, match: re.Match[str]) -> Advice:
     divisions = _divisions_on_line(failure.place)
     shown = f" ({divisions})" if divisions else ""
@@ -1116,3 +1020,150 @@ def _arithmetic(node: ast.AST, names: dict[str, Any]) -> float | None:
         if left is not None and right is not None and operation and (right != 0 or type(node.op) is ast.Mult):
             return operation(left, right)
     return None
+
+
+# In the order they are tried: the first that answers wins, so narrower wordings come before wider ones.
+RULES: list[Entry] = [
+    rule(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)", _linear_features),
+    rule(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels", _conv_channels),
+    rule(
+        r"Expected (\dD) \(unbatched\) or (\dD) \(batched\) input to (\w+), but got input of size: (\[[\d, ]+\])",
+        _conv_rank,
+    ),
+    rule("|".join(RANK_WORDINGS), _rank),
+    rule(
+        r"Module \[(ModuleList|ModuleDict|ParameterList|ParameterDict)\] is missing the required \"forward\" function",
+        _container_called,
+    ),
+    rule(
+        r"Kernel size can't be greater than actual input size|Output size is too small|input image .* is smaller",
+        _too_small,
+    ),
+    rule(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)", _view_size),
+    rule(r"view size is not compatible with input tensor's size and stride", _view_stride),
+    rule(
+        r"Sizes of tensors must match except in dimension (\d+)\. Expected size (\d+) but got size (\d+) "
+        r"for tensor number (\d+)",
+        _cat_sizes,
+    ),
+    rule(
+        r"stack expects each tensor to be equal size, but got (\[[\d, ]*\]) at entry (\d+) "
+        r"and (\[[\d, ]*\]) at entry (\d+)",
+        _stack_sizes,
+    ),
+    rule(
+        r"The size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)",
+        _broadcast,
+    ),
+    rule(
+        r"The expanded size of the tensor \((\d+)\) must match the existing size \((\d+)\) "
+        r"at non-singleton dimension (\d+)",
+        _expand,
+    ),
+    rule(r"running_mean should contain (\d+) elements not (\d+)", _batch_norm_features),
+    rule(
+        r"Given normalized_shape=\[([\d, ]+)\], expected input with shape \[\*, ([\d, ]+)\], "
+        r"but got input of size\s*\[([\d, ]+)\]",
+        _layer_norm,
+    ),
+    rule(r"input\.size\(-1\) must be equal to input_size\. Expected (\d+), got (\d+)", _rnn_features),
+    rule(r"Expected hidden(?:\[\d\])? size \(([\d, ]+)\), got \[([\d, ]+)\]", _rnn_hidden),
+    rule(r"Expected input batch_size \((\d+)\) to match target batch_size \((\d+)\)", _batch_rows),
+    rule(
+        r"Target size \((?:torch\.Size\()?\[([\d, ]*)\]\)?\) must be the same as "
+        r"input size \((?:torch\.Size\()?\[([\d, ]*)\]",
+        _bce_shapes,
+    ),
+    rule(r"0D or 1D target tensor expected, multi-target not supported", _targets_with_extra_dim),
+    rule(r"Target (-?\d+) is out of bounds", _target_out_of_bounds),
+    rule(r"index out of range in self", _embedding_index),
+    rule(r"Dimension out of range \(expected to be in range of \[(-?\d+), (\d+)\], but got (-?\d+)\)", _dimension),
+    rule(r"index (-?\d+) is out of bounds for dimension (\d+) with size (\d+)", _index_bounds),
+    rule(r"too many indices for tensor of dimension (\d+)", _too_many_indices),
+    rule(
+        rf"expected (?:scalar type|m1 and m2 to have the same dtype, but got:?) ?({DTYPE_WORDS})\w* (?:but found|!=) "
+        rf"({DTYPE_WORDS})|mat1 and mat2 must have the same dtype|Input type \((\w+)\) and bias type \((\w+)\)|"
+        rf"Found dtype ({DTYPE_WORDS}) but expected ({DTYPE_WORDS})|\"(\w+)\" not implemented for '({DTYPE_WORDS})'|"
+        r"result type (\w+) can't be cast to the desired output type (\w+)|"
+        # any other wording that names a dtype it expected and one it got
+        rf"(?:dtype|scalar type|type)s? (?:to be |of )?(?:one of )?{DTYPE_WORDS}\b"
+        rf".*(?:but got|got|found) {DTYPE_WORDS}\b",
+        _dtypes,
+    ),
+    rule(
+        r"Expected tensor for argument #\d+ '(\w+)' to have (?:one of )?the following scalar types?: "
+        r"([\w, ]+); but got (\S+)",
+        _index_dtype,
+    ),
+    rule(
+        r"Found no NVIDIA driver|Torch not compiled with CUDA enabled|"
+        r"No CUDA GPUs are available|no CUDA-capable device",
+        _no_gpu,
+    ),
+    rule(
+        r"Expected all tensors to be on the same device|Input type \(\S*cuda\S*\) and weight type|on the same device",
+        _devices,
+    ),
+    rule(r"modified by an inplace operation: \[(\S+) \[([\d, ]*)\]\], which is output (\d+) of (\w+)", _inplace),
+    rule(r"a leaf Variable that requires grad is being used in an in-place operation", _leaf_inplace),
+    rule(r"Trying to backward through the graph a second time", _backward_twice),
+    rule(r"does not require grad and does not have a grad_fn", _no_graph),
+    rule(r"Can't call numpy\(\) on Tensor that requires grad", _numpy_in_graph),
+    rule(r"grad can be implicitly created only for scalar outputs", _not_scalar),
+    rule(r"name '(\w+)' is not defined", _name, NameError),
+    rule(
+        r"'(\w+)' object has no attribute '(\w+)'|module '([\w.]+)' has no attribute '(\w+)'",
+        _attribute,
+        AttributeError,
+    ),
+    rule(
+        r"cannot assign module before Module\.__init__\(\) call|__init__\(\) was not called|"
+        r"has no attribute '_modules'",
+        _no_super_init,
+    ),
+    rule(
+        r"(\w[\w.]*)\(\) (?:takes (\d+) positional arguments? but (\d+) (?:was|were) given|"
+        r"missing (\d+) required positional arguments?: (.*)|got an unexpected keyword argument '(\w+)'|"
+        r"takes from \d+ to \d+ positional arguments but \d+ were given)",
+        _call_arguments,
+        TypeError,
+    ),
+    rule(r"'(\w+)' object is not callable", _not_callable, TypeError),
+    rule(
+        r"argument '(\w+)' \(position (\d+)\) must be (\w+), not (\w+)|must be Tensor, not (\w+)|"
+        r"expected Tensor as element \d+ in argument \d+, but got (\w+)",
+        _not_a_tensor,
+        TypeError,
+    ),
+    rule(
+        r"'?(tuple|list|NoneType|dict|int|float|str)'? (?:indices must be integers|object is not subscriptable)",
+        _subscript,
+    ),
+    rule(r"received an invalid combination of arguments - got \((.*?)\), but expected", _bad_combination, TypeError),
+    rule(r"unsupported operand type\(s\) for (\S+): '(\w+)' and '(\w+)'", _operands, TypeError),
+    rule(r"Boolean value of Tensor with more than one value is ambiguous", _tensor_in_if),
+    rule(
+        r"only one element tensors can be converted to Python scalars|a Tensor with \d+ elements cannot be converted",
+        _item_of_many,
+    ),
+    rule(r"all elements of input should be between 0 and 1", _bce_raw_scores),
+    rule(
+        r"(?:has to be|must be|should be) "
+        r"(between [\d.]+ and [\d.]+|positive|non-negative|greater than \S+|in \[.*?\])",
+        _value_out_of_range,
+    ),
+    rule(r"Expected more than 1 value per channel when training", _batch_of_one),
+    rule(r"maximum recursion depth exceeded", _recursion, RecursionError),
+    rule(
+        r"not enough memory|DefaultCPUAllocator: can't allocate memory|out of memory|OutOfMemoryError", _out_of_memory
+    ),
+    rule(
+        r"Module \[\w+\] is missing the required \"forward\" function|" r"forward\(\) is not implemented",
+        _no_forward,
+        NotImplementedError,
+    ),
+    rule(
+        r"must be tuple of ints, but found element of type float|'float' object cannot be interpreted as an integer",
+        _float_size,
+    ),
+]
