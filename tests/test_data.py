@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 
 from tests.conftest import make_fake_mnist
-from trainer.components.data import InMemoryLoader, build_data
+from trainer.components.data import InMemoryLoader, build_data, check_split_classes
 from trainer.config import SyntheticData, VisionData
 from trainer.errors import UserError
 
@@ -85,3 +87,21 @@ def test_loader_covers_every_sample_once_per_epoch_in_a_new_order():
     assert len(loader) == 3
     assert sorted(first.tolist()) == list(range(10)) == sorted(second.tolist())
     assert not torch.equal(first, second)
+
+
+def test_a_class_missing_from_a_split_big_enough_to_hold_it_is_a_warning():
+    names = ["cat", "dog", "fox"]
+    train = Counter(cat=10, dog=10, fox=2)
+    counts = {"train": train, "val": Counter(cat=3, dog=3), "test": Counter(cat=2, dog=1)}  # test: too few to say
+    warnings = check_split_classes(names, counts, "image", lambda untrained: UserError(f"{untrained}"))
+    assert warnings == [
+        "1 of 3 classes have no image in the val split (fox; 2 images in all): val metrics say nothing about them"
+    ]
+    counts["test"] = Counter(cat=6)
+    assert len(check_split_classes(names, counts, "row", lambda untrained: UserError(f"{untrained}"))) == 2
+
+
+def test_a_class_with_no_training_example_is_the_callers_error():
+    counts = {"train": Counter(cat=5), "val": Counter(dog=2, fox=1), "test": Counter()}
+    with pytest.raises(UserError, match=r"no training rows: \['dog', 'fox'\]"):
+        check_split_classes(["cat", "dog", "fox"], counts, "row", lambda names: UserError(f"no training rows: {names}"))

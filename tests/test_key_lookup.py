@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
 from trainer import keys
+from trainer.config import CNNModel, ImageFolderData, MLPModel, OtherModel, ResNetModel
 from trainer.errors import ConfigError
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, yaml_problem
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = """
 name: t
 data:
@@ -236,3 +243,32 @@ def test_a_command_after_the_config_and_options_before_the_command(write_config,
     assert code == 2 and "Try: python -m trainer check c.yaml" in err
     with pytest.raises(ConfigError):  # --debug before the command reaches it: the error is raised, not printed
         run_cli("--debug", "c.yaml", "train.epochs=0")
+
+
+def test_a_key_lands_on_the_field_of_the_data_set_and_model_the_config_chose():
+    image_size = ImageFolderData.model_fields["image_size"]
+    assert keys.field_at("data.image_size", {"data": {"dataset": "image_folder"}}).field is image_size
+    assert keys.field_at("data.image_size", {"data": {"dataset": "mnist"}}) is None
+    assert keys.field_at("model.channels", {"model": {"name": "resnet"}}).field is ResNetModel.model_fields["channels"]
+    assert keys.field_at("model.channels", {}).field is CNNModel.model_fields["channels"]  # no choice: first with it
+    assert keys.field_at(("model", "hidden", 0), {}).field is MLPModel.model_fields["hidden"]  # inside the list
+    assert keys.field_at("model", {"model": {"name": "resnet18"}}).model is OtherModel
+    assert keys.field_at("optimizer.momentum", {}).argument  # passed to the optimizer's class; torch decides
+    assert keys.field_at("train.momentum", {}) is None
+
+
+def test_a_config_of_schema_keys_is_validated_without_importing_torch_or_making_the_catalog(tmp_path):
+    # validate_config is behind sweep, try and show too: a first run there must not wait for torch's signatures.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    script = (
+        "import sys, yaml\n"
+        "from trainer.validation import validate_config\n"
+        f"validate_config(yaml.safe_load(open({str(ROOT / 'configs' / 'blobs.yaml')!r})))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))\n"
+    )
+    env = {**os.environ, "LEAPTRAIN_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert list(cache.iterdir()) == []

@@ -486,6 +486,24 @@ def test_a_class_that_the_split_leaves_out_of_training_is_named_with_its_rows(tm
     assert build_data(table(tmp_path / "kinds.csv", target="kind", val_split=0.0), CPU, 0).num_classes == 3
 
 
+def test_a_class_missing_from_the_val_file_is_a_warning_kept_in_the_runs_diagnosis(tmp_path, write_config, run_cli):
+    write_csv(tmp_path / "train.csv", [(i, "abc"[i % 3]) for i in range(30)], header="x,kind")
+    write_csv(tmp_path / "val.csv", [(i, "ab"[i % 2]) for i in range(8)], header="x,kind")  # no row of class c
+    data = build_data(table(tmp_path / "train.csv", target="kind", val_path=str(tmp_path / "val.csv")), CPU, 0)
+    said = "1 of 3 classes have no row in the val split (c; 10 rows in all): val metrics say nothing about them"
+    assert data.warnings == [said]
+    text = "data: {dataset: csv, path: train.csv, val_path: val.csv, target: kind}\nmodel: {name: mlp, hidden: [8]}\n"
+    config = write_config(text + "loss: cross_entropy\ntrain: {epochs: 1}\n")
+    code, out, err = run_cli(config)
+    assert code == 0, err
+    assert out.count(f"warning: {said}") == 1  # said once, by the run's logger
+    (run_dir,) = (tmp_path / "runs" / "config").iterdir()
+    assert said in (run_dir / "diagnosis.txt").read_text()
+    code, out, err = run_cli("check", config)
+    assert code == 0, err
+    assert f"warning: {said}" in out
+
+
 def test_predict_reads_new_rows_written_as_the_training_rows_were(tmp_path, write_config, run_cli):
     lines = ["rooms;area;label"] + [f"{i % 5};{i * 3},{i % 10};{'big' if i % 5 > 2 else 'small'}" for i in range(40)]
     (tmp_path / "houses.csv").write_text("\n".join(lines) + "\n")
@@ -517,7 +535,7 @@ def test_a_multiplier_on_some_cells_only_is_an_error(tmp_path):
     assert "and without it such as '800' (lines 3, 7)" in caught.value.message
 
 
-def test_a_text_column_with_a_value_per_row_is_no_category(tmp_path, capsys):
+def test_a_text_column_with_a_value_per_row_is_no_category(tmp_path):
     rows = [(f"2024-05-{i + 1:02d}", city, price) for i, (_, city, price) in enumerate(HOUSES * 2)]
     write_csv(tmp_path / "days.csv", rows, header="day,city,price")
     with pytest.raises(UserError) as caught:
@@ -526,8 +544,10 @@ def test_a_text_column_with_a_value_per_row_is_no_category(tmp_path, capsys):
         caught.value.message
     )
     assert caught.value.key == "data.features" and caught.value.fix == "leave it out: data.features: [city]"
-    build_data(table(tmp_path / "days.csv", task="regression", features=["day", "city"]), CPU, 0)  # listed: a warning
-    assert "warning: " in capsys.readouterr().err
+    listed = build_data(table(tmp_path / "days.csv", task="regression", features=["day", "city"]), CPU, 0)
+    (warning,) = listed.warnings  # listed on purpose: a warning the run's logger says, not an error
+    assert "column 'day' holds 20 distinct values in 20 rows" in warning
+    assert warning.endswith("and the model can learn little from it")
 
 
 def test_a_column_of_row_numbers_is_left_out_of_the_default_features(tmp_path, capsys):

@@ -2,12 +2,14 @@
 
 Every place a key is written asks it: the YAML file (trainer/validation.py), dotted overrides
 (trainer/yamlio.py), a sweep's keys, `try`, and command-line flags (`--lr 0.01`, trainer/arguments.py).
-It knows the whole schema (every section and every data set and model alternative, from trainer/config.py),
-the names other tools use for the same things, and the arguments of the torch class a section names.
+It knows the whole schema (every section and every data set and model alternative, from trainer/config.py; one
+walk follows it: field_at), the names other tools use for the same things, and the arguments of the torch class a
+section names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import types
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from trainer.config import COMPONENT_SECTIONS, Component, Config
+from trainer.config import COMPONENT_SECTIONS, Component, Config, model_kind
 from trainer.errors import did_you_mean, fold
 
 Path = tuple[str | int, ...]
@@ -63,7 +66,8 @@ def device_value(value: Any) -> Any:
     return {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "mps": "mps", "auto": "auto"}.get(text)
 
 
-def _precision(value: Any) -> Any:
+def precision_value(value: Any) -> Any:
+    """A precision written as other tools write it: 16 -> fp16, bf16-mixed -> bf16, 32 -> fp32 (None: no match)."""
     text = str(value).lower().replace("_", "-")
     if text in ("true", "1", "16", "16-mixed", "fp16", "half", "mixed", "amp", "o1", "o2"):
         return "fp16"
@@ -115,13 +119,13 @@ FOREIGN: dict[str, tuple[str, str, Callable[[Any], Any] | None]] = {
     "no_cuda": ("train.device", HF, _not_cuda),
     "cpu": ("train.device", "", _not_cuda),
     "device": ("train.device", "", None),
-    "precision": ("train.precision", LIGHTNING, _precision),
-    "amp": ("train.precision", TORCHVISION, _precision),
-    "use_amp": ("train.precision", "", _precision),
-    "fp16": ("train.precision", HF, _precision),
-    "half": ("train.precision", "", _precision),
+    "precision": ("train.precision", LIGHTNING, precision_value),
+    "amp": ("train.precision", TORCHVISION, precision_value),
+    "use_amp": ("train.precision", "", precision_value),
+    "fp16": ("train.precision", HF, precision_value),
+    "half": ("train.precision", "", precision_value),
     "bf16": ("train.precision", HF, _bf16),
-    "mixed_precision": ("train.precision", "", _precision),
+    "mixed_precision": ("train.precision", "", precision_value),
     "batch_size": ("data.batch_size", "", None),
     "bs": ("data.batch_size", FASTAI, None),
     "batch": ("data.batch_size", "", None),
@@ -272,28 +276,74 @@ def tagged_models(annotation: Any) -> dict[str, type[BaseModel]]:
     return tagged
 
 
+@dataclasses.dataclass(frozen=True)
+class Spot:
+    """What a dotted key lands on in the schema (trainer/config.py), for one config's choice of data set and model."""
+
+    field: FieldInfo | None  # the key's field; None at the top level and for an argument of a component class
+    model: type[BaseModel] | None = None  # the section the key opens, as the config chose it (data: VisionData)
+    alternatives: dict[str, type[BaseModel]] = dataclasses.field(default_factory=dict)  # each it may open, by tag
+    argument: bool = False  # a key of a component section passed to the class it names (momentum for SGD)
+
+
+def field_at(path: str | Path, data: dict[str, Any] | None = None) -> Spot | None:
+    """What a key ('data.root' or ('data', 'root')) lands on in the schema, in the data set and model alternatives
+    `data` chose; where it chose none, in the first alternative that has the next key. A key inside a list or dict
+    value (model.channels.0, sweep.params.lr) lands on that value's field. None when the schema has no such key."""
+    parts = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+    spot = Spot(None, Config)
+    for depth, part in enumerate(parts):
+        if spot.model is None:
+            return None if spot.argument else spot
+        field = spot.model.model_fields.get(str(part))
+        if field is None:  # every other key of a component section goes to its class (torch's signature decides)
+            last = depth == len(parts) - 1
+            return Spot(None, argument=True) if last and issubclass(spot.model, Component) else None
+        alternatives = tagged_models(field.annotation)
+        section = str(part) if depth == 0 else ""
+        spot = Spot(field, _alternative(alternatives, section, parts[depth + 1 :], data or {}), alternatives)
+    return spot
+
+
+def _alternative(
+    alternatives: dict[str, type[BaseModel]], section: str, rest: Path, data: dict[str, Any]
+) -> type[BaseModel] | None:
+    """The section a field opens: its only model, the data set or model the config chose, or else the first
+    alternative that has the next key."""
+    models = list(dict.fromkeys(alternatives.values()))
+    if len(models) <= 1:
+        return models[0] if models else None
+    chosen = _chosen(data, section) if section in ("data", "model") else ""
+    if section == "model" and chosen:
+        chosen = model_kind({"name": chosen})
+    if chosen in alternatives:
+        return alternatives[chosen]
+    return next((model for model in models if rest and str(rest[0]) in model.model_fields), models[0])
+
+
 @functools.cache
 def schema_keys() -> dict[str, list[tuple[str, str]]]:
     """Every key of the schema by its folded last name: 'batchsize' -> [('data.batch_size', '')], and for keys
     only some alternatives have, the condition: 'imagesize' -> [('data.image_size', 'data.dataset: image_folder')]."""
     found: dict[str, list[tuple[str, str]]] = {}
 
-    def walk(model: type[BaseModel], prefix: str, condition: str) -> None:
-        for name, field in model.model_fields.items():
-            key = f"{prefix}{name}"
-            found.setdefault(fold(name), [])
-            if (key, condition) not in found[fold(name)]:
-                found[fold(name)].append((key, condition))
-            tagged = tagged_models(field.annotation)
+    def walk(prefix: Path, condition: str) -> None:  # the keys of the section at `prefix`, as `condition` chose it
+        choices = _choosing(condition)
+        section = field_at(prefix, choices)
+        for name in section.model.model_fields if section and section.model else []:
+            path = (*prefix, name)
+            key = _join(path)
+            if (key, condition) not in (entries := found.setdefault(fold(name), [])):
+                entries.append((key, condition))
+            spot = field_at(path, choices)
             by_model: dict[type[BaseModel], list[str]] = {}
-            for tag, child in tagged.items():
+            for tag, child in (spot.alternatives if spot else {}).items():
                 by_model.setdefault(child, []).append(tag)
-            for child, tags in by_model.items():
-                choice = _choice_key(key)
-                alternative = f"{choice}: {' or '.join(tags)}" if len(by_model) > 1 and choice else condition
-                walk(child, f"{key}.", alternative)
+            choice = _choice_key(key)
+            for tags in by_model.values():
+                walk(path, f"{choice}: {' or '.join(tags)}" if len(by_model) > 1 and choice else condition)
 
-    walk(Config, "", "")
+    walk((), "")
     return found
 
 
@@ -301,22 +351,13 @@ def _choice_key(section: str) -> str:
     return {"data": "data.dataset", "model": "model.name"}.get(section, "")
 
 
-def sections() -> list[str]:
-    """Dotted keys that hold a section of keys: data, model, train, train.early_stopping, ..."""
-    return sorted({k for entries in schema_keys().values() for k, _ in entries if _model_at(k) is not None})
-
-
-def _model_at(key: str) -> type[BaseModel] | None:
-    model: Any = Config
-    for part in key.split("."):
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return None
-        models = list(dict.fromkeys(tagged_models(field.annotation).values()))
-        if not models:
-            return None
-        model = models[0]
-    return model
+def _choosing(condition: str) -> dict[str, Any]:
+    """The smallest config making the choice a condition names: 'model.name: cnn or resnet' -> {model: {name: cnn}}."""
+    if not condition:
+        return {}
+    choice, _, tags = condition.partition(": ")
+    section, _, key = choice.partition(".")
+    return {section: {key: tags.split(" or ")[0]}}
 
 
 def _join(path: Path) -> str:
@@ -338,39 +379,17 @@ def _condition_met(condition: str, data: dict[str, Any]) -> bool:
         return True
     choice, _, tags = condition.partition(": ")
     chosen = _chosen(data, choice.split(".")[0])
-    if choice == "model.name" and chosen not in ("mlp", "cnn", "resnet"):
-        chosen = "other"
+    if choice == "model.name":
+        chosen = model_kind({"name": chosen})  # as pydantic chooses: a model without a name is `other` too
     return not chosen or chosen in tags.split(" or ")
 
 
 def is_known(path: Path, data: dict[str, Any]) -> bool:
     """True when `path` names a key the schema has for this config's choices (or an argument of the component
-    class a section names, which torch checks later); False when it surely does not."""
-    model: Any = Config
-    for depth, part in enumerate(path):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return True  # inside a list or a dict value (sweep.params, model.channels.0): checked elsewhere
-        if issubclass(model, Component) and part not in model.model_fields:
-            return depth == len(path) - 1 and not _misplaced_argument(path, data)
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return False
-        tagged = tagged_models(field.annotation)
-        if not tagged:
-            model = None
-            continue
-        section = str(part) if depth == 0 else ""
-        chosen = _chosen(data, section) if section in ("data", "model") else ""
-        if section == "model" and chosen not in ("mlp", "cnn", "resnet"):
-            chosen = "other" if chosen else ""
-        if chosen in tagged:
-            model = tagged[chosen]
-        elif len(set(tagged.values())) == 1:
-            model = next(iter(tagged.values()))
-        else:  # no choice made yet: known when any alternative has it
-            rest = path[depth + 1 :]
-            return not rest or any(str(rest[0]) in m.model_fields for m in tagged.values())
-    return True
+    class a section names, which torch checks later; or a key inside a list or dict value, checked elsewhere);
+    False when it surely does not."""
+    spot = field_at(path, data)
+    return spot is not None and not (spot.argument and _misplaced_argument(path, data))
 
 
 def _misplaced_argument(path: Path, data: dict[str, Any]) -> bool:
@@ -382,11 +401,12 @@ def _misplaced_argument(path: Path, data: dict[str, Any]) -> bool:
     elsewhere = [h for h in _named_homes(path, data) if h.key and h.key != _join(path)]
     if not elsewhere:
         return False
-    arguments = component_arguments(section, _chosen(data, section) or _default_name(section))
+    arguments = component_arguments(section, _chosen(data, section) or default_name(section))
     return arguments is not None and leaf not in arguments
 
 
-def _default_name(section: str) -> str:
+def default_name(section: str) -> str:
+    """The class a component section names when the config leaves `name` out (adamw; '' for the model)."""
     field = Config.model_fields[section].default
     return str(getattr(field, "name", ""))
 
@@ -397,8 +417,8 @@ def component_arguments(section: str, name: str) -> list[str] | None:
     signatures (trainer/components/catalog.py), so asking does not import torch."""
     if not name or ":" in name or section not in COMPONENT_SECTIONS or name.lower() == "none":
         return None
-    if section == "model" and name in ("mlp", "cnn", "resnet"):
-        return None
+    if section == "model" and model_kind({"name": name}) != "other":
+        return None  # a built-in model: its keys are the schema's
     signature = _signature(section, name)
     if signature is None or signature.takes_any:
         return None
@@ -549,7 +569,7 @@ def _argument_homes(path: Path, data: dict[str, Any]) -> list[Home]:
     for other in COMPONENT_SECTIONS:
         if other == section and len(path) == 2:
             continue
-        name = _chosen(data, other) or _default_name(other)
+        name = _chosen(data, other) or default_name(other)
         if leaf in (component_arguments(other, name) or []):
             homes.append(Home(f"{other}.{leaf}", f"an argument of {_signature(other, name).name}"))
     if homes or section == "optimizer":
@@ -558,7 +578,7 @@ def _argument_homes(path: Path, data: dict[str, Any]) -> list[Home]:
     common = ["SGD", "RMSprop", "AdamW", "Adam"]  # the one to suggest first, when several take the key
     takers.sort(key=lambda name: common.index(name) if name in common else len(common))
     if takers:
-        chosen = _chosen(data, "optimizer") or _default_name("optimizer")
+        chosen = _chosen(data, "optimizer") or default_name("optimizer")
         why = f"an argument of {', '.join(takers[:4])}, not of your optimizer {chosen}"
         homes.append(Home(f"optimizer.{leaf}", why, needs=("optimizer.name", takers[0].lower())))
     return homes
@@ -567,7 +587,7 @@ def _argument_homes(path: Path, data: dict[str, Any]) -> list[Home]:
 def other_takers(section: str, leaf: str, data: dict[str, Any]) -> tuple[str, list[str]]:
     """(the chosen class, the other classes of the section that take `leaf`) when the chosen one does not:
     `momentum` for Adam -> ('Adam', ['SGD', 'RMSprop', ...]). Empty when the key is a typo or the class unknown."""
-    name = _chosen(data, section) or _default_name(section)
+    name = _chosen(data, section) or default_name(section)
     arguments = component_arguments(section, name)
     if arguments is None or leaf in arguments or section not in ("optimizer", "scheduler", "loss"):
         return "", []
@@ -645,13 +665,11 @@ def fix(home: Home, override: bool) -> str:
 
 def _is_list_key(key: str) -> bool:
     """True when the key holds a list in some alternative of its section (model.hidden, model.channels)."""
-    section, _, leaf = key.rpartition(".")
-    models: list[Any] = [Config]
-    for part in section.split(".") if section else []:
-        fields = [m.model_fields[part] for m in models if part in m.model_fields]
-        models = [child for f in fields for child in dict.fromkeys(tagged_models(f.annotation).values())]
-    fields = [m.model_fields[leaf] for m in models if leaf in m.model_fields]
-    return any(typing.get_origin(f.annotation) is list for f in fields)
+    for dotted, condition in schema_keys().get(fold(key.rpartition(".")[2]), []):
+        spot = field_at(dotted, _choosing(condition)) if dotted == key else None
+        if spot is not None and spot.field is not None and typing.get_origin(spot.field.annotation) is list:
+            return True
+    return False
 
 
 def _text(value: Any) -> str:

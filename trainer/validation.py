@@ -13,7 +13,7 @@ from trainer.errors import ConfigError, Problem, did_you_mean, fold, one_of
 from trainer.yamlio import KeyPath, join_key
 
 # Values other tools write for a key leaptrain spells otherwise: `precision: 16` (Lightning) is fp16 here.
-FOREIGN_VALUES = {"train.precision": keys._precision, "train.device": keys.device_value}
+FOREIGN_VALUES = {"train.precision": keys.precision_value, "train.device": keys.device_value}
 
 
 def validate_config(data: dict[str, Any]) -> Config:
@@ -39,12 +39,13 @@ def _misplaced_arguments(data: dict[str, Any]) -> list[Problem]:
         args = data.get(section)
         if not isinstance(args, dict):
             continue
-        for key in list(args):
+        # Only keys the section's schema lacks can be misplaced, and only they need the class's arguments: the
+        # catalog of torch's signatures is not read (nor made, importing torch) for a config of schema keys alone.
+        outside = [key for key in args if not _in_schema((section, str(key)), data)]
+        name = str(args.get("name") or keys.default_name(section))
+        taken = keys.component_arguments(section, name) if outside else None
+        for key in outside:
             path = (section, str(key))
-            if key == "name":
-                continue
-            name = str(args.get("name") or keys._default_name(section))
-            taken = keys.component_arguments(section, name)
             suspect = not keys.is_known(path, data) or (taken is not None and key not in taken)
             homes = keys.homes_of(path, data, args[key]) if suspect else []
             if homes and homes[0].key:
@@ -63,12 +64,18 @@ def _misplaced_arguments(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _in_schema(path: KeyPath, data: dict[str, Any]) -> bool:
+    """True for a key of the section's own schema (name, optimizer.lr, model.hidden for mlp), not a class argument."""
+    spot = keys.field_at(path, data)
+    return spot is not None and not spot.argument
+
+
 def _unique(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
 def _problem(error: Any, data: dict[str, Any]) -> Problem:
-    path, parent = _locate(error["loc"])
+    path, parent = _locate(error["loc"], data)
     key = join_key(path)
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx", {})
     if kind == "extra_forbidden":
@@ -148,22 +155,17 @@ def _pattern_help(key: str) -> str:
     return "use letters, digits, '.', '_' or '-' (no spaces or slashes)"
 
 
-def _locate(loc: tuple[Any, ...]) -> tuple[KeyPath, type[BaseModel] | None]:
-    """Follow pydantic's `loc` through the schema: the user's key path (union tags dropped), and the
-    schema model that holds its last key (to list the keys allowed there)."""
+def _locate(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[KeyPath, type[BaseModel] | None]:
+    """The user's key path in pydantic's `loc` (without the tags pydantic adds for the alternative of a union it
+    tried), and the schema model that holds its last key (to list the keys allowed there)."""
     path: list[Any] = []
-    model: type[BaseModel] | None = Config
-    parent: type[BaseModel] | None = None
-    union: dict[str, type[BaseModel]] = {}
+    tags: dict[str, type[BaseModel]] = {}
     for part in loc:
-        if str(part) in union:  # pydantic's tag for the alternative of a union it tried
-            model, union = union[str(part)], {}
+        if str(part) in tags:  # pydantic's tag for the data set or model alternative: not a key the user wrote
+            tags = {}
             continue
-        parent, union = model, {}
         path.append(part)
-        field = model.model_fields.get(part) if model and isinstance(part, str) else None
-        tagged = keys.tagged_models(field.annotation) if field else {}
-        model = next(iter(tagged.values())) if len(set(tagged.values())) == 1 else None
-        if model is None:
-            union = tagged
-    return tuple(path), parent
+        spot = keys.field_at(tuple(path), data)
+        tags = spot.alternatives if spot is not None and len(set(spot.alternatives.values())) > 1 else {}
+    holder = keys.field_at(tuple(path[:-1]), data)
+    return tuple(path), holder.model if holder is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from trainer import distributed
 from trainer.config import CifarData, CsvData, DataCommon, DataConfig, ImageFolderData, SyntheticData, VisionData
-from trainer.errors import UserError
+from trainer.errors import UserError, one_of
 
 # A batch of stored inputs (and the loader's generator, for any randomness) -> what the model takes.
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -90,7 +91,9 @@ class DataSplits:
 
     `feeding` is one line saying how batches reach the model and why. `info` is kept in every checkpoint: what
     `predict` needs to treat new inputs as the training data were treated (class names, image size and
-    normalization, a table's columns and statistics), as plain data.
+    normalization, a table's columns and statistics), as plain data. `warnings` are what is wrong with the data
+    but need not stop a run (a class missing from the val split, files that could not be read): the run's logger
+    says them, so that the run's diagnosis.txt keeps them, and `check` prints them.
     """
 
     train: Loader
@@ -101,6 +104,7 @@ class DataSplits:
     description: str
     feeding: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def task(self) -> str:
@@ -188,6 +192,32 @@ def in_memory_splits(
     return DataSplits(
         *splits.values(), shape, _outputs(targets, info), f"{cfg.dataset}: {counts} samples", feeding, info
     )
+
+
+def check_split_classes(
+    class_names: list[str], counts: dict[str, Counter[str]], what: str, untrained: Callable[[list[str]], UserError]
+) -> list[str]:
+    """Every class needs training examples: else the error `untrained` makes for the classes that have none. A class
+    missing from val or test is a warning, as its metrics will say nothing about it.
+
+    `counts` holds the examples of each split ("train", "val", "test") by class name; `what` names one ("row").
+    """
+    missing = [name for name in class_names if not counts["train"][name]]
+    if missing:
+        raise untrained(missing)
+    total = counts["train"] + counts["val"] + counts["test"]
+    warnings = []
+    for split in ("val", "test"):
+        if counts[split].total() < 2 * len(class_names):
+            continue  # a split too small to hold every class: its size is the problem, not any class
+        absent = [name for name in class_names if not counts[split][name]]
+        if absent:
+            warnings.append(
+                f"{len(absent)} of {len(class_names)} classes have no {what} in the {split} split "
+                f"({one_of(absent, 5)}; {sum(total[name] for name in absent)} {what}s in all): {split} metrics say "
+                "nothing about them"
+            )
+    return warnings
 
 
 def size_text(nbytes: float) -> str:

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from trainer import distributed
 from trainer.components.augment import batch_augment, pixel_pipeline
-from trainer.components.data import DataSplits, in_memory_splits, size_text
+from trainer.components.data import DataSplits, check_split_classes, in_memory_splits, size_text
 from trainer.config import ImageFolderData
-from trainer.errors import UserError, did_you_mean
+from trainer.errors import UserError, did_you_mean_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 STATS_SAMPLE = 500  # images decoded to measure the mean and std when they are read from disk
@@ -71,7 +71,8 @@ def build_image_folder(cfg: ImageFolderData, device: torch.device, seed: int) ->
     shape = (1 if cfg.grayscale else 3, height, width)
     train, val = (layout.train, layout.val) if layout.val is not None else split(layout.train, cfg.val_split, seed)
     test = layout.test or []
-    check_split_classes(layout.class_names, train, val, test, root, cfg.val_split if layout.val is None else 0.0)
+    fraction = cfg.val_split if layout.val is None else 0.0
+    warnings = check_class_images(layout.class_names, train, val, test, root, fraction)
     survey_modes(train + val + test, root, cfg.grayscale)
     files = len(train) + len(val) + len(test)
     in_memory, why = choose_cache(cfg.cache, files, shape, device)
@@ -87,6 +88,7 @@ def build_image_folder(cfg: ImageFolderData, device: torch.device, seed: int) ->
         data.feeding = f"{why}: decoded, resized and augmented each epoch by {workers_why}"
     counts = [0 if loader is None else _samples(loader) for loader in (data.train, data.val, data.test)]
     data.description = f"{description}, {counts[0]:,} train / {counts[1]:,} val / {counts[2]:,} test images"
+    data.warnings[:0] = warnings  # the split's warnings first, as they were found first
     return data
 
 
@@ -98,9 +100,7 @@ def find_images(root: Path) -> Layout:
     """
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
-        near = ""
-        if root.parent.is_dir():
-            near = did_you_mean(root.name, [p.name for p in root.parent.iterdir() if p.is_dir()])
+        near = did_you_mean_path(root) if not root.exists() else ""
         raise UserError(f"image folder '{root}' {what}{near}", fix=_layout_fix(root), key="data.root")
     if (root / "train").is_dir() and _class_folders(root / "train"):
         class_names = _class_names(root / "train")
@@ -383,33 +383,25 @@ def _png_bit_depth(path: Path) -> int:
     return header[24] if len(header) > 24 else 8
 
 
-def check_split_classes(
+def check_class_images(
     class_names: list[str], train: list[Item], val: list[Item], test: list[Item], root: Path, fraction: float
-) -> None:
-    """Every class needs training images; a class missing from val or test is said, as its metrics will be."""
-    counts = {name: Counter(label for _, label in items) for name, items in (("train", train), ("val", val))}
-    counts["test"] = Counter(label for _, label in test)
-    untrained = [label for label in range(len(class_names)) if not counts["train"][label]]
-    if untrained:
-        label = untrained[0]
-        held = [path for path, item_label in val + test if item_label == label]
-        raise UserError(
-            f"class '{class_names[label]}' has {_some(held, root)}, and the random split put "
+) -> list[str]:
+    """Every class needs training images (the error names the images of one that has none); the warnings for a
+    class missing from val or test."""
+    splits = (("train", train), ("val", val), ("test", test))
+    counts = {split: Counter(class_names[label] for _, label in items) for split, items in splits}
+
+    def untrained_error(untrained: list[str]) -> UserError:
+        name = untrained[0]
+        held = [path for path, label in val + test if class_names[label] == name]
+        return UserError(
+            f"class '{name}' has {_some(held, root)}, and the random split put "
             f"{'it' if len(held) == 1 else 'all of them'} in val, none in training (data.val_split {fraction})",
-            fix=f"add images of {class_names[label]} (a few for each split at least), or lower data.val_split",
+            fix=f"add images of {name} (a few for each split at least), or lower data.val_split",
             key="data.val_split",
         )
-    for split, items in (("val", val), ("test", test)):
-        if len(items) < 2 * len(class_names):
-            continue  # a split too small to hold every class: its size is the problem, not any class
-        absent = [class_names[label] for label in range(len(class_names)) if not counts[split][label]]
-        if absent:
-            print(
-                f"warning: {len(absent)} of {len(class_names)} classes have no image in the {split} split "
-                f"({', '.join(absent[:NAMES_SHOWN])}{', ...' if len(absent) > NAMES_SHOWN else ''}): {split} metrics "
-                "say nothing about them",
-                file=sys.stderr,
-            )
+
+    return check_split_classes(class_names, counts, "image", untrained_error)
 
 
 def _layout_fix(root: Path) -> str:
@@ -592,16 +584,14 @@ def for_each_file(
     return failed
 
 
-def _warn_unreadable(paths: list[Path], root: Path, total: int) -> None:
+def _unreadable_warnings(paths: list[Path], root: Path, total: int) -> list[str]:
     if not paths:
-        return
+        return []
     names = ", ".join(f"{_relative(p, root)} ({_why_unreadable(p)})" for p in paths[:NAMES_SHOWN])
     more = f" and {len(paths) - NAMES_SHOWN} more" if len(paths) > NAMES_SHOWN else ""
-    print(
-        f"warning: skipped {len(paths)} of {total:,} image files that could not be read: {names}{more}; "
-        "replace or delete them",
-        file=sys.stderr,
-    )
+    return [
+        f"skipped {len(paths)} of {total:,} image files that could not be read: {names}{more}; replace or delete them"
+    ]
 
 
 def _why_unreadable(path: Path) -> str:
@@ -636,7 +626,7 @@ def _in_memory(
     paths = [str(path) for path, _ in everything]
     read = functools.partial(_read_image, size=size, grayscale=grayscale)
     failed = for_each_file(paths, read, keep, "decoding images into memory")
-    _warn_unreadable([everything[i][0] for i in failed], Path(cfg.root), len(everything))
+    warnings = _unreadable_warnings([everything[i][0] for i in failed], Path(cfg.root), len(everything))
     readable = torch.ones(len(everything), dtype=torch.bool)
     readable[failed] = False
     tensors, start = [], 0
@@ -652,7 +642,7 @@ def _in_memory(
     augment = batch_augment(list(cfg.augment), cfg.crop_padding)  # per sample, a whole batch at a time, on device
     train_transform, eval_transform = pixel_pipeline(mean, std, device, augment)
     info = _info(class_names, shape, mean, std)
-    return in_memory_splits(
+    data = in_memory_splits(
         cfg,
         train,
         test if len(test[1]) else None,
@@ -663,6 +653,8 @@ def _in_memory(
         eval_transform=eval_transform,
         val=val,  # already split (an empty val means none: in_memory_splits must not split again)
     )
+    data.warnings += warnings
+    return data
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -747,7 +739,7 @@ def _from_disk(
     everything = [item for items in splits for item in items]
     paths = [str(path) for path, _ in everything]
     failed = for_each_file(paths, verify_image, lambda index, result: None, "checking image files")
-    _warn_unreadable([everything[i][0] for i in failed], Path(cfg.root), len(everything))
+    warnings = _unreadable_warnings([everything[i][0] for i in failed], Path(cfg.root), len(everything))
     bad = {everything[i][0] for i in failed}
     train, val, test = ([item for item in items if item[0] not in bad] for items in splits)
     _check_not_empty(train, cfg.root)
@@ -807,4 +799,5 @@ def _from_disk(
         len(class_names),
         description="",
         info=_info(class_names, shape, mean, std),
+        warnings=warnings,
     )

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from trainer.components.data import DataSplits, in_memory_splits
+from trainer.components.data import DataSplits, check_split_classes, in_memory_splits
 from trainer.config import CsvData
-from trainer.errors import UserError, did_you_mean, one_of
+from trainer.errors import UserError, did_you_mean, did_you_mean_path, one_of
 
 # Markers of a missing value, compared in lower case. Spreadsheets, R, pandas and SQL exports write these for
 # "no value" in any column; an Excel error (#DIV/0!) is a formula that gave no value.
@@ -100,11 +100,11 @@ def build_table(cfg: CsvData, device: torch.device, seed: int) -> DataSplits:
     check_missing(tables, cfg.target, features)
     task, class_names = choose_task(cfg, tables)
     kinds = {name: column_kind(tables, name) for name in features}
-    check_categories(cfg, tables, features, kinds)
+    warnings = check_categories(cfg, tables, features, kinds)
 
     train, val, test = split_rows(cfg, table, others, seed)
     if class_names is not None:
-        check_split_classes(cfg, class_names, train, val, test)
+        warnings += check_class_rows(cfg, class_names, train, val, test)
     encoding = fit_encoding(train, features, kinds)
     info: dict[str, Any] = {"task": task, "input_shape": [len(encoding["columns"])], "target": cfg.target}
     info |= encoding
@@ -115,6 +115,7 @@ def build_table(cfg: CsvData, device: torch.device, seed: int) -> DataSplits:
     ]
     data = in_memory_splits(cfg, tensors[0], tensors[2], device, seed, info=info, val=tensors[1])
     data.description = describe(cfg, info, kinds, [len(rows.index) for rows in (train, val, test)])
+    data.warnings += warnings
     return data
 
 
@@ -128,8 +129,9 @@ def read_table(name: str, key: str) -> Table:
     path = Path(name).expanduser()
     if not path.is_file():
         what = "is a folder, not a CSV file" if path.is_dir() else "does not exist"
+        near = did_you_mean_path(path) if not path.exists() else ""
         raise UserError(
-            f"'{name}' {what} (looked for {path.absolute()}; the current directory is {Path.cwd()})",
+            f"'{name}' {what}{near} (looked for {path.absolute()}; the current directory is {Path.cwd()})",
             fix=f"give the path of a CSV file relative to the folder you run python -m trainer in ({Path.cwd()}), "
             "or an absolute path",
             key=key,
@@ -676,9 +678,10 @@ def mostly_unique(cells: list[str]) -> bool:
     return len(counts) >= 10 and sum(count == 1 for count in counts.values()) * 2 >= len(cells)
 
 
-def check_categories(cfg: CsvData, tables: list[Table], features: list[str], kinds: dict[str, str]) -> None:
+def check_categories(cfg: CsvData, tables: list[Table], features: list[str], kinds: dict[str, str]) -> list[str]:
     """A text column where most rows have a value of their own (names, identifiers, dates, numbers written in a way
-    not read here) is no category: one-hot encoded, each of its columns would be seen once."""
+    not read here) is no category: one-hot encoded, each of its columns would be seen once. An error, or a warning
+    when data.features lists such a column."""
     found = []
     for name in features:
         if kinds[name] != "text":
@@ -687,7 +690,7 @@ def check_categories(cfg: CsvData, tables: list[Table], features: list[str], kin
         if mostly_unique(cells):
             found.append((name, cells, set(cells)))
     if not found:
-        return
+        return []
     parts = []
     for name, cells, distinct in found:
         # Digits and separators only: a date, a time, or a number written in a way not read here.
@@ -701,8 +704,7 @@ def check_categories(cfg: CsvData, tables: list[Table], features: list[str], kin
     them = "them" if len(names) > 1 else "it"
     message = f"{tables[0].path} {'; '.join(parts)}: as categories, most would be seen once"
     if cfg.features is not None:  # listed on purpose: said, not refused
-        print(f"warning: {message}, and the model can learn little from {them}", file=sys.stderr)
-        return
+        return [f"{message}, and the model can learn little from {them}"]
     raise UserError(
         f"{message}, and the model would learn little from {them}",
         fix=f"leave {them} out: data.features: [{', '.join(kept)}]"
@@ -840,17 +842,18 @@ def split_rows(cfg: CsvData, table: Table, others: dict[str, Table], seed: int) 
     return Rows(table, sorted(train)), rows("val_path", val), rows("test_path", test)
 
 
-def check_split_classes(cfg: CsvData, class_names: list[str], train: Rows, val: Rows, test: Rows) -> None:
-    """Every class needs training rows; a class missing from val or test is said, as its metrics will be."""
+def check_class_rows(cfg: CsvData, class_names: list[str], train: Rows, val: Rows, test: Rows) -> list[str]:
+    """Every class needs training rows (the error names the rows of one that has none, file and lines); the warnings
+    for a class missing from val or test."""
+    numeric = all(number(name) is not None for name in class_names)
 
     def labels(rows: Rows) -> Counter[str]:
-        numeric = all(number(name) is not None for name in class_names)
         return Counter(str(int(float(cell))) if numeric else cell for cell in rows.cells(cfg.target))
 
     counts = {name: labels(rows) for name, rows in (("train", train), ("val", val), ("test", test))}
     total = counts["train"] + counts["val"] + counts["test"]
-    untrained = [name for name in class_names if not counts["train"][name]]
-    if untrained:
+
+    def untrained_error(untrained: list[str]) -> UserError:
         name = untrained[0]
         places: dict[Path, list[int]] = {}
         for rows in (val, test):
@@ -867,23 +870,14 @@ def check_split_classes(cfg: CsvData, class_names: list[str], train: Rows, val: 
         else:
             why = f"none of them is in the training file {train.table.path}"
             fix = f"move some rows of class '{name}' into {train.table.path}, or delete them"
-        raise UserError(
+        return UserError(
             f"class '{name}' of target column '{cfg.target}' has {total[name]} row{'s' if total[name] > 1 else ''} "
             f"({where}), and {why}{others}",
             fix=fix,
             key="data.val_split" if val.table is train.table else "data.path",
         )
-    for split, rows in (("val", val), ("test", test)):
-        if len(rows.index) < 2 * len(class_names):
-            continue  # a split too small to hold every class: its size is the problem, not any class
-        absent = [name for name in class_names if not counts[split][name]]
-        if absent:
-            print(
-                f"warning: {len(absent)} of {len(class_names)} classes have no row in the {split} split "
-                f"({one_of(absent, 5)}; {sum(total[n] for n in absent)} rows in all): {split} metrics say nothing "
-                "about them",
-                file=sys.stderr,
-            )
+
+    return check_split_classes(class_names, counts, "row", untrained_error)
 
 
 def labels_equal(cell: str, name: str) -> bool:
