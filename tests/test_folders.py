@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.errors import UserError
-from trainer.folders import checkpoint_file, find_runs, inspect, repaired, run_folder, runs_folder, sweep_folder
+from trainer.errors import UserError, close_paths
+from trainer.folders import checkpoint_file, find_runs, run_folder, runs_folder, sweep_folder, what_is
 from trainer.runs import status_of, sweep_status
 
 
@@ -65,21 +65,21 @@ def error_of(call, *args, **kwargs) -> UserError:
 
 def test_every_kind_of_path_is_named_with_the_run_or_sweep_it_belongs_to(runs):
     run, sweep = runs / "tiny" / "20260101-120000", runs / "tiny" / "sweep-20260104-070000"
-    assert inspect(str(run)).kind == "run" and inspect(str(run)).sweep is None
-    trial = inspect(str(sweep / "trial-001"))
+    assert what_is(str(run)).kind == "run" and what_is(str(run)).sweep is None
+    trial = what_is(str(sweep / "trial-001"))
     assert (trial.kind, trial.sweep) == ("run", sweep)
-    assert inspect(str(sweep)).kind == "sweep"
-    assert inspect(str(sweep / "sweep.json")).kind == "sweep file"
-    assert (inspect(str(run / "checkpoints")).kind, inspect(str(run / "checkpoints")).run) == ("checkpoints", run)
-    assert (inspect(str(run / "checkpoints" / "last.pt")).kind, inspect(str(run / "summary.json")).run) == (
+    assert what_is(str(sweep)).kind == "sweep"
+    assert what_is(str(sweep / "sweep.json")).kind == "sweep file"
+    assert (what_is(str(run / "checkpoints")).kind, what_is(str(run / "checkpoints")).run) == ("checkpoints", run)
+    assert (what_is(str(run / "checkpoints" / "last.pt")).kind, what_is(str(run / "summary.json")).run) == (
         "checkpoint",
         run,
     )
-    assert inspect(str(run / "summary.json")).kind == "run file"
-    assert inspect("runs").kind == inspect("runs/tiny").kind == "runs"
+    assert what_is(str(run / "summary.json")).kind == "run file"
+    assert what_is("runs").kind == what_is("runs/tiny").kind == "runs"
     Path("config.yaml").write_text("name: tiny\n")
     Path("empty").mkdir()
-    assert [inspect(p).kind for p in ("config.yaml", "empty", "nothing/here")] == ["config", "folder", "missing"]
+    assert [what_is(p).kind for p in ("config.yaml", "empty", "nothing/here")] == ["config", "folder", "missing"]
 
 
 def test_status_tells_finished_stopped_and_failed_runs_apart(runs):
@@ -156,7 +156,7 @@ def test_a_run_without_a_checkpoint_names_the_runs_beside_it_that_have_one(runs)
 
 
 def test_a_typo_anywhere_in_the_path_is_repaired_part_by_part(runs):
-    assert repaired(Path("rnus/tinny/20260101-12000"))[0] == Path("runs/tiny/20260101-120000")  # the closest first
+    assert close_paths(Path("rnus/tinny/20260101-12000"))[0] == Path("runs/tiny/20260101-120000")  # the closest first
     err = error_of(run_folder, "runs/tiny/20260102-09000", "resume", again("resume"), needs="last")
     assert "did you mean 'runs/tiny/20260102-090000'?" in err.message
     assert err.fix == "python -m trainer resume runs/tiny/20260102-090000"
@@ -240,3 +240,34 @@ def test_a_wrong_path_is_refused_without_importing_torch(runs):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[2, 2, 2] False", done.stderr
+
+
+def test_train_resume_of_a_wrong_folder_gives_the_train_command_to_type(runs, capsys):
+    from trainer.cli import main
+
+    Path("c.yaml").write_text("name: tiny\n")
+    trial = "runs/tiny/sweep-20260104-070000/trial-001"  # the newest run that can carry on
+    for argv in (["train", "c.yaml", "--resume", "runs/tiny"], ["--resume", "runs/tiny", "train", "c.yaml"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"Try: python -m trainer train c.yaml --resume {trial}" in err, err
+        assert "trainer resume" not in err
+
+
+def test_a_refusal_reads_each_runs_status_once_and_names_the_record_it_cannot_read(runs, monkeypatch):
+    import trainer.folders
+
+    reads = []
+    real = trainer.folders.status_of
+    monkeypatch.setattr(trainer.folders, "status_of", lambda run: reads.append(run) or real(run))
+    for typed in ("runs/tiny", "runs/tiny/20260103-080000"):  # the folder above the runs; a run with no last.pt
+        reads.clear()
+        error_of(run_folder, typed, "resume", again("resume"), needs="last")
+        assert len(reads) >= 3 and len(reads) == len(set(reads)), reads  # several runs named, each read once
+    stopped, finished = runs / "tiny" / "20260102-090000", runs / "tiny" / "20260101-120000"
+    (stopped / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
+    (finished / "summary.json").write_text('{"status": "fini')
+    err = error_of(run_folder, "runs/tiny/20260103-080000", "eval", again("eval"), needs="checkpoint")
+    rows = {line.split()[0]: line.split()[1:3] for line in err.message.splitlines()[1:]}
+    assert rows[str(stopped)] == ["unreadable", "metrics.jsonl"]
+    assert rows[str(finished)] == ["unreadable", "summary.json"]

@@ -235,3 +235,13 @@ def test_the_data_is_loaded_once_for_all_trials_of_a_process(write_config, run_c
 def test_a_bad_sweep_option_names_its_key(write_config, run_cli):
     code, _, err = run_cli("sweep", write_config(SYNTHETIC), "optimizer.lr=1e-3,1e-2", "--jobs", "0")
     assert code == 2 and "sweep.jobs" in err and "greater than 0" in err
+
+
+def test_wrong_swept_keys_in_the_file_and_on_the_command_line_are_reported_together(write_config, run_cli, tmp_path):
+    config = write_config(SYNTHETIC + "sweep:\n  params:\n    lr: [1.0e-3, 3.0e-3]\n")
+    code, _, err = run_cli("sweep", config, "hidden=[8],[32]")
+    assert code == 2, err
+    assert "config.yaml:9: sweep.params.lr: is not a config key; it belongs in optimizer" in err
+    assert "command line 'hidden=[8],[32]': hidden: is not a config key" in err
+    assert "Try: sweep model.hidden=[8],[32]" in err and "2 problems in the config" in err
+    assert not (tmp_path / "runs").exists()

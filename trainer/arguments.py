@@ -103,6 +103,12 @@ def _misspelled_command(argv: list[str], positional: list[tuple[int, str]], comm
     return None
 
 
+def positionals(argv: list[str], parser: argparse.ArgumentParser, commands: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(index, word) of the command, the config and the overrides in `argv`: the words that are neither an option
+    nor the value of one (`--resume runs/x` takes runs/x)."""
+    return _positionals(argv, _options(parser), commands)
+
+
 def _options(parser: argparse.ArgumentParser) -> dict[str, dict[str, bool]]:
     """Each command's option strings (--debug, --resume, ...), and whether each takes a value."""
     found: dict[str, dict[str, bool]] = {}
@@ -196,9 +202,8 @@ def _takes_value(key: str, words: list[str], i: int) -> bool:
 
 def _is_boolean_key(key: str) -> bool:
     for dotted, _ in keys.schema_keys().get(fold(key.rpartition(".")[2]), []):
-        model = keys._model_at(dotted.rpartition(".")[0]) if "." in dotted else keys.Config
-        field = model.model_fields.get(dotted.rpartition(".")[2]) if model else None
-        if field is not None and field.annotation is bool:
+        spot = keys.field_at(dotted)
+        if spot is not None and spot.field is not None and spot.field.annotation is bool:
             return True
     return False
 

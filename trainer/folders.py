@@ -10,15 +10,17 @@ their status, newest first, and the command to type.
 
 from __future__ import annotations
 
-import difflib
+import functools
+import json
 import os
 import re
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.errors import UserError
+from trainer.errors import UserError, close_paths
 from trainer.runs import (
     RUNNING_WITHIN_S,
     is_run_folder,
@@ -34,10 +36,12 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
 CONFIG_SUFFIXES = (".yaml", ".yml")
 NEVER_RUNS = {"checkpoints", "node_modules", "__pycache__", "site-packages"}  # folders a search skips
 Again = Callable[[Path], str]  # the command to type, with a path in place of the one given
+# The state of each run looked at during one call of a function below (see `_one_look`).
+_STATES: ContextVar[dict[Path, dict] | None] = ContextVar("_STATES", default=None)
 
 
 @dataclass(frozen=True)
-class Place:
+class Given:
     """What a typed path is, and the run and the sweep it is (or lies inside)."""
 
     typed: str
@@ -47,40 +51,58 @@ class Place:
     sweep: Path | None = None
 
 
-def inspect(typed: str) -> Place:
+def what_is(typed: str) -> Given:
     """What `typed` is on disk: a run (or trial), a sweep, a file of either, a config, a folder of runs, a typo."""
     path = Path(typed).expanduser()
     if not path.exists():  # inside a run folder that is there, the run is named: it may lack what was typed
         there = next((p for p in path.parents if p.is_dir()), Path("."))
         there = there.parent if there.name == "checkpoints" else there
-        return Place(typed, path, "missing", run=there if is_run_folder(there) else None)
+        return Given(typed, path, "missing", run=there if is_run_folder(there) else None)
     if path.is_dir():
         if is_run_folder(path):
-            return Place(typed, path, "run", run=path, sweep=_sweep_of(path))
+            return Given(typed, path, "run", run=path, sweep=_sweep_of(path))
         if is_sweep_folder(path):
-            return Place(typed, path, "sweep", sweep=path)
+            return Given(typed, path, "sweep", sweep=path)
         if path.name == "checkpoints" and is_run_folder(path.parent):
-            return Place(typed, path, "checkpoints", run=path.parent, sweep=_sweep_of(path.parent))
-        return Place(typed, path, "runs" if find_runs(path) else "folder")
+            return Given(typed, path, "checkpoints", run=path.parent, sweep=_sweep_of(path.parent))
+        return Given(typed, path, "runs" if find_runs(path) else "folder")
     folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     run = folder if is_run_folder(folder) else None
     sweep = _sweep_of(run) if run else (path.parent if is_sweep_folder(path.parent) else None)
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
-        return Place(typed, path, "checkpoint", run=run, sweep=sweep)
+        return Given(typed, path, "checkpoint", run=run, sweep=sweep)
     if run is not None:
-        return Place(typed, path, "run file", run=run, sweep=sweep)
+        return Given(typed, path, "run file", run=run, sweep=sweep)
     if sweep is not None:
-        return Place(typed, path, "sweep file", sweep=sweep)
-    return Place(typed, path, "config" if path.suffix.lower() in CONFIG_SUFFIXES else "file")
+        return Given(typed, path, "sweep file", sweep=sweep)
+    return Given(typed, path, "config" if path.suffix.lower() in CONFIG_SUFFIXES else "file")
 
 
 def _sweep_of(run: Path) -> Path | None:
     return run.parent if is_sweep_folder(run.parent) else None
 
 
+def _one_look(function: Callable) -> Callable:
+    """Each run's state is read once per call: a refusal asks it of the run and of every candidate several times
+    (what it lacks, which to pick, its row), and status_of reads summary.json and metrics.jsonl and may scan /proc."""
+
+    @functools.wraps(function)
+    def looking(*args, **kwargs):
+        if _STATES.get() is not None:  # called from within another: share its states
+            return function(*args, **kwargs)
+        token = _STATES.set({})
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _STATES.reset(token)
+
+    return looking
+
+
 # --- what each command asks for -------------------------------------------------------------------------------------
 
 
+@_one_look
 def run_folder(
     typed: str, command: str, again: Again, needs: str = "config", accept: bool = True, besides: Path | None = None
 ) -> Path:
@@ -90,13 +112,13 @@ def run_folder(
     (checkpoints/last.pt: resume). With `accept`, a file or checkpoints/ folder of a run stands for the run.
     `besides` is a run the command has already (diff's other run): it is not offered.
     """
-    place = inspect(typed)
-    run = place.run if place.kind != "missing" else None
-    if run is not None and place.kind != "run":  # a file or the checkpoints/ of a run: the run is meant
+    given = what_is(typed)
+    run = given.run if given.kind != "missing" else None
+    if run is not None and given.kind != "run":  # a file or the checkpoints/ of a run: the run is meant
         if not accept:
-            raise UserError(f"'{typed}' is {describe(place)}, not the run folder", fix=again(run))
-        uses = " (it carries on from checkpoints/last.pt)" if needs == "last" and place.path.name != "last.pt" else ""
-        print(f"note: '{typed}' is {describe(place)}: {command} uses that run{uses}", file=sys.stderr)
+            raise UserError(f"'{typed}' is {describe_given(given)}, not the run folder", fix=again(run))
+        uses = " (it carries on from checkpoints/last.pt)" if needs == "last" and given.path.name != "last.pt" else ""
+        print(f"note: '{typed}' is {describe_given(given)}: {command} uses that run{uses}", file=sys.stderr)
     if run is not None:
         missing = _lacks(run, needs)
         if not missing:
@@ -112,50 +134,53 @@ def run_folder(
             fix = f"{wait}, then: {again(run)}"
         heading = f"Other runs in {run.parent} that have {_what(needs)}, newest first:" if others else ""
         raise UserError(_message(f"'{typed}' {missing}", heading, others), fix=fix)
-    raise _refusal(place, command, again, needs, besides)
+    raise _refusal(given, command, again, needs, besides)
 
 
+@_one_look
 def checkpoint_file(typed: str, command: str, again: Again) -> Path:
     """The checkpoint `typed` names: a .pt file as given, or a run's best.pt (else its last.pt)."""
-    place = inspect(typed)
-    if place.kind == "checkpoint":
-        return place.path
+    given = what_is(typed)
+    if given.kind == "checkpoint":
+        return given.path
     run = run_folder(typed, command, again, needs="checkpoint")
     best = run / "checkpoints" / "best.pt"
     return best if best.is_file() else run / "checkpoints" / "last.pt"
 
 
+@_one_look
 def sweep_folder(typed: str, again: Again, accept: bool = True) -> Path:
     """The sweep folder `typed` names (a trial or a file of a sweep stands for it), or a UserError naming sweeps."""
-    place = inspect(typed)
-    if place.kind == "sweep":
-        return place.path
-    if place.sweep is not None:
+    given = what_is(typed)
+    if given.kind == "sweep":
+        return given.path
+    if given.sweep is not None:
         if not accept:
-            raise UserError(f"'{typed}' is {describe(place)}, not the sweep folder", fix=again(place.sweep))
-        print(f"note: '{typed}' is {describe(place)}: resuming that sweep", file=sys.stderr)
-        return place.sweep
-    raise _refusal(place, "sweep --resume", again, "sweep")
+            raise UserError(f"'{typed}' is {describe_given(given)}, not the sweep folder", fix=again(given.sweep))
+        print(f"note: '{typed}' is {describe_given(given)}: resuming that sweep", file=sys.stderr)
+        return given.sweep
+    raise _refusal(given, "sweep --resume", again, "sweep")
 
 
+@_one_look
 def runs_folder(typed: str, again: Again) -> Path:
     """A folder to list runs in: a folder of runs, a run, a sweep (a file of a run stands for the run)."""
-    place = inspect(typed)
-    if place.kind in ("runs", "run", "sweep"):
-        return place.path
-    home = place.run or place.sweep or _runs_of_config(place)
-    if home is not None and home.exists() and place.kind != "missing":
-        print(f"note: '{typed}' is {describe(place)}: listing {home}", file=sys.stderr)
+    given = what_is(typed)
+    if given.kind in ("runs", "run", "sweep"):
+        return given.path
+    home = given.run or given.sweep or _runs_of_config(given)
+    if home is not None and home.exists() and given.kind != "missing":
+        print(f"note: '{typed}' is {describe_given(given)}: listing {home}", file=sys.stderr)
         return home
-    if place.kind == "folder" and not find_runs(Path(".")):
-        return place.path  # an empty runs folder, and no runs anywhere below: nothing to list is no mistake
-    raise _refusal(place, "runs", again, "runs")
+    if given.kind == "folder" and not find_runs(Path(".")):
+        return given.path  # an empty runs folder, and no runs anywhere below: nothing to list is no mistake
+    raise _refusal(given, "runs", again, "runs")
 
 
 # --- the refusal --------------------------------------------------------------------------------------------------
 
 
-def _refusal(place: Place, command: str, again: Again, needs: str, besides: Path | None = None) -> UserError:
+def _refusal(given: Given, command: str, again: Again, needs: str, besides: Path | None = None) -> UserError:
     """The message for a path that is not what `command` takes: what it is, what to give, the candidates."""
     wanted = {
         "config": f"{command} takes run folders",
@@ -164,9 +189,9 @@ def _refusal(place: Place, command: str, again: Again, needs: str, besides: Path
         "sweep": "sweep --resume takes the folder a sweep printed when it started (it holds sweep.json)",
         "runs": "runs lists a folder that holds runs (log.dir, default runs)",
     }[needs]
-    found = _close_to(place, needs, again) if place.kind == "missing" else _around(place, needs)
+    found = _close_to(given, needs, again) if given.kind == "missing" else _around(given, needs)
     what, heading, candidates, fix = found
-    statement = f"'{place.typed}' {what}; {wanted}"
+    statement = f"'{given.typed}' {what}; {wanted}"
     candidates = [c for c in candidates if c != besides]
     if needs == "runs":  # name the folders that hold runs (log.dir), not each run
         runs = [p for p in candidates if _sweep_of(p) is None]
@@ -181,58 +206,58 @@ def _refusal(place: Place, command: str, again: Again, needs: str, besides: Path
 Found = tuple[str, str, list[Path], str]  # what the path is, the heading of the candidates, the candidates, a fix
 
 
-def _close_to(place: Place, needs: str, again: Again) -> Found:
+def _close_to(given: Given, needs: str, again: Again) -> Found:
     """For a path that is not there: the paths it was meant to be, looked for from close to far."""
-    repairs = repaired(place.path)
+    repairs = close_paths(given.path)
     what = f"does not exist (did you mean '{repairs[0]}'?)" if repairs else "does not exist"
     candidates = [c for repair in repairs for c in ([repair] if _fits(repair, needs) else _wanted_in(repair, needs))]
     if candidates:
         return what, "Close to it, the closest first:", candidates, ""
-    if place.run is not None:  # a file the run does not have: say what the run has
-        lacking = _lacks(place.run, needs) if needs != "runs" else ""
+    if given.run is not None:  # a file the run does not have: say what the run has
+        lacking = _lacks(given.run, needs) if needs != "runs" else ""
         if not lacking:
-            return f"{what}. The run {place.run} is there ({_state(place.run)['status']})", "", [], again(place.run)
-        others = [p for p in _wanted_in(place.run.parent, needs) if p != place.run]
+            return f"{what}. The run {given.run} is there ({_state(given.run)['status']})", "", [], again(given.run)
+        others = [p for p in _wanted_in(given.run.parent, needs) if p != given.run]
         return (
-            f"{what}. The run {place.run} is there, but it {lacking}",
-            f"Other runs in {place.run.parent}, newest first:",
+            f"{what}. The run {given.run} is there, but it {lacking}",
+            f"Other runs in {given.run.parent}, newest first:",
             others,
             "",
         )
-    below = [p for p in find_runs(Path("."), depth=5) if _ends_with(p, place.path) and _fits(p, needs)]
+    below = [p for p in find_runs(Path("."), depth=5) if _ends_with(p, given.path) and _fits(p, needs)]
     if below:  # typed from another folder, or without its runs/ in front
         return what, "Below this folder, newest first:", below, ""
-    ancestor = next((p for p in place.path.parents if p.is_dir()), Path("."))
+    ancestor = next((p for p in given.path.parents if p.is_dir()), Path("."))
     if candidates := _wanted_in(ancestor, needs):
         return what, f"In {ancestor}, newest first:", candidates, ""
     return what, "In this folder, newest first:", _wanted_in(Path("."), needs), ""
 
 
-def _around(place: Place, needs: str) -> Found:
+def _around(given: Given, needs: str) -> Found:
     """For a path that is there but not what is needed: what it is, and the right paths in it or beside it."""
     fix = ""
-    folder = place.sweep or (place.path if place.path.is_dir() else place.path.parent)
-    if place.kind == "config":
-        folder = _runs_of_config(place) or folder
-    elif place.kind == "run" and needs == "sweep":
-        folder = place.path.parent
-        fix = f"python -m trainer resume {place.path}    (it is one run: resume carries it on)"
+    folder = given.sweep or (given.path if given.path.is_dir() else given.path.parent)
+    if given.kind == "config":
+        folder = _runs_of_config(given) or folder
+    elif given.kind == "run" and needs == "sweep":
+        folder = given.path.parent
+        fix = f"python -m trainer resume {given.path}    (it is one run: resume carries it on)"
     candidates = _wanted_in(folder, needs)
-    if not candidates and place.kind == "config" and needs != "sweep":
-        fix = f"train it first: python -m trainer {place.typed}"
+    if not candidates and given.kind == "config" and needs != "sweep":
+        fix = f"train it first: python -m trainer {given.typed}"
     if not candidates:
         folder = Path(".")
         candidates = _wanted_in(folder, needs)
     heading = f"In {'this folder' if folder == Path('.') else folder}, newest first:"
-    if place.sweep is not None and needs != "sweep":
+    if given.sweep is not None and needs != "sweep":
         heading = "Its trials, newest first:"
-        best = _best_trial(place.sweep)
+        best = _best_trial(given.sweep)
         if best is not None and best in candidates:
             candidates = [best, *(c for c in candidates if c != best)]
             heading = "Its trials, the best first, then newest first:"
-        if needs == "last" and not sweep_status(place.sweep).startswith("finished"):
-            fix = f"python -m trainer sweep --resume {place.sweep}    (train the trials not finished yet)"
-    return f"is {describe(place)}", heading, candidates, fix
+        if needs == "last" and not sweep_status(given.sweep).startswith("finished"):
+            fix = f"python -m trainer sweep --resume {given.sweep}    (train the trials not finished yet)"
+    return f"is {describe_given(given)}", heading, candidates, fix
 
 
 def _message(statement: str, heading: str, candidates: list[Path]) -> str:
@@ -258,30 +283,48 @@ def _row(path: Path) -> list[str]:
 
 
 def _state(run: Path) -> dict:
+    states = _STATES.get()
+    if states is not None and run in states:
+        return states[run]
     try:
-        return status_of(run)
-    except (OSError, ValueError, KeyError):  # a summary.json cut short or edited by hand
-        return {"status": "unreadable summary.json"}
+        state = status_of(run)
+    except (OSError, ValueError, KeyError):  # a record cut short or edited by hand
+        state = {"status": f"unreadable {_unreadable(run)}"}
+    if states is not None:
+        states[run] = state
+    return state
 
 
-def describe(place: Place) -> str:
+def _unreadable(run: Path) -> str:
+    """Which of the records status_of reads is damaged: metrics.jsonl (read first), else summary.json."""
+    metrics = run / "metrics.jsonl"
+    try:
+        for line in metrics.read_text().splitlines() if metrics.is_file() else []:
+            json.loads(line)
+    except (OSError, ValueError):
+        return "metrics.jsonl"
+    return "summary.json"
+
+
+@_one_look
+def describe_given(given: Given) -> str:
     """What a path is, in a few words: 'a sweep folder (stopped: 1 of 2 trials finished)'."""
-    if place.kind == "run" and place.run is not None:
-        status = _state(place.run)["status"]
-        if place.sweep is not None:
-            return f"{place.run.name} of the sweep {place.sweep} ({status})"
+    if given.kind == "run" and given.run is not None:
+        status = _state(given.run)["status"]
+        if given.sweep is not None:
+            return f"{given.run.name} of the sweep {given.sweep} ({status})"
         return f"a run ({status})"
-    if place.kind == "sweep":
-        return f"a sweep folder ({sweep_status(place.path)}), not one run"
-    if place.kind in ("run file", "checkpoint", "checkpoints") and place.run is not None:
-        inside = place.path.relative_to(place.run)
-        return f"{inside}{'/' if place.path.is_dir() else ''} of the run {place.run}"
-    if place.kind == "checkpoint":
+    if given.kind == "sweep":
+        return f"a sweep folder ({sweep_status(given.path)}), not one run"
+    if given.kind in ("run file", "checkpoint", "checkpoints") and given.run is not None:
+        inside = given.path.relative_to(given.run)
+        return f"{inside}{'/' if given.path.is_dir() else ''} of the run {given.run}"
+    if given.kind == "checkpoint":
         return "a checkpoint file outside any run folder"
-    if place.kind == "sweep file":
-        return f"{place.path.name} of the sweep {place.sweep}"
-    if place.kind == "runs":
-        found = find_runs(place.path)
+    if given.kind == "sweep file":
+        return f"{given.path.name} of the sweep {given.sweep}"
+    if given.kind == "runs":
+        found = find_runs(given.path)
         sweeps = sum(map(is_sweep_folder, found))
         runs = sum(is_run_folder(p) and _sweep_of(p) is None for p in found)
         counted = [_count(runs, "run"), _count(sweeps, "sweep")]
@@ -291,7 +334,7 @@ def describe(place: Place) -> str:
         "folder": "a folder with no runs in it",
         "file": "a file, not a run folder",
         "missing": "not there",
-    }[place.kind]
+    }[given.kind]
 
 
 def _count(n: int, word: str) -> str:
@@ -408,41 +451,25 @@ def _best_trial(sweep: Path) -> Path | None:
     return sweep / found[1] if found else None
 
 
-def _runs_of_config(place: Place) -> Path | None:
+def _runs_of_config(given: Given) -> Path | None:
     """Where a config's runs go: <log.dir>/<name>, read from the file (an unreadable one: None)."""
-    if place.kind != "config":
+    if given.kind != "config":
         return None
     import yaml
 
+    from trainer.config import LogConfig
+    from trainer.yamlio import run_name
+
     try:
-        data = yaml.safe_load(place.path.read_text()) or {}
+        data = yaml.safe_load(given.path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return None
     if not isinstance(data, dict):
         return None
-    name = data.get("name") or re.sub(r"[^A-Za-z0-9._-]", "-", place.path.stem).lstrip("._-") or "run"
+    name = data.get("name") or run_name(given.path)
     log = data.get("log") if isinstance(data.get("log"), dict) else {}
-    return Path(str(log.get("dir", "runs"))) / str(name)
+    return Path(str(log.get("dir", LogConfig.model_fields["dir"].default))) / str(name)
 
 
 def _ends_with(path: Path, tail: Path) -> bool:
     return not tail.is_absolute() and path.parts[-len(tail.parts) :] == tail.parts
-
-
-def repaired(path: Path) -> list[Path]:
-    """Existing paths close to a mistyped one: each part that is not there replaced by the closest names beside it."""
-    parts = path.parts
-    beams = [Path(parts[0])] if path.is_absolute() else [Path(".")]
-    for part in parts[1:] if path.is_absolute() else parts:
-        following = []
-        for beam in beams:
-            if (beam / part).exists():
-                following.append(beam / part)
-                continue
-            try:
-                names = [child.name for child in beam.iterdir()] if beam.is_dir() else []
-            except OSError:
-                names = []
-            following += [beam / name for name in difflib.get_close_matches(part, names, n=3, cutoff=0.6)]
-        beams = following[:6]
-    return [beam for beam in beams if beam != path]

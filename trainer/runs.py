@@ -14,7 +14,7 @@ from typing import Any
 
 from trainer.errors import UserError
 
-SWEEP_PLAN = "sweep.json"  # the plan a sweep folder holds (sweep.PLAN_FILE)
+SWEEP_PLAN = "sweep.json"  # the plan a sweep folder holds (trainer/sweep.py Plan)
 RUNNING_WITHIN_S = 180  # a run that wrote nothing for this long is not training (see training_now)
 # Files a run writes beside its config.yaml: one of them tells a run folder from a folder that holds a config.
 RUN_FILES = ("metrics.jsonl", "summary.json", "model.txt", "checkpoints", "log.txt")

@@ -30,13 +30,12 @@ from pydantic import ValidationError
 
 from trainer import keys
 from trainer.checkpoint import write_atomic
-from trainer.config import Config, Distribution, SweepConfig
+from trainer.config import Config, Distribution, LogConfig, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
-from trainer.runs import aligned
+from trainer.runs import SWEEP_PLAN, aligned
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, parse_value, split_key
 
-PLAN_FILE = "sweep.json"
 DEFAULT_TRIALS = 10
 HIGHER_IS_BETTER = ("accuracy", "top5", "r2")
 
@@ -60,14 +59,15 @@ class Plan:
         return SweepConfig.model_validate(self.settings)
 
     def save(self, sweep_dir: Path) -> None:
-        write_atomic(sweep_dir / PLAN_FILE, json.dumps(asdict(self), indent=2) + "\n")
+        write_atomic(sweep_dir / SWEEP_PLAN, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, sweep_dir: Path) -> Plan:
+        """The plan a sweep folder holds. Anything else is refused with the sweeps to give."""
         from trainer.folders import sweep_folder
 
         sweep_folder(str(sweep_dir), lambda path: f"python -m trainer sweep --resume {path}", accept=False)
-        raw = json.loads((sweep_dir / PLAN_FILE).read_text())
+        raw = json.loads((sweep_dir / SWEEP_PLAN).read_text())
         return cls(raw["base"], raw["settings"], [Trial(**t) for t in raw["trials"]])
 
 
@@ -127,8 +127,9 @@ def make_plan(data: dict[str, Any], swept: dict[str, list[Any]], options: dict[s
 
 def check_swept_keys(data: dict[str, Any], in_file: Any, on_command_line: dict[str, list[Any]]) -> None:
     """A swept key that belongs elsewhere (`lr` -> optimizer.lr, `train.max_epochs` -> train.epochs) is refused
-    before any trial trains, with the key to write: the same lookup as for the config's own keys."""
-    problems, typed = [], []
+    before any trial trains, with the key to write: the same lookup as for the config's own keys. Wrong keys in
+    the file and on the command line are reported together."""
+    problems, typed = [], []  # typed: (key, where it belongs, the override to type) of each command-line key
     for key, spec in {**(in_file if isinstance(in_file, dict) else {}), **on_command_line}.items():
         path = split_key(str(key))
         value = spec[0] if isinstance(spec, list) and spec else None
@@ -138,25 +139,27 @@ def check_swept_keys(data: dict[str, Any], in_file: Any, on_command_line: dict[s
         where = keys.placement(path, home, data)
         if key in on_command_line:
             values = ",".join(keys.fix(keys.Home(home.key, value=v), override=True).partition("=")[2] for v in spec)
-            typed.append((f"{key} is not a config key; {where}", f"{home.key}={values}" if home.key else ""))
+            typed.append((key, where, f"{home.key}={values}" if home.key else ""))
         elif home.key:
             fix = f"`{home.key}: {json.dumps(spec) if isinstance(spec, list) else '...'}` under sweep.params"
             problems.append(Problem(f"sweep.params.{key}", f"is not a config key; {where}. Try: {fix}"))
         else:
             problems.append(Problem(f"sweep.params.{key}", f"is not a config key: {home.why}"))
-    if typed:
-        fixes = [fix for _, fix in typed if fix]
+    if typed and not problems:  # only the command line is wrong: one line of it to type instead
+        fixes = [fix for _, _, fix in typed if fix]
         raise UserError(
-            "; ".join(message for message, _ in typed),
+            "; ".join(f"{key} is not a config key; {where}" for key, where, _ in typed),
             fix=f"sweep {' '.join(fixes)} instead" if fixes else "leave these keys out",
         )
+    for key, where, fix in typed:  # beside the file's problems, each command-line key is one more
+        problems.append(Problem(key, f"is not a config key; {where}. Try: {f'sweep {fix}' if fix else 'leave it out'}"))
     if problems:
         raise ConfigError(problems)
 
 
 def draw_trials(sweep: SweepConfig, seed: int) -> list[Trial]:
     """Grid: every combination, in order. Random: `trials` draws, from the seed (the same seed, the same plan)."""
-    keys = list(sweep.params)
+    names = list(sweep.params)
     if sweep.method == "grid":
         ranges = [k for k, spec in sweep.params.items() if isinstance(spec, Distribution)]
         if ranges:
@@ -165,11 +168,11 @@ def draw_trials(sweep: SweepConfig, seed: int) -> list[Trial]:
                 fix="use sweep.method: random (or optuna) for ranges, or list the values",
                 key="sweep.method",
             )
-        combos = itertools.product(*(sweep.params[k] for k in keys))
-        value_sets = [dict(zip(keys, combo, strict=True)) for combo in combos]
+        combos = itertools.product(*(sweep.params[k] for k in names))
+        value_sets = [dict(zip(names, combo, strict=True)) for combo in combos]
     else:
         rng = random.Random(seed)
-        value_sets = [{k: draw(sweep.params[k], rng) for k in keys} for _ in range(sweep.trials or DEFAULT_TRIALS)]
+        value_sets = [{k: draw(sweep.params[k], rng) for k in names} for _ in range(sweep.trials or DEFAULT_TRIALS)]
     return [Trial(f"trial-{i:03d}", values) for i, values in enumerate(value_sets)]
 
 
@@ -207,7 +210,7 @@ def check_trials(plan: Plan) -> None:
 
 
 def new_sweep_dir(base: dict[str, Any]) -> Path:
-    folder = Path(base.get("log", {}).get("dir", "runs")) / base.get("name", "run")
+    folder = Path(base.get("log", {}).get("dir", LogConfig.model_fields["dir"].default)) / base.get("name", "run")
     path = folder / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     n = 1
     while path.exists():
@@ -427,12 +430,12 @@ def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
         return (0 if usable else 1, -value if higher else value) if usable else (1, 0.0)
 
     outcomes.sort(key=rank)
-    keys = list(plan.sweep.params)
+    swept = list(plan.sweep.params)
     metric_names = sorted({name for o in outcomes for name in o.metrics if name != "lr"}, key=_metric_order(monitor))
-    header = ["trial", "status", *keys, *metric_names, "seconds"]
+    header = ["trial", "status", *swept, *metric_names, "seconds"]
     rows = []
     for o in outcomes:
-        values = [_cell(o.values.get(k)) for k in keys]
+        values = [_cell(o.values.get(k)) for k in swept]
         metrics = [_cell(o.metrics.get(m)) for m in metric_names]
         rows.append([o.name, o.status, *values, *metrics, f"{o.seconds:.1f}"])
     buffer = io.StringIO()

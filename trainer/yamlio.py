@@ -75,6 +75,12 @@ def join_key(path: KeyPath) -> str:
     return ".".join(str(part) for part in path)
 
 
+def run_name(path: str | Path) -> str:
+    """The run name a config without `name:` gets from its file's name (configs/my mnist.yaml: my-mnist), made to
+    fit config.py's pattern for names."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip("._-") or "run"
+
+
 def load_config_file(path: str | Path) -> tuple[dict[str, Any], Source]:
     """The config as plain data, and the line of every key in it."""
     path = Path(path)
