@@ -22,6 +22,7 @@ from trainer.components.resolve import (
     signature_in_file,
     signature_of,
 )
+from trainer.errors import ConfigError
 from trainer.run import check_components
 from trainer.validation import validate_config
 
@@ -356,3 +357,39 @@ def test_a_missing_file_is_named_before_anything_is_imported(tmp_path, monkeypat
 def test_tests_never_touch_the_real_cache():
     assert os.environ["LEAPTRAIN_CACHE_DIR"] != ""
     assert not str(cache_file()).startswith(os.path.expanduser("~/.cache"))
+
+
+def test_the_catalog_is_read_once_per_cache_folder(tmp_path, monkeypatch, cache):
+    from trainer.components import catalog as catalog_module
+
+    load_catalog()  # made and written
+    first = load_catalog()  # read back from its file
+    monkeypatch.setattr(catalog_module, "_from_json", lambda *_: pytest.fail("read again"))
+    assert load_catalog() is first  # the same file, unchanged: not read again
+    monkeypatch.undo()
+    monkeypatch.setenv("LEAPTRAIN_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert load_catalog() == first and cache_file().is_file()  # another folder: its own file
+
+
+def test_checking_one_torchvision_model_without_the_catalog_looks_at_that_model_only(monkeypatch):
+    from trainer.components import models
+
+    cfg = validate_config({"data": {"dataset": "synthetic"}, "model": {"name": "vit_b_16", "image_sise": 32}})
+    looked_at = []
+    model_class = models.model_class
+    monkeypatch.setattr(models, "model_class", lambda name: looked_at.append(name) or model_class(name))
+    assert [p.key for p in models.check_model(cfg.model)] == ["model.image_sise"]
+    assert looked_at == ["vit_b_16"]
+
+
+def test_the_check_before_building_reads_signatures_from_the_catalog(cache, monkeypatch):
+    from trainer.components import losses, models, optim
+
+    load_catalog()
+    for module, name in [(optim, "optimizer_signatures"), (optim, "scheduler_signatures"), (losses, "loss_signatures")]:
+        monkeypatch.setattr(module, name, lambda: pytest.fail("asked torch for every signature"))
+    monkeypatch.setattr(models, "model_class", lambda name: pytest.fail("looked at a torchvision builder"))
+    sections = {"data": {"dataset": "synthetic"}, "model": {"name": "resnet18"}, "scheduler": {"name": "step"}}
+    check_components(validate_config(sections))
+    with pytest.raises(ConfigError, match="unknown optimizer 'adamww'"):
+        check_components(validate_config({**sections, "optimizer": {"name": "adamww"}}))

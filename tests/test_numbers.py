@@ -239,3 +239,30 @@ def test_the_two_ends_of_a_cyclic_range_must_be_in_order():
     upside_down = found(config(scheduler={"name": "CyclicLR", "base_lr": 0.1, "max_lr": 0.001}))
     assert "the range is upside down" in upside_down["scheduler.base_lr"].message
     assert not found(config(scheduler={"name": "CyclicLR", "base_lr": 1e-4, "max_lr": 1e-2}))
+
+
+def test_a_config_keys_job_is_the_one_its_name_has_for_torchs_arguments():
+    from trainer.config import SyntheticData
+    from trainer.schema import config_schema
+
+    assert role_of("data.test_samples") == role_of("log.histograms") == role_of("scheduler.cooldown") == "count0"
+    assert SyntheticData(dataset="synthetic", test_samples=0).test_samples == 0
+    with pytest.raises(ValueError, match="is not a count of at least 1"):
+        SyntheticData(dataset="synthetic", samples=0)
+    defs = config_schema()["$defs"]
+    assert defs["SyntheticData"]["properties"]["test_samples"]["minimum"] == 0
+    assert defs["SyntheticData"]["properties"]["samples"]["minimum"] == 1
+    assert defs["LogConfig"]["properties"]["histograms"]["minimum"] == 0
+
+
+def test_a_config_field_marked_with_a_role_its_name_does_not_have_is_refused():
+    from typing import Annotated
+
+    from pydantic import BaseModel
+
+    from trainer.numbers import Role
+
+    with pytest.raises(TypeError, match="'widht' is marked Role"):
+
+        class Section(BaseModel):
+            widht: Annotated[int, Role()] = 1

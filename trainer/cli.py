@@ -16,7 +16,7 @@ from trainer import __version__, arguments
 from trainer.config import Config
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
 from trainer.validation import validate_config
-from trainer.yamlio import Source, apply_overrides, load_config_file
+from trainer.yamlio import Source, apply_overrides, load_config_file, run_name
 
 EXAMPLES = """examples:
   python -m trainer configs/mnist.yaml                             train (train is the default command)
@@ -227,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     if misread := arguments.misread(argv, parser, COMMANDS):  # `--lr 0.01`, `chek x.yaml`: say what to type
         print(format_error(misread), file=sys.stderr)
         return 2
-    positional = [a for a in argv if not a.startswith("-")]
-    if positional and positional[0] not in COMMANDS:
-        argv.insert(argv.index(positional[0]), "train")  # `python -m trainer configs/x.yaml` means train
+    positional = arguments.positionals(argv, parser, COMMANDS)  # not option values: `--resume RUN train x.yaml`
+    if positional and positional[0][1] not in COMMANDS:
+        argv.insert(positional[0][0], "train")  # `python -m trainer configs/x.yaml` means train
     if positional:  # `--debug train x.yaml`: the command's options may come before it too
-        at = next(i for i, a in enumerate(argv) if not a.startswith("-"))
+        at = positional[0][0]  # the command's place (the train put there, or the one typed)
         before = [a for a in argv[:at] if a not in ("-h", "--help", "--version")]
         argv = [a for a in argv[:at] if a not in before] + [argv[at], *before, *argv[at + 1 :]]
     args, extra = parser.parse_known_args(argv)
@@ -306,11 +306,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from trainer.folders import inspect
+    from trainer.folders import what_is
 
-    given = inspect(args.run).kind
-    if given in ("file", "config", "missing") and any(inspect(i).run for i in args.inputs):
-        run = next(i for i in args.inputs if inspect(i).run)  # the run and the images given the other way round
+    given = what_is(args.run).kind
+    if given in ("file", "config", "missing") and any(what_is(i).run for i in args.inputs):
+        run = next(i for i in args.inputs if what_is(i).run)  # the run and the images given the other way round
         images = [*([args.run] if given != "config" else []), *(i for i in args.inputs if i != run)]
         raise UserError(
             f"'{args.run}' is not a run folder or checkpoint, but '{run}' is: the run comes first, then the images",
@@ -350,7 +350,7 @@ def load_config(path: str, overrides: list[str], show_early: bool = False) -> tu
 
     data, source = load_config_file(path)
     with located(source):
-        data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip("._-") or "run")
+        data.setdefault("name", run_name(path))
         apply_overrides(data, overrides, source)
         try:
             cfg = validate_config(data)
@@ -366,9 +366,10 @@ def load_config(path: str, overrides: list[str], show_early: bool = False) -> tu
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    if args.resume:  # the sweep folder is found (or refused) before the sweep's machinery is imported
-        from trainer.folders import sweep_folder
+    from trainer.folders import sweep_folder
+    from trainer.yamlio import split_key
 
+    if args.resume:  # the sweep folder is found (or refused) before the sweep's machinery is imported
         sweep_dir = sweep_folder(args.resume, lambda found: f"python -m trainer sweep --resume {found}")
     from trainer import sweep
 
@@ -387,6 +388,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             )
         fixed, swept = sweep.split_overrides(args.overrides)
         data, source = config_data(args.config, fixed)
+        # A problem with a swept key names the command line it was typed on, not the file.
+        source.overrides |= {split_key(o.partition("=")[0].strip()): o for o in args.overrides if o not in fixed}
         options = {"method": args.method, "trials": args.trials, "jobs": args.jobs, "storage": args.storage}
         with located(source):
             plan = sweep.make_plan(data, swept, options)
@@ -458,7 +461,7 @@ def config_data(path: str, overrides: list[str]) -> tuple[dict[str, Any], Source
     """A config file as plain data with its run name and the overrides applied, checked by the schema."""
     data, source = load_config_file(path)
     with located(source):
-        data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip("._-") or "run")
+        data.setdefault("name", run_name(path))
         apply_overrides(data, overrides, source)
     validated(data, source)
     return data, source
@@ -580,10 +583,9 @@ def run_init(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise UserError(f"{out} exists already; init does not overwrite files", fix=f"-o another name than {out}")
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", out.stem).lstrip("._-") or "run"
     from trainer.checkpoint import write_atomic
 
-    write_atomic(out, starter_config(args.template, name))
+    write_atomic(out, starter_config(args.template, run_name(out)))
     print(f"wrote {out}. Check it: python -m trainer check {out}    Train: python -m trainer {out}")
     return 0
 
@@ -632,10 +634,10 @@ def located(source: Source) -> Iterator[None]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from trainer.folders import run_folder
+
     resume = None
     if args.resume:  # a run to carry on: found (or refused) before the config is even read
-        from trainer.folders import run_folder
-
         again = " ".join(["python -m trainer train", args.config, *args.overrides, "--resume"])
         resume = run_folder(args.resume, "train --resume", lambda found: f"{again} {found}", needs="last")
     cfg, source = load_config(args.config, args.overrides, show_early=True)

@@ -37,8 +37,8 @@ class Component(BaseModel):
 
 
 class DataCommon(Section):
-    batch_size: Annotated[int, Role("count")] = Field(128, description="samples per training step")
-    val_split: Annotated[float, Role("probability")] = Field(
+    batch_size: Annotated[int, Role()] = Field(128, description="samples per training step")
+    val_split: Annotated[float, Role()] = Field(
         0.1, description="fraction of the training set held out for validation (0.1 is 10%)"
     )
 
@@ -106,7 +106,7 @@ class CsvData(DataCommon):
     task: Literal["auto", "classification", "regression"] = Field(
         "auto", description="auto: classification when the target holds text or a few whole numbers, else regression"
     )
-    test_split: Annotated[float, Role("probability")] = Field(
+    test_split: Annotated[float, Role()] = Field(
         0.0, description="fraction of the rows held out for the test split (when no test_path; 0.2 is 20%)"
     )
 
@@ -119,10 +119,8 @@ class SyntheticData(DataCommon):
         "blobs",
         description="blobs, spirals, moons, circles: classes of points; sine: fit y = sin(x) plus noise (regression)",
     )
-    samples: Annotated[int, Role("count")] = Field(
-        2000, description="training samples (validation is taken out of these)"
-    )
-    test_samples: Annotated[int, Role("count0")] = Field(500, description="samples in the separate test split")
+    samples: Annotated[int, Role()] = Field(2000, description="training samples (validation is taken out of these)")
+    test_samples: Annotated[int, Role()] = Field(500, description="samples in the separate test split")
     features: int = Field(2, gt=0, description="input features of blobs (the other kinds have their own: 2, sine 1)")
     classes: int = Field(3, ge=2, description="number of classes (moons and circles always have 2)")
     noise: float = Field(0.5, ge=0, description="spread of the points around their class (or the curve)")
@@ -142,7 +140,7 @@ class MLPModel(Section):
     name: Literal["mlp"] = Field(description="the built-in fully connected network")
     hidden: list[Annotated[int, Field(gt=0)]] = Field([256, 128], description="units of each hidden layer")
     activation: Activation = Field("relu", description="the non-linearity after each layer")
-    dropout: Annotated[float, Role("probability")] = Field(
+    dropout: Annotated[float, Role()] = Field(
         0.0, description="dropout after each hidden layer: the share of units zeroed (0.1 is 10%)"
     )
 
@@ -154,7 +152,7 @@ class CNNModel(Section):
     channels: list[Annotated[int, Field(gt=0)]] = Field([32, 64], description="output channels of each conv block")
     kernel_size: int = Field(3, gt=0, description="conv kernel size (odd sizes keep the image size)")
     fc: int = Field(128, gt=0, description="units of the hidden fully connected layer")
-    dropout: Annotated[float, Role("probability")] = Field(
+    dropout: Annotated[float, Role()] = Field(
         0.25, description="dropout before the last layer: the share of units zeroed (0.25 is 25%)"
     )
     batch_norm: bool = Field(True, description="batch norm after each conv")
@@ -170,7 +168,7 @@ class ResNetModel(Section):
     channels: list[Annotated[int, Field(gt=0)]] = Field(
         [64, 128, 256], description="output channels of each stage; each stage halves the image"
     )
-    dropout: Annotated[float, Role("probability")] = Field(
+    dropout: Annotated[float, Role()] = Field(
         0.0, description="dropout before the last layer: the share of units zeroed (0.1 is 10%)"
     )
 
@@ -179,7 +177,8 @@ class OtherModel(Component):
     """Any torchvision.models builder (e.g. resnet18, no pretrained weights) or path/to/file.py:ClassName."""
 
 
-def _model_kind(value: Any) -> str:
+def model_kind(value: Any) -> str:
+    """Which model section a model (a dict or a parsed section) is: mlp, cnn or resnet, else other."""
     name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
     return name if name in ("mlp", "cnn", "resnet") else "other"
 
@@ -189,7 +188,7 @@ ModelConfig = Annotated[
     | Annotated[CNNModel, Tag("cnn")]
     | Annotated[ResNetModel, Tag("resnet")]
     | Annotated[OtherModel, Tag("other")],
-    Discriminator(_model_kind),
+    Discriminator(model_kind),
 ]
 
 
@@ -203,7 +202,7 @@ class OptimizerConfig(Component):
     """sgd, adam, adamw, rmsprop or any torch.optim class by name."""
 
     name: str = Field("adamw", description="the optimizer: a short name or a torch.optim class")
-    lr: Annotated[float, Role("lr")] = Field(
+    lr: Annotated[float, Role()] = Field(
         1e-3, description="learning rate (about 1e-3 for Adam and AdamW, 1e-2 to 1e-1 for SGD)"
     )
 
@@ -225,7 +224,7 @@ class EarlyStopping(Section):
     mode: Literal["min", "max"] | None = Field(
         None, description="min when lower is better, max when higher is; by default max for accuracy, top5 and r2"
     )
-    patience: Annotated[int, Role("count")] = Field(
+    patience: Annotated[int, Role()] = Field(
         3, description="epochs without improvement before stopping (fewer than train.epochs)"
     )
     min_delta: float = Field(0.0, ge=0, description="a change smaller than this does not count as improvement")
@@ -234,15 +233,15 @@ class EarlyStopping(Section):
 class TrainConfig(Section):
     """How to train: epochs, device, precision, gradient handling, early stopping."""
 
-    epochs: Annotated[int, Role("count")] = Field(3, description="passes over the training set")
+    epochs: Annotated[int, Role()] = Field(3, description="passes over the training set")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto picks CUDA when present")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp16 needs CUDA; bf16 works on CPU too")
     preflight: bool = Field(True, description="before training, check one batch through model, loss and backward")
     early_stopping: EarlyStopping | None = Field(None, description="stop when the monitored metric stalls")
-    grad_clip: Annotated[float, Role("grad_clip")] | None = Field(
+    grad_clip: Annotated[float, Role()] | None = Field(
         None, description="cap the total gradient norm at this value (0.5 to 5 is usual)"
     )
-    accumulate: Annotated[int, Role("count")] = Field(
+    accumulate: Annotated[int, Role()] = Field(
         1, description="add up the gradients of this many batches before each step"
     )
     compile: bool = Field(False, description="torch.compile the model (slow start, faster steps on a GPU)")
@@ -253,12 +252,10 @@ class LogConfig(Section):
     """What a run shows and keeps: where runs go, TensorBoard, metrics, pictures, progress bars."""
 
     dir: str = Field("runs", description="runs are saved in <dir>/<name>/<YYYYmmdd-HHMMSS>/")
-    every_n_steps: Annotated[int, Role("count")] = Field(
+    every_n_steps: Annotated[int, Role()] = Field(
         50, description="how often the training loss goes to TensorBoard (in optimizer steps)"
     )
-    histograms: Annotated[int, Role("count0")] = Field(
-        0, description="weight and gradient histograms every N epochs (0: none)"
-    )
+    histograms: Annotated[int, Role()] = Field(0, description="weight and gradient histograms every N epochs (0: none)")
     metrics: list[str] | None = Field(
         None,
         description="what evaluation reports; by default accuracy, top5 (over 5 classes), per_class_accuracy and "

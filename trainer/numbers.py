@@ -367,12 +367,11 @@ def _decays(ctx: Context) -> int:
     return 0
 
 
-def _count(key: str, value: Any, ctx: Context | None) -> Finding | None:
-    """Epochs, steps, patience, sizes: whole numbers, at least 1 (histograms and cooldowns may be 0)."""
+def _count(key: str, value: Any, ctx: Context | None, lowest: int = 1) -> Finding | None:
+    """Epochs, steps, patience, sizes: whole numbers, at least 1 (at least 0 for the role count0)."""
     name = _name(key)
     if not _number(value):
         return None
-    lowest = 0 if name in ("histograms", "cooldown", "test_samples") else 1
     if not math.isfinite(value) or value != int(value) or value < lowest:
         whole = math.isfinite(value) and round(value) >= lowest
         fix = round(value) if whole else USUAL_COUNT.get(name, lowest)
@@ -381,6 +380,11 @@ def _count(key: str, value: Any, ctx: Context | None) -> Finding | None:
     if ctx is None:
         return None
     return _count_in_context(key, int(value), ctx)
+
+
+def _count0(key: str, value: Any, ctx: Context | None) -> Finding | None:
+    """Counts where 0 means none: histograms every 0 epochs, a cooldown of 0 epochs, 0 test samples."""
+    return _count(key, value, ctx, lowest=0)
 
 
 # What to offer instead of a count that cannot be one (0 or negative).
@@ -517,10 +521,12 @@ CHECKS: dict[str, Check] = {
     "grad_clip": _grad_clip,
     "decay": _decay,
     "count": _count,
+    "count0": _count0,
     "milestones": _milestones,
 }
 # The job of a number by its name, whatever the class it goes to; `section.name` where one name has two jobs
-# (a loss's `p` is the degree of a norm, a model's `p` is a dropout probability).
+# (a loss's `p` is the degree of a norm, a model's `p` is a dropout probability). The one place a job is said:
+# leaptrain's own keys marked Role() in trainer/config.py look theirs up here too.
 ROLES = {
     "lr": "lr",
     "max_lr": "lr",
@@ -548,8 +554,9 @@ ROLES = {
     "scheduler.factor": "decay",
     "milestones": "milestones",
     **dict.fromkeys(UNITS, "count"),
-    "cooldown": "count",
-    "test_samples": "count",
+    "histograms": "count0",
+    "cooldown": "count0",
+    "test_samples": "count0",
 }
 
 
@@ -568,15 +575,19 @@ BOUNDS = {
 }
 
 
-class Role:
-    """Marks a config field with its job (`Annotated[float, Role("probability")]`): pydantic then refuses a value
-    that cannot do that job with the reason and a value to try, and the JSON Schema gets the bounds for editors."""
+ROLE = "leaptrain_role"  # the key under which a field's role waits in its core schema for its JSON Schema
 
-    def __init__(self, role: str):
-        self.role = role
+
+class Role:
+    """Marks a config field as a number with a job (`Annotated[float, Role()]`), the job found by the field's name
+    in ROLES: pydantic then refuses a value that cannot do that job with the reason and a value to try, and the
+    JSON Schema gets the bounds for editors."""
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        check = CHECKS["count" if self.role == "count0" else self.role]
+        role = role_of(handler.field_name or "")
+        if role is None:
+            raise TypeError(f"config field {handler.field_name!r} is marked Role(), but numbers.ROLES gives it no job")
+        check = CHECKS[role]
 
         def validate(value: Any, info: core_schema.ValidationInfo) -> Any:
             found = check(info.field_name or "", value, None)
@@ -584,10 +595,10 @@ class Role:
                 raise PydanticCustomError("number_role", found.text(with_key=False))
             return value
 
-        return core_schema.with_info_after_validator_function(validate, handler(source))
+        return core_schema.with_info_after_validator_function(validate, handler(source), metadata={ROLE: role})
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        return {**handler(schema), **BOUNDS.get(self.role, {})}
+        return {**handler(schema), **BOUNDS.get(schema.get("metadata", {}).get(ROLE), {})}
 
 
 def findings(cfg: Config, samples: int | None = None, batches: int | None = None) -> list[Finding]:

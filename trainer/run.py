@@ -41,15 +41,15 @@ from trainer.yamlio import dump_yaml, flatten
 def check_components(cfg: Config) -> None:
     """Every component name and argument, and the values torch checks when it builds (on a dummy parameter), and
     the user's own files, imported: all before anything is built, all problems at once."""
-    load_catalog()  # torch is imported by now: (re)make the catalog a later config's quick check reads
+    catalog = load_catalog()  # torch is imported by now: made here if missing, for a later config's quick check
     problems = [
-        *check_model(cfg.model),
-        *check_loss(cfg.loss),
-        *check_optimizer(cfg.optimizer),
-        *check_scheduler(cfg.scheduler),
+        *check_model(cfg.model, catalog.models),
+        *check_loss(cfg.loss, catalog.losses),
+        *check_optimizer(cfg.optimizer, catalog.optimizers),
+        *check_scheduler(cfg.scheduler, catalog.schedulers),
         *_check_device(cfg),
     ]
-    problems = check_numbers(cfg, problems)  # every number against its job: lr, momentum, gamma, ...
+    problems = check_numbers(cfg, problems)  # each number against its job (a few ms: the CLI checked them first too)
     if problems:
         raise ConfigError(problems)
 
@@ -163,7 +163,10 @@ PLANNED_SCHEDULERS = ("one_cycle", "onecycle", "onecyclelr", "cosine", "cosinean
 
 
 def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
-    """The run's last checkpoint, after checking that `cfg` differs from the run's config only where it may."""
+    """The run's last checkpoint, after checking that `cfg` differs from the run's config only where it may.
+
+    A folder that is no run to carry on is refused (the command line has found the folder with its own Try line
+    before; this check is for the Python API)."""
     from trainer.folders import run_folder
 
     run_folder(str(run_dir), "resume", lambda path: f"python -m trainer resume {path}", needs="last", accept=False)
@@ -263,6 +266,7 @@ def train_in_this_process(
     warnings = []
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
         warnings = check_one_batch(model, built.loss_fn, batch, built.device, data.num_classes)
+    warnings += data.warnings  # about the data itself: a class missing from the val split, unreadable files, ...
     warnings += number_warnings(cfg, data)  # numbers that make no sense for this data: batch_size, epochs, ...
 
     resolved = cfg.model_dump(mode="json")
@@ -324,7 +328,8 @@ def check_from_config(cfg: Config) -> Report:
     built = build(cfg)
     print(f"data: {built.data.description}")
     print(f"feeding: {built.data.feeding}")
-    print("".join(f"warning: {line}\n" for line in number_warnings(cfg, built.data)), end="")
+    warnings = [*built.data.warnings, *number_warnings(cfg, built.data)]
+    print("".join(f"warning: {line}\n" for line in warnings), end="")
     batch = first_batch(built.data.train)
     return preflight(
         built.model,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from trainer.components import losses, models, optim, resolve
-from trainer.components.resolve import Signature, signature_of
+from trainer.components.resolve import Signature
 from trainer.config import LossConfig, ModelConfig, OptimizerConfig, SchedulerConfig, expand_shorthands
 from trainer.errors import Problem
 
@@ -67,9 +68,16 @@ def problems_in_valid_sections(data: dict[str, Any]) -> list[Problem]:
 
 def load_catalog() -> Catalog:
     """The catalog for the installed torch: read from its file, or made from torch (and saved) when the file is
-    missing, stale or unreadable."""
+    missing, stale or unreadable. Read once per process while the file stays as it is."""
+    path = cache_file()
+    return _catalog_at(path, _file_state(path))
+
+
+@functools.cache
+def _catalog_at(path: Path, state: tuple[int, int, int] | None) -> Catalog:
+    """Keyed by the file's path (LEAPTRAIN_CACHE_DIR may change between calls) and its state: a file damaged or
+    replaced since is read again."""
     stamp = _stamp()
-    path = cache_file(stamp)
     try:
         return _from_json(json.loads(path.read_text()), stamp)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -81,17 +89,22 @@ def load_catalog() -> Catalog:
     return catalog
 
 
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is written again: os.replace gives it a new inode, an edit a new size or time."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
 def build_catalog() -> Catalog:
     """The catalog, asked of torch and torchvision themselves (this imports them: a few seconds)."""
-
-    def signatures(classes: dict[str, Any]) -> dict[str, Signature]:
-        return {name: signature_of(cls) for name, cls in classes.items()}
-
     return Catalog(
-        optimizers=signatures(optim.optimizer_classes()),
-        schedulers=signatures(optim.scheduler_classes()),
-        losses=signatures(losses.loss_classes()),
-        models=signatures(models.model_classes()),
+        optimizers=optim.optimizer_signatures(),
+        schedulers=optim.scheduler_signatures(),
+        losses=losses.loss_signatures(),
+        models=models.model_signatures(),
     )
 
 
@@ -133,9 +146,11 @@ def _from_json(data: dict[str, Any], stamp: dict[str, Any]) -> Catalog:
     return Catalog(**kinds)
 
 
+@functools.cache
 def _stamp() -> dict[str, Any]:
     """What the catalog was made from: the versions (read without importing torch) and leaptrain's code that
-    lists the components (a changed rule of which classes count makes the file stale too)."""
+    lists the components (a changed rule of which classes count makes the file stale too). Worked out once per
+    process: neither changes while it runs."""
     code = hashlib.sha256()
     for file in (__file__, losses.__file__, models.__file__, optim.__file__, resolve.__file__):
         with contextlib.suppress(OSError, TypeError):

@@ -44,6 +44,11 @@ def loss_classes() -> dict[str, type[nn.Module]]:
     }
 
 
+def loss_signatures() -> dict[str, Signature]:
+    """What each loss's constructor accepts, asked of torch (the catalog keeps these)."""
+    return {name: signature_of(cls) for name, cls in loss_classes().items()}
+
+
 def _find(cfg: LossConfig) -> Any:
     if is_path_reference(cfg.name):
         return load_reference(cfg.name, "loss.name")
@@ -66,11 +71,13 @@ def check_loss_names(cfg: LossConfig, known: Mapping[str, Signature]) -> list[Pr
     return check_arguments(signature, cfg.args, "loss")
 
 
-def check_loss(cfg: LossConfig) -> list[Problem]:
+def check_loss(cfg: LossConfig, known: Mapping[str, Signature] | None = None) -> list[Problem]:
+    """The names against `known` (the catalog's losses; torch's own when left out), then what needs torch: the
+    values, and the user's own file, imported."""
     from torch import nn
 
     if not is_path_reference(cfg.name):
-        problems = check_loss_names(cfg, {name: signature_of(cls) for name, cls in loss_classes().items()})
+        problems = check_loss_names(cfg, loss_signatures() if known is None else known)
         if problems:
             return problems
     try:

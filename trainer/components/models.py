@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from trainer.components.resolve import (
@@ -41,21 +41,45 @@ def torchvision_names() -> list[str]:
     return torchvision.models.list_models(module=torchvision.models)
 
 
-def model_classes() -> dict[str, type]:
-    """The class each torchvision.models builder returns (its arguments are the ones a config may give)."""
+def model_class(name: str) -> type:
+    """The class the torchvision.models builder `name` returns (its arguments are the ones a config may give)."""
     import torch
     import torchvision
 
-    classes = {}
-    for name in torchvision_names():
-        builder = torchvision.models.get_model_builder(name)
-        returns = inspect.signature(builder).return_annotation  # `def resnet18(...) -> ResNet`
-        if not isinstance(returns, type):
-            with torch.device("meta"), warnings.catch_warnings():  # build without memory to see what comes out
-                warnings.simplefilter("ignore")
-                returns = type(builder(weights=None))
-        classes[name] = returns
-    return classes
+    builder = torchvision.models.get_model_builder(name)
+    returns = inspect.signature(builder).return_annotation  # `def resnet18(...) -> ResNet`
+    if not isinstance(returns, type):
+        with torch.device("meta"), warnings.catch_warnings():  # build without memory to see what comes out
+            warnings.simplefilter("ignore")
+            returns = type(builder(weights=None))
+    return returns
+
+
+def model_signatures() -> dict[str, Signature]:
+    """What each torchvision builder's model accepts, asked of torchvision (the catalog keeps these)."""
+    return {name: signature_of(model_class(name)) for name in torchvision_names()}
+
+
+class _TorchvisionModels(Mapping[str, Signature]):
+    """torchvision's builders by name, a builder's signature worked out only when it is looked up: checking one
+    model's arguments without the catalog builds no other model."""
+
+    def __init__(self) -> None:
+        self.names = torchvision_names()
+
+    def __getitem__(self, name: str) -> Signature:
+        if name not in self.names:
+            raise KeyError(name)
+        return signature_of(model_class(name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def _reference_args(target: Any, cfg: OtherModel, input_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
@@ -95,14 +119,17 @@ def check_model_names(cfg: ModelConfig, known: Mapping[str, Signature]) -> list[
     return [p for p in problems if "needs the argument" not in p.message]  # the builder gives those
 
 
-def check_model(cfg: ModelConfig) -> list[Problem]:
+def check_model(cfg: ModelConfig, known: Mapping[str, Signature] | None = None) -> list[Problem]:
+    """The names against `known` (the catalog's models; torchvision's own when left out), and the user's own file,
+    imported."""
     if isinstance(cfg, OtherModel) and is_path_reference(cfg.name):
         try:
             target = load_reference(cfg.name, "model.name")
         except UserError as err:
             return [Problem("model.name", f"{err.message}. Try: {err.fix}")]
         return check_arguments(target, _reference_args(target, cfg, (1, 1, 1), 1), "model")
-    known = {name: signature_of(cls) for name, cls in model_classes().items()} if isinstance(cfg, OtherModel) else {}
+    if known is None:
+        known = _TorchvisionModels() if isinstance(cfg, OtherModel) else {}
     return check_model_names(cfg, known)
 
 

@@ -50,6 +50,16 @@ def scheduler_classes() -> dict[str, type]:
     }
 
 
+def optimizer_signatures() -> dict[str, Signature]:
+    """What each optimizer's constructor accepts, asked of torch (the catalog keeps these)."""
+    return {name: signature_of(cls) for name, cls in optimizer_classes().items()}
+
+
+def scheduler_signatures() -> dict[str, Signature]:
+    """What each scheduler's constructor accepts, asked of torch (the catalog keeps these)."""
+    return {name: signature_of(cls) for name, cls in scheduler_classes().items()}
+
+
 def _optimizer_class(cfg: OptimizerConfig) -> type[torch.optim.Optimizer] | None:
     return find_by_name(cfg.name, optimizer_classes(), {})
 
@@ -62,10 +72,12 @@ def check_optimizer_names(cfg: OptimizerConfig, known: Mapping[str, Signature]) 
     return check_arguments(signature, {"lr": cfg.lr, **cfg.args}, "optimizer", filled=["params"])
 
 
-def check_optimizer(cfg: OptimizerConfig) -> list[Problem]:
+def check_optimizer(cfg: OptimizerConfig, known: Mapping[str, Signature] | None = None) -> list[Problem]:
+    """The names against `known` (the catalog's optimizers; torch's own when left out), then the values, which
+    only torch can judge."""
     import torch
 
-    problems = check_optimizer_names(cfg, {name: signature_of(cls) for name, cls in optimizer_classes().items()})
+    problems = check_optimizer_names(cfg, optimizer_signatures() if known is None else known)
     if not problems:  # torch checks values (betas in [0, 1), ...) when it builds; try it on a dummy parameter
         cls = _optimizer_class(cfg)
         assert cls is not None
@@ -121,10 +133,12 @@ def check_scheduler_names(cfg: SchedulerConfig, known: Mapping[str, Signature]) 
     return check_arguments(signature, args, "scheduler", filled=["optimizer"])
 
 
-def check_scheduler(cfg: SchedulerConfig) -> list[Problem]:
+def check_scheduler(cfg: SchedulerConfig, known: Mapping[str, Signature] | None = None) -> list[Problem]:
+    """The names against `known` (the catalog's schedulers; torch's own when left out), then the values, which
+    only torch can judge."""
     import torch
 
-    problems = check_scheduler_names(cfg, {name: signature_of(cls) for name, cls in scheduler_classes().items()})
+    problems = check_scheduler_names(cfg, scheduler_signatures() if known is None else known)
     cls, args = _scheduler_args(cfg, 1e-3, 100)
     if not problems and cls is not None:
         dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import Problem, UserError, did_you_mean, fold, one_of
+from trainer.errors import Problem, UserError, did_you_mean, did_you_mean_path, fold, one_of
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def _missing_file(target: str, key: str) -> UserError | None:
     if Path(target).is_file():
         return None
     return UserError(
-        f"the file '{target}' does not exist (looked in {Path.cwd()})",
+        f"the file '{target}' does not exist{did_you_mean_path(target)} (looked in {Path.cwd()})",
         fix="give the path relative to the folder you run from, e.g. models/my_net.py:MyNet",
         key=key,
     )
@@ -206,7 +206,7 @@ def load_reference(reference: str, key: str) -> Any:
         except SyntaxError as err:
             raise _unreadable(target, err, key) from err
         except Exception as err:
-            from trainer.explain import user_location  # a large module: only when the learner's file fails
+            from trainer.failure import user_location  # only when the learner's file fails
 
             where = user_location(err.__traceback__) or target
             raise UserError(
