@@ -95,6 +95,20 @@ def write_config(tmp_path: Path):
     return write
 
 
+# A small valid config written as a learner writes one: tests change a line of it to make one mistake.
+SMALL_CONFIG = """
+name: t
+data:
+  dataset: synthetic
+  batch_size: 32
+model:
+  name: mlp
+  hidden: [16]
+optimizer:
+  name: adamw
+  lr: 1e-3
+"""
+
 SYNTHETIC = """
 name: tiny
 data: {dataset: synthetic, samples: 400, test_samples: 100, classes: 3, batch_size: 32}

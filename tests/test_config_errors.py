@@ -7,20 +7,9 @@ import sys
 
 import pytest
 
-from tests.conftest import SYNTHETIC
+from tests.conftest import SMALL_CONFIG, SYNTHETIC
 
-BASE = """
-name: t
-data:
-  dataset: synthetic
-  batch_size: 32
-model:
-  name: mlp
-  hidden: [16]
-optimizer:
-  name: adamw
-  lr: 1e-3
-"""
+BASE = SMALL_CONFIG
 
 
 def test_typo_in_a_key_names_its_line_and_suggests_the_key(write_config, run_cli):

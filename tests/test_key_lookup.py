@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import SMALL_CONFIG
 from trainer import keys
 from trainer.config import CNNModel, ImageFolderData, MLPModel, OtherModel, ResNetModel
 from trainer.errors import ConfigError
@@ -17,20 +18,7 @@ from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, yaml_problem
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = """
-name: t
-data:
-  dataset: synthetic
-  batch_size: 32
-model:
-  name: mlp
-  hidden: [16]
-optimizer:
-  name: adamw
-  lr: 1e-3
-train:
-  epochs: 1
-"""
+BASE = SMALL_CONFIG + "train:\n  epochs: 1\n"
 
 
 def config(**sections: dict) -> dict:
