@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from trainer.components.resolve import (
+    LOSS,
     Signature,
     check_arguments,
     check_reference,
@@ -51,7 +52,7 @@ def loss_signatures() -> dict[str, Signature]:
 
 def _find(cfg: LossConfig) -> Any:
     if is_path_reference(cfg.name):
-        return load_reference(cfg.name, "loss.name")
+        return load_reference(cfg.name, "loss.name", LOSS)  # refused unless a loss module or a function
     return find_by_name(cfg.name, loss_classes(), {}, suffix="Loss")
 
 
@@ -59,7 +60,7 @@ def check_loss_names(cfg: LossConfig, known: Mapping[str, Signature]) -> list[Pr
     """The name and the argument names, against `known` losses (the catalog's, or torch's own); of the user's
     own file only what can be told without running it."""
     if is_path_reference(cfg.name):
-        problems = check_reference(cfg.name, "loss.name")
+        problems = check_reference(cfg.name, "loss.name", LOSS)
         node = None if problems else definition_in_file(cfg.name)
         if node is None:
             return problems  # the arguments are checked once the file is imported

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from trainer.components.resolve import (
+    MODEL,
     Signature,
     check_arguments,
     check_reference,
@@ -98,7 +99,7 @@ def check_model_names(cfg: ModelConfig, known: Mapping[str, Signature]) -> list[
     if not isinstance(cfg, OtherModel):
         return []  # the schema already checked every key of the built-in models
     if is_path_reference(cfg.name):
-        problems = check_reference(cfg.name, "model.name")
+        problems = check_reference(cfg.name, "model.name", MODEL)
         node = None if problems else definition_in_file(cfg.name)
         if node is None:
             return problems  # the arguments are checked once the file is imported
@@ -124,7 +125,7 @@ def check_model(cfg: ModelConfig, known: Mapping[str, Signature] | None = None) 
     imported."""
     if isinstance(cfg, OtherModel) and is_path_reference(cfg.name):
         try:
-            target = load_reference(cfg.name, "model.name")
+            target = load_reference(cfg.name, "model.name", MODEL)  # refused unless an nn.Module subclass
         except UserError as err:
             return [Problem("model.name", f"{err.message}. Try: {err.fix}")]
         return check_arguments(target, _reference_args(target, cfg, (1, 1, 1), 1), "model")
@@ -161,7 +162,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
             CNN(input_shape, num_classes, cfg) if isinstance(cfg, CNNModel) else ResNet(input_shape, num_classes, cfg)
         )
     if is_path_reference(cfg.name):
-        target = load_reference(cfg.name, "model.name")
+        target = load_reference(cfg.name, "model.name", MODEL)
         return target(**_reference_args(target, cfg, input_shape, num_classes))
     import torchvision
 

@@ -1,5 +1,6 @@
-"""Find a class by the name a user wrote, import user code by path (or read it without running it), and check
-arguments against signatures."""
+"""Find a class by the name a user wrote, import user code by path (or read it without running it), check that
+what a reference names is the kind of thing its section needs before anything calls it, and check arguments
+against signatures. What a config or a checkpoint may make leaptrain import: docs/trust.md."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import os
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import Problem, UserError, did_you_mean, did_you_mean_path, fold, one_of
+from trainer.errors import ConfigError, Problem, UserError, did_you_mean, did_you_mean_path, fold, one_of
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,43 @@ def is_path_reference(name: str) -> bool:
     return ":" in name and not name.startswith(":")
 
 
-def check_reference(reference: str, key: str) -> list[Problem]:
+@dataclass(frozen=True)
+class Kind:
+    """What a section needs a reference to name; the object is checked against it before anything calls it."""
+
+    needs: str  # for messages: 'a subclass of torch.nn.Module'
+    fix: str  # what to name instead, with an example
+    functions: bool  # whether a plain function will do (told from the file's source before it runs)
+
+    def accepts(self, target: Any) -> bool:
+        from torch import nn  # the object was imported, so torch was too
+
+        is_module_class = isinstance(target, type) and issubclass(target, nn.Module)
+        return is_module_class or (self.functions and inspect.isfunction(target))
+
+
+MODEL = Kind(
+    "a subclass of torch.nn.Module",
+    "name a class of your own file that subclasses nn.Module, e.g. net.py:Net",
+    functions=False,
+)
+LOSS = Kind(
+    "a subclass of torch.nn.Module or a function (logits, targets)",
+    "name a loss class (an nn.Module) or a function (logits, targets) of your own file, e.g. loss.py:my_loss",
+    functions=True,
+)
+# The sections whose name may be a reference to code: those a saved config is checked for (trust_saved_references).
+KINDS = {"model.name": MODEL, "loss.name": LOSS}
+
+
+def check_reference(reference: str, key: str, kind: Kind | None = None) -> list[Problem]:
     """What can be told of `file.py:Name` without running the file (it imports torch): that the file exists,
-    that Python can read it, and that it defines Name. `package.module:Name` is left to `load_reference`."""
+    that Python can read it, that it defines Name, and (for a `kind` that takes no functions) that Name is not a
+    function. Of `package.module:Name`, only that it is not the standard library; the rest is `load_reference`'s."""
     target, _, attr = reference.rpartition(":")
     if not target.endswith(".py"):
-        return []
+        refused = _standard_library(reference, key, kind)
+        return [_problem(refused)] if refused else []
     if missing := _missing_file(target, key):
         return [_problem(missing)]
     try:
@@ -78,9 +112,44 @@ def check_reference(reference: str, key: str) -> list[Problem]:
     except (OSError, ValueError):
         return []  # unreadable for another reason: importing it will say why
     bound = _bound_names(tree)
-    if bound is None or attr in bound:
-        return []
-    return [_problem(_not_defined(target, attr, _top_level_names(tree), key))]
+    if bound is not None and attr not in bound:
+        return [_problem(_not_defined(target, attr, _top_level_names(tree), key))]
+    if kind is not None and not kind.functions and isinstance(definition_in_file(reference), ast.FunctionDef):
+        return [_problem(_wrong_kind(reference, "a function", key, kind))]
+    return []
+
+
+def _standard_library(reference: str, key: str, kind: Kind | None) -> UserError | None:
+    """No section takes anything from Python's standard library (os, subprocess, builtins ...): refused before
+    anything is imported, since naming one is how a config would run a command."""
+    target = reference.rpartition(":")[0]
+    top = target.partition(".")[0]
+    if target.endswith(".py") or (top not in sys.stdlib_module_names and not top.startswith("__")):
+        return None  # a file is the learner's, whatever its name (code.py, test.py)
+    needs = f"; {key} needs {kind.needs}" if kind else ""
+    return UserError(
+        f"'{reference}' is in Python's standard library ('{top}'), not a model or loss of yours{needs}",
+        fix=(kind or MODEL).fix,
+        key=key,
+    )
+
+
+def _wrong_kind(reference: str, what: str, key: str, kind: Kind) -> UserError:
+    return UserError(f"'{reference}' is {what}; {key} needs {kind.needs}", fix=kind.fix, key=key)
+
+
+def _what_it_is(target: Any) -> str:
+    """'a built-in function', 'the class subprocess.Popen' ...: what a reference named, for a message."""
+    if inspect.ismodule(target):
+        return f"the module {target.__name__}"
+    if inspect.isbuiltin(target):
+        return "a built-in function"
+    if inspect.isfunction(target) or inspect.ismethod(target):
+        return "a function"
+    if isinstance(target, type):
+        own = target.__module__.startswith("user_")  # a learner's file: the reference names it already
+        return f"the class {'' if own else target.__module__ + '.'}{target.__qualname__}, not a torch.nn.Module"
+    return f"an object of type {type(target).__name__} (made already: name its class instead)"
 
 
 def _problem(err: UserError) -> Problem:
@@ -189,9 +258,13 @@ def _not_defined(target: str, attr: str, names: list[str], key: str) -> UserErro
     )
 
 
-def load_reference(reference: str, key: str) -> Any:
-    """Import `file.py:Name` (relative to the current folder) or `package.module:Name` and return Name."""
+def load_reference(reference: str, key: str, kind: Kind | None = None) -> Any:
+    """Import `file.py:Name` (relative to the current folder) or `package.module:Name` and return Name, refused
+    unless it is the `kind` its section needs: every caller that will call or instantiate Name gives its kind, so
+    nothing is called that is not. The standard library is refused before anything is imported."""
     target, _, attr = reference.rpartition(":")
+    if refused := _standard_library(reference, key, kind):
+        raise refused
     if target.endswith(".py"):
         path = Path(target)
         if missing := _missing_file(target, key):
@@ -225,7 +298,10 @@ def load_reference(reference: str, key: str) -> Any:
             ) from err
     if not hasattr(module, attr):
         raise _not_defined(target, attr, [n for n in vars(module) if not n.startswith("_")], key)
-    return getattr(module, attr)
+    found = getattr(module, attr)
+    if kind is not None and not kind.accepts(found):
+        raise _wrong_kind(reference, _what_it_is(found), key, kind)
+    return found
 
 
 def check_arguments(
@@ -254,3 +330,77 @@ def check_arguments(
         if name not in args and name not in filled:
             problems.append(Problem(section, f"{signature.name} needs the argument '{name}'. Try: add `{name}: ...`"))
     return problems
+
+
+# Names the modules or files a user allows a run's or a checkpoint's config to import (for commands that take no
+# overrides, such as predict): a comma-separated list, e.g. LEAPTRAIN_ALLOW_IMPORT=my_package.models
+ALLOW_IMPORT = "LEAPTRAIN_ALLOW_IMPORT"
+
+
+def _inside_current_folder(target: str) -> bool:
+    """A relative path that stays in the current folder (no absolute path, no '..' out of it, no odd bytes)."""
+    try:
+        return not Path(target).is_absolute() and Path(target).resolve().is_relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def saved_references(cfg: Any) -> dict[str, str]:
+    """The references to code a config holds, by key: {'model.name': 'net.py:Net'}."""
+    names = {key: getattr(getattr(cfg, key.partition(".")[0]), "name", "") for key in KINDS}
+    return {key: name for key, name in names.items() if is_path_reference(name)}
+
+
+def trust_saved_references(cfg: Any, source: Any, run: Path, command: str, takes_overrides: bool = True) -> None:
+    """A config read from a run or a checkpoint, which may come from someone else, may make leaptrain import only
+    the learner's own files, given relative to the current folder: says in a line which file it imports, and
+    refuses anything else (a package, a file elsewhere) before anything is imported. A reference typed on the
+    command line, or allowed in $LEAPTRAIN_ALLOW_IMPORT, is the user's own. `command` is the line that was typed."""
+    allowed = {name.strip() for name in os.environ.get(ALLOW_IMPORT, "").split(",") if name.strip()}
+    problems: list[Problem] = []
+    notes: dict[str, list[str]] = {}
+    for key, reference in saved_references(cfg).items():
+        path = tuple(key.split("."))
+        target = reference.rpartition(":")[0]
+        if path in source.overrides or path[:-1] in source.overrides or target in allowed:
+            continue
+        typed = shlex.quote(f"{key}={reference}")
+        allow = f"{command} {typed}" if takes_overrides else f"{ALLOW_IMPORT}={shlex.quote(target)} {command}"
+        if refused := _standard_library(reference, key, KINDS[key]):
+            problems.append(_problem(refused))
+        elif not target.endswith(".py"):
+            problems.append(
+                Problem(
+                    key,
+                    f"the run's config names the package module '{target}': a run or checkpoint cannot make "
+                    f"leaptrain import a package, since it may come from someone else. Try: if you trust "
+                    f"'{target}', allow it yourself: {allow}",
+                )
+            )
+        elif not _inside_current_folder(target):
+            problems.append(
+                Problem(
+                    key,
+                    f"the run's config names '{target}', outside the current folder: a run or checkpoint may only "
+                    f"name files of the folder you run from. Try: copy your own file here, or if you trust it, "
+                    f"allow it yourself: {allow}",
+                )
+            )
+        elif not Path(target).is_file():
+            beside = next((folder for folder in run.resolve().parents[:5] if (folder / target).is_file()), None)
+            if beside is None:
+                problems.append(_problem(_missing_file(target, key) or UserError(target)))
+            else:
+                problems.append(
+                    Problem(
+                        key,
+                        f"the run's config names '{target}', which is not in the current folder but in {beside}, "
+                        f"beside the run. Try: run the command from there (cd {beside})",
+                    )
+                )
+        else:
+            notes.setdefault(target, []).append(key)
+    if problems:
+        raise ConfigError(problems, source)
+    for target, keys in notes.items():
+        print(f"note: importing {target} (named by the run's config: {', '.join(keys)})", file=sys.stderr)
