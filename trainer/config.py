@@ -92,6 +92,12 @@ class ImageFolderData(DataCommon):
         description="DataLoader worker processes when not cached (auto: the CPU count, 0 where unsafe); "
         "decoding into the memory cache uses one thread per core",
     )
+    max_pixels: int = Field(
+        90_000_000,
+        gt=0,
+        description="an image with more pixels (width x height) than this is skipped, by its header, before it is "
+        "decoded: a small file can unpack into gigabytes; raise it for larger photos",
+    )
 
 
 class CsvData(DataCommon):

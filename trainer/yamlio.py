@@ -16,8 +16,53 @@ from trainer.errors import ConfigError, Problem, fold
 KeyPath = tuple[str | int, ...]
 
 
+# A config is a few kilobytes. These bound what a file can make the loader do: the bytes read, the nodes built
+# once aliases are expanded (a few hundred bytes of nested aliases can stand for billions), and how deep.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_ALIASES = 1_000
+MAX_NODES = 100_000
+MAX_DEPTH = 50
+
+
+class _TooBig(yaml.YAMLError):
+    """What a config file holds too much of, and the line where the loader stopped (a YAMLError, so that
+    parse_value keeps such an override as text)."""
+
+    def __init__(self, what: str, fix: str, line: int = 0):
+        super().__init__(what)
+        self.what, self.fix, self.line = what, fix, line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-3` as a number (YAML 1.1 wants a dot in floats) and only true/false as booleans."""
+    """SafeLoader that reads `1e-3` as a number (YAML 1.1 wants a dot in floats) and only true/false as booleans,
+    and refuses nesting deeper than MAX_DEPTH and more than MAX_ALIASES aliases while it composes."""
+
+    depth = 0
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        line = self.peek_event().start_mark.line + 1
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooBig(f"more than {MAX_ALIASES:,} aliases (*name)", "write the values out", line)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooBig(f"sections nested more than {MAX_DEPTH} deep", "write a flatter config", line)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def merge_once(self, node: yaml.MappingNode) -> int:
+        """Apply the mapping's merge keys (<<: *defaults) once, however often aliases reach it; how many of its
+        pairs came from them (they come first), which the keys written in the mapping itself may override."""
+        merged: dict[int, int] = self.__dict__.setdefault("merged", {})
+        if id(node) not in merged:
+            own = sum(key.tag != "tag:yaml.org,2002:merge" for key, _ in node.value)
+            self.flatten_mapping(node)
+            merged[id(node)] = len(node.value) - own
+        return merged[id(node)]
 
 
 _REPLACED = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")
@@ -85,27 +130,129 @@ def load_config_file(path: str | Path) -> tuple[dict[str, Any], Source]:
     """The config as plain data, and the line of every key in it."""
     path = Path(path)
     source = Source(str(path))
+
+    def refuse(message: str, line: int = 0) -> ConfigError:
+        if line:
+            source.lines[()] = line
+        return ConfigError([Problem("", message)], source)
+
     if not path.is_file():
-        hint = "it is a folder" if path.is_dir() else "no such file"
-        raise ConfigError(
-            [Problem("", f"cannot read the config: {hint}. Try: check the path (shipped configs are in configs/)")],
-            source,
-        )
-    text = path.read_text(encoding="utf-8")
-    loader = _Loader(text)
+        hint = "it is a folder" if path.is_dir() else "no such file" if not path.exists() else "not a regular file"
+        raise refuse(f"cannot read the config: {hint}. Try: check the path (shipped configs are in configs/)")
     try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise refuse(f"cannot read the config: {err.strerror or err}. Try: check the file's permissions") from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        size = path.stat().st_size
+        raise refuse(
+            f"the config is {size:,} bytes, more than the {MAX_CONFIG_BYTES:,} a config may have (configs are a few "
+            "kilobytes). Try: check that this is the config you meant; keep large lists (sweeps, features) short"
+        )
+    text, problem = _decode_config(raw)
+    if problem:
+        raise refuse(*problem)
+    loader: _Loader | None = None
+    try:
+        loader = _Loader(text)  # checks every character first
         node = loader.get_single_node()
+        if node is not None:
+            _check_size(node)
         data = {} if node is None else _construct(node, (), loader, source)
     except yaml.MarkedYAMLError as err:
         line, message = yaml_problem(err, text.splitlines())
-        if line:
-            source.lines[()] = line
-        raise ConfigError([Problem("", message)], source) from err
+        raise refuse(message, line) from err
+    except yaml.reader.ReaderError as err:  # a control character the YAML reader refuses
+        line = text[: err.position].count("\n") + 1
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        raise refuse(
+            f"line {line} holds the control character 0x{code:02x}, which YAML does not allow. "
+            "Try: delete it (it is invisible in most editors; retype the line)",
+            line,
+        ) from err
+    except _TooBig as err:
+        raise refuse(f"the config holds {err.what}, the most a config may hold. Try: {err.fix}", err.line) from err
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError([Problem("", _not_a_mapping(data))], source)
     return data, source
+
+
+# The first bytes of files given as a config by mistake, and what they are.
+SIGNATURES = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive (a PyTorch checkpoint .pt is one)",
+    b"\x1f\x8b": "a gzip archive",
+    b"\x7fELF": "a program",
+    b"\x93NUMPY": "a NumPy array",
+    b"\x80\x02": "a pickle (an old PyTorch checkpoint)",
+    b"\x80\x04": "a pickle (an old PyTorch checkpoint)",
+    b"\x80\x05": "a pickle (an old PyTorch checkpoint)",
+}
+
+
+def _decode_config(raw: bytes) -> tuple[str, tuple[str, int] | None]:
+    """The file's text (UTF-8, or UTF-16 with its byte-order mark), or what is wrong and its line."""
+    fix = "Try: give the YAML config (python -m trainer init writes one); checkpoints go to eval, resume or predict"
+    for signature, what in SIGNATURES.items():
+        if raw.startswith(signature):
+            return "", (f"this is {what}, not a YAML config. {fix}", 0)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows' "Unicode" is UTF-16 with a byte-order mark
+        try:
+            return raw.decode("utf-16"), None
+        except UnicodeDecodeError:
+            return "", ("the file starts as UTF-16 text but is not. Try: save it as UTF-8", 0)
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        return "", (f"this is a binary file (a zero byte on line {line}), not a YAML config. {fix}", line)
+    try:
+        return raw.decode("utf-8-sig"), None  # an editor's UTF-8 byte-order mark is no part of the first key
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        start = raw.rfind(b"\n", 0, err.start) + 1
+        end = raw.find(b"\n", err.start)
+        shown = raw[start : end if end >= 0 else len(raw)].decode("cp1252", errors="replace").strip()[:60]
+        return "", (
+            f"line {line} is not UTF-8 text: byte 0x{raw[err.start]:02x} (column {err.start - start + 1}) cannot "
+            f"be read; as Windows text the line reads {shown!r}. Try: save the file as UTF-8 (most editors: "
+            "Save with encoding, UTF-8), or retype that character",
+            line,
+        )
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to more than MAX_NODES nodes, counted without expanding them:
+    each node's size is computed once, however many aliases point at it."""
+    sizes: dict[int, int] = {}
+    order, stack = [], [root]
+    while stack:  # the nodes, parents before children, each once
+        node = stack.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = 0
+        order.append(node)
+        if isinstance(node, yaml.SequenceNode):
+            stack += node.value
+        elif isinstance(node, yaml.MappingNode):
+            stack += [part for pair in node.value for part in pair]
+    for node in reversed(order):  # children before parents
+        children = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else []
+        )
+        sizes[id(node)] = min(1 + sum(sizes[id(child)] for child in children), MAX_NODES + 1)
+    if sizes[id(root)] > MAX_NODES:
+        what = f"more than {MAX_NODES:,} values once its aliases (*name) are expanded"
+        raise _TooBig(what, "write the values out instead of aliasing aliases", root.start_mark.line + 1)
 
 
 def _not_a_mapping(data: Any) -> str:
@@ -240,16 +387,24 @@ def _indentation(lines: list[str], end: int, text: Any) -> str:
 
 def _construct(node: yaml.Node, path: KeyPath, loader: _Loader, source: Source) -> Any:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # YAML merge keys (<<: *defaults)
+        merged = loader.merge_once(node)
         mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        inherited: set[Any] = set()  # keys merged in and not yet overridden
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            if key in mapping:
+            if isinstance(key, list | dict | set):  # `? [a, b]` or `{[a]: 1}`: no dotted key can name it
+                message = f"line {line} uses a {type(key).__name__} as a key. Try: a key is a word: `name: value`"
+                raise ConfigError([Problem(join_key(path), message)], source)
+            if key in mapping and key not in inherited:
                 first = source.lines[(*path, key)]
                 source.lines[(*path, key)] = line
                 message = f"appears twice (first on line {first}); only one can count. Try: delete one of them"
                 raise ConfigError([Problem(join_key((*path, key)), message)], source)
+            if index < merged:
+                inherited.add(key)
+            else:
+                inherited.discard(key)  # written here: it overrides what was merged in
             source.lines[(*path, key)] = line
             mapping[key] = _construct(value_node, (*path, key), loader, source)
         return mapping

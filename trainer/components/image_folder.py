@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
+import re
 import sys
 import warnings
 from collections import Counter
@@ -487,18 +489,28 @@ def resolve_workers(workers: int | str) -> tuple[int, str]:
     return count, f"{count} DataLoader workers (data.workers: auto, one per CPU core up to 8)"
 
 
-def read_image(path: str | Path, size: tuple[int, int], grayscale: bool) -> torch.Tensor:
-    """One image file as uint8 C x H x W, resized to `size` (height, width); raises when it cannot be read."""
+class TooManyPixels(Exception):
+    """An image whose header promises more pixels than data.max_pixels: refused before it is decoded."""
+
+
+def read_image(path: str | Path, size: tuple[int, int], grayscale: bool, max_pixels: int | None = None) -> torch.Tensor:
+    """One image file as uint8 C x H x W, resized to `size` (height, width); raises when it cannot be read, or
+    (TooManyPixels) when its header gives more than `max_pixels` pixels."""
     with quiet_torchvision_decoders():
-        return _read_image(path, size, grayscale)
+        return _read_image(path, size, grayscale, max_pixels)
 
 
-def _read_image(path: str | Path, size: tuple[int, int], grayscale: bool) -> torch.Tensor:
+def _read_image(
+    path: str | Path, size: tuple[int, int], grayscale: bool, max_pixels: int | None = None
+) -> torch.Tensor:
     """read_image for threads, which silence torchvision around the whole pass (see quiet_torchvision_decoders)."""
     from torchvision.transforms.v2 import functional as F
 
+    data = Path(path).read_bytes()
+    if max_pixels is not None:
+        check_pixels(data, max_pixels)
     try:
-        pixels = _decode_torchvision(Path(path), grayscale)
+        pixels = _decode_torchvision(data, grayscale)
     except Exception:  # a format torchvision does not read (bmp, CMYK jpeg, ...), or a torchvision without decoders
         pixels = _decode_pil(Path(path), grayscale)
     if pixels.dim() == 4:  # an animated gif: its first frame
@@ -510,13 +522,49 @@ def _read_image(path: str | Path, size: tuple[int, int], grayscale: bool) -> tor
     return pixels.contiguous()
 
 
-def _decode_torchvision(path: Path, grayscale: bool) -> torch.Tensor:
+def _decode_torchvision(data: bytes, grayscale: bool) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_image
 
-    data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     mode = ImageReadMode.GRAY if grayscale else ImageReadMode.RGB
     # Phone photos are often stored sideways with an EXIF note saying which way is up.
-    return decode_image(data, mode=mode, apply_exif_orientation=True)
+    return decode_image(encoded, mode=mode, apply_exif_orientation=True)
+
+
+def pixel_size(data: bytes | Path) -> tuple[int, str] | None:
+    """The pixels an image file's header promises, and how to say it ('20,000 x 20,000'), read without decoding
+    (decode_image would unpack them all first); None when the header cannot be read. `data` is the file's bytes,
+    or its path (then only the header is read)."""
+    from PIL import Image
+
+    if isinstance(data, Path):
+        with data.open("rb") as file:
+            start = file.read(24)
+    else:
+        start = data[:24]
+    if start.startswith(b"\x89PNG\r\n\x1a\n") and start[12:16] == b"IHDR":  # PNG: the size is in the first chunk
+        width, height = int.from_bytes(start[16:20], "big"), int.from_bytes(start[20:24], "big")
+        return width * height, f"{width:,} x {height:,}"
+    try:
+        with Image.open(data if isinstance(data, Path) else io.BytesIO(data)) as image:  # reads the header only
+            width, height = image.size
+    except Image.DecompressionBombError as err:  # PIL's own ceiling, far above ours, names only the count
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        return (int(found[1]), f"{int(found[1]):,} pixels") if found else None
+    except Exception:  # not an image: the decoders say so
+        return None
+    return width * height, f"{width:,} x {height:,}"
+
+
+def check_pixels(data: bytes | Path, max_pixels: int) -> None:
+    """Raise TooManyPixels when the header promises more than max_pixels pixels (a decompression bomb: a 1 MB
+    PNG can hold 20,000 x 20,000 of one colour, 1.2 GB once decoded)."""
+    size = pixel_size(data)
+    if size is not None and size[0] > max_pixels:
+        raise TooManyPixels(
+            f"{size[1]} pixels, more than data.max_pixels ({max_pixels:,}) allows; set data.max_pixels: "
+            f"{size[0]} to read it"
+        )
 
 
 @contextlib.contextmanager
@@ -539,10 +587,13 @@ def _decode_pil(path: Path, grayscale: bool) -> torch.Tensor:
         return pil_to_tensor(ImageOps.exif_transpose(image).convert("L" if grayscale else "RGB"))
 
 
-def verify_image(path: str | Path) -> None:
-    """Raises unless the file looks like a whole image: header read, png checksums checked, nothing decoded."""
+def verify_image(path: str | Path, max_pixels: int | None = None) -> None:
+    """Raises unless the file looks like a whole image: header read, png checksums checked, nothing decoded; and
+    (TooManyPixels) when the header promises more than max_pixels pixels."""
     from PIL import Image
 
+    if max_pixels is not None:
+        check_pixels(Path(path), max_pixels)
     with Image.open(path) as image:
         image.verify()
 
@@ -584,17 +635,24 @@ def for_each_file(
     return failed
 
 
-def _unreadable_warnings(paths: list[Path], root: Path, total: int) -> list[str]:
+def _unreadable_warnings(paths: list[Path], root: Path, total: int, max_pixels: int | None = None) -> list[str]:
     if not paths:
         return []
-    names = ", ".join(f"{_relative(p, root)} ({_why_unreadable(p)})" for p in paths[:NAMES_SHOWN])
+    names = ", ".join(f"{_relative(p, root)} ({_why_unreadable(p, max_pixels)})" for p in paths[:NAMES_SHOWN])
     more = f" and {len(paths) - NAMES_SHOWN} more" if len(paths) > NAMES_SHOWN else ""
     return [
         f"skipped {len(paths)} of {total:,} image files that could not be read: {names}{more}; replace or delete them"
     ]
 
 
-def _why_unreadable(path: Path) -> str:
+def _why_unreadable(path: Path, max_pixels: int | None = None) -> str:
+    if max_pixels is not None:
+        try:
+            verify_image(path, max_pixels)
+        except TooManyPixels as err:
+            return str(err)
+        except Exception:  # damaged or no image: said below
+            pass
     content = what_file_is(path)
     return f"a damaged {content}" if content in READABLE_CONTENT else content
 
@@ -624,9 +682,10 @@ def _in_memory(
         images[index].copy_(pixels)  # 3x quicker than images[index] = pixels
 
     paths = [str(path) for path, _ in everything]
-    read = functools.partial(_read_image, size=size, grayscale=grayscale)
+    read = functools.partial(_read_image, size=size, grayscale=grayscale, max_pixels=cfg.max_pixels)
     failed = for_each_file(paths, read, keep, "decoding images into memory")
-    warnings = _unreadable_warnings([everything[i][0] for i in failed], Path(cfg.root), len(everything))
+    bad = [everything[i][0] for i in failed]
+    warnings = _unreadable_warnings(bad, Path(cfg.root), len(everything), cfg.max_pixels)
     readable = torch.ones(len(everything), dtype=torch.bool)
     readable[failed] = False
     tensors, start = [], 0
@@ -738,8 +797,9 @@ def _from_disk(
 
     everything = [item for items in splits for item in items]
     paths = [str(path) for path, _ in everything]
-    failed = for_each_file(paths, verify_image, lambda index, result: None, "checking image files")
-    warnings = _unreadable_warnings([everything[i][0] for i in failed], Path(cfg.root), len(everything))
+    verify = functools.partial(verify_image, max_pixels=cfg.max_pixels)
+    failed = for_each_file(paths, verify, lambda index, result: None, "checking image files")
+    warnings = _unreadable_warnings([everything[i][0] for i in failed], Path(cfg.root), len(everything), cfg.max_pixels)
     bad = {everything[i][0] for i in failed}
     train, val, test = ([item for item in items if item[0] not in bad] for items in splits)
     _check_not_empty(train, cfg.root)
@@ -747,7 +807,7 @@ def _from_disk(
     size, grayscale = (shape[1], shape[2]), shape[0] == 1
     sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:STATS_SAMPLE].tolist()
     decoded: list[torch.Tensor] = []
-    read = functools.partial(_read_image, size=size, grayscale=grayscale)
+    read = functools.partial(_read_image, size=size, grayscale=grayscale, max_pixels=cfg.max_pixels)
     for_each_file(
         [str(train[i][0]) for i in sample], read, lambda _, pixels: decoded.append(pixels), "measuring pixels"
     )
