@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
+
+from trainer.errors import UserError
 
 
 @dataclass
@@ -51,7 +57,8 @@ def write_atomic(path: str | Path, data: bytes | memoryview | str) -> None:
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
-    _replace(path, lambda file: torch.save(checkpoint, file))
+    with saving(Path(path)):
+        _replace(path, lambda file: torch.save(sealed(checkpoint), file))
 
 
 class CheckpointWriter:
@@ -60,25 +67,29 @@ class CheckpointWriter:
     `save` turns the checkpoint into bytes at once: a snapshot, since the next step changes the tensors. Only the
     write, flush and rename happen on the thread. Each `save` first waits for the write before it, so an older
     checkpoint never lands over a newer one; `wait` returns when all is on disk, and raises what went wrong.
+    A failed write calls `on_failure` at once, so that training stops at the next step instead of an epoch later.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_failure: Callable[[], None] = lambda: None) -> None:
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.on_failure = on_failure
 
     def save(self, path: Path, checkpoint: dict[str, Any], also_as: Path | None = None) -> None:
-        """Write `checkpoint` to `path`, then link it as `also_as` (best.pt) too when given."""
+        """Write `checkpoint` to `path`, and to `also_as` (best.pt) too when given: a file of its own, so that damage
+        to one leaves the other."""
         self.wait()
         buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
+        torch.save(sealed(checkpoint), buffer)
 
         def write() -> None:
             try:
-                write_atomic(path, buffer.getbuffer())
-                if also_as is not None:
-                    link_atomic(path, also_as)
+                for target in [path] if also_as is None else [path, also_as]:
+                    with saving(target):
+                        write_atomic(target, buffer.getbuffer())
             except BaseException as err:  # handed to the training thread by wait()
                 self.error = err
+                self.on_failure()
 
         # Not a daemon: a run that ends (or fails) right after a save still finishes writing it.
         self.thread = threading.Thread(target=write, name="checkpoint-writer")
@@ -93,16 +104,24 @@ class CheckpointWriter:
             raise error
 
 
-def link_atomic(source: Path, path: Path) -> None:
-    """Make `path` hold what `source` holds, by a hard link (no copy) where the file system allows it."""
-    tmp = path.with_name(f".{path.name}.link.tmp")
-    tmp.unlink(missing_ok=True)
+@contextlib.contextmanager
+def saving(path: Path) -> Iterator[None]:
+    """A write that fails (a full disk, a folder made read-only) becomes a message naming the file and the space
+    left; the file that was there before is untouched (see _replace)."""
     try:
-        os.link(source, tmp)
-    except OSError:
-        write_atomic(path, source.read_bytes())
-        return
-    os.replace(tmp, path)
+        yield
+    except OSError as err:
+        free = ""
+        with contextlib.suppress(OSError):
+            free = f"; {_size(shutil.disk_usage(path.parent).free)} free on that disk"
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        kept = f" (the {path.name} already there, from the save before, is intact)" if path.is_file() else ""
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        fix = "free some space there" if full else f"make {path.parent} writable"
+        raise UserError(
+            f"could not save {path}: {err.strerror or err}{free}. Training stopped so that no more work is lost{kept}",
+            fix=f"{fix}, then carry on with: python -m trainer resume {run_dir}",
+        ) from err
 
 
 def _replace(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
@@ -123,8 +142,61 @@ def _replace(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint holds only tensors and plain data, so it loads with weights_only=True."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint holds only tensors and plain data, so it loads with weights_only=True. Its checksum is checked:
+    a file damaged on disk is refused by name, with the run's other checkpoint offered."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(checkpoint, dict) and "checksum" in checkpoint:  # older checkpoints have none
+        stored = checkpoint.pop("checksum")
+        if stored != checksum(checkpoint):
+            raise UserError(f"{path} is damaged: its contents do not match its checksum", fix=other_checkpoint(path))
+    return checkpoint
+
+
+def sealed(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint with the checksum of its contents, which every load verifies."""
+    return {**checkpoint, "checksum": checksum(checkpoint)}
+
+
+def checksum(value: Any) -> str:
+    """The sha256 of a checkpoint's tensors (their bytes, dtype and shape) and of its plain data, in order."""
+    digest = hashlib.sha256()
+
+    def add(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"tensor {tensor.dtype} {tuple(tensor.shape)};".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, dict):
+            digest.update(f"dict {len(value)};".encode())
+            for key, item in value.items():
+                add(key)
+                add(item)
+        elif isinstance(value, list | tuple):
+            digest.update(f"{type(value).__name__} {len(value)};".encode())
+            for item in value:
+                add(item)
+        else:  # numbers, strings, None: their repr is exact (a float's repr reads back to the same float)
+            digest.update(f"{type(value).__name__} {value!r};".encode())
+
+    add(value)
+    return digest.hexdigest()
+
+
+def other_checkpoint(path: str | Path) -> str:
+    """What to use instead of a damaged checkpoint: the run's other one (best.pt for last.pt and back), if intact."""
+    path = Path(path)
+    other = path.with_name({"last.pt": "best.pt", "best.pt": "last.pt"}.get(path.name, "last.pt"))
+    if other == path or not other.is_file():
+        return f"restore {path.name} from a copy, or train again; a run keeps checkpoints/last.pt and best.pt"
+    try:
+        epoch = load_checkpoint(other)["state"]["epoch"]
+    except Exception:  # damaged too, or not a checkpoint of ours
+        return f"restore {path.name} from a copy, or train again: {other} cannot be read either"
+    use = f"the other checkpoint, {other} (after epoch {epoch}), is intact: evaluate or predict with it instead"
+    if path.name == "last.pt":
+        resume = f"cp {other} {path} && python -m trainer resume {path.parent.parent}"
+        return f"{use}, or carry on training from it with: {resume}"
+    return use
 
 
 def rng_states() -> dict[str, Any]:
@@ -148,6 +220,15 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
         kind, keys, position, has_gauss, cached = states["numpy"]
         numpy.random.set_state((kind, keys.numpy(), position, has_gauss, cached))
+
+
+def _size(n: float) -> str:
+    """1536 -> '1.5 KB'."""
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def _umask() -> int:

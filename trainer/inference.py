@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from trainer.checkpoint import load_checkpoint, write_atomic
+from trainer.checkpoint import load_checkpoint, other_checkpoint, write_atomic
 from trainer.components.data import build_data
 from trainer.components.image_folder import IMAGE_SUFFIXES, is_image_file
 from trainer.components.losses import build_loss
@@ -34,10 +34,14 @@ def find_checkpoint(run_or_checkpoint: str, command: str = "eval", again: Callab
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A leaptrain checkpoint, or a message saying what the file is not."""
     fix = "give a checkpoint written by leaptrain: checkpoints/best.pt or last.pt of a run folder"
+    if path.parent.name == "checkpoints":  # a run's own checkpoint, damaged or cut short: offer the other one
+        fix = other_checkpoint(path)
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a PyTorch checkpoint (or it was cut short)", fix=fix)
     try:
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path)  # checks the checksum: a damaged file is named, with the other offered
+    except UserError:
+        raise
     except Exception as err:  # a file holding arbitrary Python objects, or damaged inside
         first_line = (str(err).splitlines() or [""])[0]
         raise UserError(f"cannot read {path}: {type(err).__name__}: {first_line}", fix=fix) from err

@@ -103,8 +103,10 @@ class Trainer:
         self.resumed_metrics: dict[str, float] = {}  # the last epoch's, when carrying on from a checkpoint
         self.preflight, self.num_classes = preflight, num_classes
         self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
-        self.stop_requested = False
-        self.checkpoints = CheckpointWriter()
+        self.stop_requested = False  # by Ctrl-C or SIGTERM (stop_signal says which), or by a failed save
+        self.stop_signal = signal.SIGINT
+        # A save that fails stops training at the next step: the error is then raised with the path and free space.
+        self.checkpoints = CheckpointWriter(on_failure=lambda: setattr(self, "stop_requested", True))
         self.logger: ConsoleLogger = ConsoleLogger(progress) if distributed.is_main() else SilentLogger()
         if self.out_dir is not None:
             hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
@@ -276,12 +278,16 @@ class Trainer:
         return inputs, targets.to(self.device, non_blocking=True)
 
     def save_and_stop(self, totals: MetricTotals) -> dict[str, float]:
-        """After Ctrl-C: keep the epoch in progress in last.pt, so `resume` carries on from this very step."""
+        """After Ctrl-C or SIGTERM: keep the epoch in progress in last.pt, so `resume` carries on from this very step.
+        After a failed save: raise its error (with the path and the free space) instead."""
+        self.checkpoints.wait()
         self.state.totals = {name: getattr(totals, name) for name in ("sums", "count", "logged", "logged_count")}
         if self.out_dir is not None:
             self.checkpoints.save(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
+            self.checkpoints.wait()  # on disk before the resume command is printed
         where = f" Resume with: python -m trainer resume {self.out_dir}" if self.out_dir is not None else ""
-        raise StoppedByUser(f"stopped by Ctrl-C after step {self.state.step}; saved.{where}")
+        by = STOP_SIGNALS[self.stop_signal]
+        raise StoppedBySignal(f"stopped by {by} after step {self.state.step}; saved.{where}", self.stop_signal)
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
@@ -519,23 +525,40 @@ class MetricTotals:
         return means
 
 
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class StoppedBySignal(StoppedByUser):
+    """The run stopped after a step and was saved; the exit code says which signal asked (130 Ctrl-C, 143 SIGTERM)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 @contextlib.contextmanager
 def ctrl_c_finishes_the_step(trainer: Trainer) -> Iterator[None]:
-    """The first Ctrl-C asks the loop to stop after the current step (and save); a second one stops at once."""
+    """The first Ctrl-C, or SIGTERM (what SLURM, Kubernetes and `timeout` send before they kill a job), asks the
+    loop to stop after the current step and save, so the job resumes exactly; a second one stops at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def ask_to_stop(signum: int, frame: Any) -> None:
-        trainer.stop_requested = True
-        trainer.logger.info("Ctrl-C: finishing this step and saving (press Ctrl-C again to stop at once)")
-        signal.signal(signal.SIGINT, previous)
+        trainer.stop_requested, trainer.stop_signal = True, signal.Signals(signum)
+        again = "press Ctrl-C" if signum == signal.SIGINT else "send it"
+        trainer.logger.info(f"{STOP_SIGNALS[signum]}: finishing this step and saving ({again} again to stop at once)")
+        restore()
 
-    previous = signal.signal(signal.SIGINT, ask_to_stop)
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    previous = {signum: signal.signal(signum, ask_to_stop) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
