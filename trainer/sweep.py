@@ -16,8 +16,12 @@ import json
 import math
 import multiprocessing
 import os
+import platform
 import random
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,7 +32,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainer import keys
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+from trainer import cores, keys
 from trainer.checkpoint import write_atomic
 from trainer.config import Config, Distribution, LogConfig, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
@@ -288,31 +297,102 @@ def outcome_of(run_dir: Path, values: dict[str, Any]) -> Outcome:
     return Outcome(run_dir.name, status, values, summary["metrics"], summary["wall_seconds"])
 
 
-def worker_setup(threads: int) -> None:
-    """Each of --jobs worker processes gets its share of the cores, so they do not fight over them."""
+LOCK = "sweep.lock"  # held by the process that trains the sweep; it holds who that is
+WORKERS_LOCK = "workers.lock"  # held (shared) by each of its --jobs workers for as long as they live
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Only one process trains a grid or random sweep's trials: a second `sweep --resume` is refused while this one
+    runs, naming it, and so is a resume that finds workers of an earlier sweep process still alive."""
+    if fcntl is None:  # Windows: no flock; one sweep at a time is then up to the user
+        yield
+        return
+    with open(sweep_dir / LOCK, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            pid = holder.split()[1] if holder.startswith("pid ") else "PID"
+            raise UserError(
+                f"{sweep_dir} is being trained by {holder}: two sweeps of one folder would train the same trials",
+                fix=f"wait for it to end (or stop it: kill {pid}), then: python -m trainer sweep --resume {sweep_dir}",
+            ) from None
+        with open(sweep_dir / WORKERS_LOCK, "a+") as workers:
+            try:  # free unless workers of an earlier sweep process outlived it
+                fcntl.flock(workers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(
+                    f"worker processes of an earlier run of this sweep are still training in {sweep_dir}",
+                    fix=f"stop them (`fuser -k {sweep_dir / WORKERS_LOCK}` lists and ends them), then resume again",
+                ) from None
+        file.truncate(0)
+        file.write(f"pid {os.getpid()} on {platform.node()} since {datetime.now():%Y-%m-%d %H:%M:%S}\n")
+        file.flush()
+        try:
+            yield
+        finally:
+            file.truncate(0)  # the lock itself goes with the file's closing
+
+
+_WORKERS_LOCK: Any = None  # a worker's open workers.lock: the shared lock lasts as long as the file is open
+
+
+def worker_setup(threads: int, parent: int, workers_lock: str) -> None:
+    """Each of --jobs worker processes gets its share of the cores, so they do not fight over them; it ends with
+    the sweep's process, and holds the folder's workers.lock while it lives."""
+    die_with_parent(parent)
+    if fcntl is not None:
+        global _WORKERS_LOCK
+        _WORKERS_LOCK = open(workers_lock, "a+")  # noqa: SIM115 (held until the process ends)
+        fcntl.flock(_WORKERS_LOCK, fcntl.LOCK_SH)
     import torch
 
     torch.set_num_threads(threads)
+    os.environ[cores.CHOOSE] = str(threads)  # each trial's run keeps the sweep's split
 
 
-def worker_pool(jobs: int) -> ProcessPoolExecutor:
-    """`jobs` worker processes that split the cores between them."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+def die_with_parent(parent: int) -> None:
+    """A worker whose sweep process is killed (kill -9, out of memory) ends too, instead of training on unseen and
+    racing a `sweep --resume`: Linux kills it (prctl PR_SET_PDEATHSIG); elsewhere a thread watches the parent."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL) == 0:
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watcher", daemon=True).start()
+
+
+def worker_pool(jobs: int, sweep_dir: Path) -> ProcessPoolExecutor:
+    """`jobs` worker processes that split the cores between them and end with this process."""
+    threads = cores.threads_for(jobs)  # the split every run makes (trainer/cores.py), beside other runs here
     context = multiprocessing.get_context("spawn")  # fork would copy torch's threads in an unusable state
-    return ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=(threads,))
+    setup = (threads, os.getpid(), str(sweep_dir / WORKERS_LOCK))
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_setup, initargs=setup)
 
 
 def run_grid_or_random(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> None:
-    pending = [t for t in plan.trials if not (sweep_dir / t.name / "summary.json").is_file()]
-    jobs = min(plan.sweep.jobs, len(pending))
-    if jobs <= 1:
-        for trial in pending:
-            say(run_trial(sweep_dir, trial, plan.base))
-        return
-    with worker_pool(jobs) as pool:
-        futures = [pool.submit(run_trial, sweep_dir, trial, plan.base) for trial in pending]
-        for future in as_completed(futures):
-            say(future.result())
+    with sweep_lock(sweep_dir):  # the trials not finished are claimed by this process alone
+        pending = [t for t in plan.trials if not (sweep_dir / t.name / "summary.json").is_file()]
+        jobs = min(plan.sweep.jobs, len(pending))
+        if jobs <= 1:
+            for trial in pending:
+                say(run_trial(sweep_dir, trial, plan.base))
+            return
+        with worker_pool(jobs, sweep_dir) as pool:
+            futures = [pool.submit(run_trial, sweep_dir, trial, plan.base) for trial in pending]
+            for future in as_completed(futures):
+                say(future.result())
 
 
 # --- optuna -------------------------------------------------------------------------------------------------------
@@ -328,11 +408,12 @@ def run_optuna(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> N
             key="sweep.method",
         ) from None
     jobs = plan.sweep.jobs
+    # No sweep_lock: the study's storage hands each trial to one process, so many may share a study (see below).
     if jobs <= 1:
         for outcome in optuna_worker(str(sweep_dir), plan):
             say(outcome)
         return
-    with worker_pool(jobs) as pool:
+    with worker_pool(jobs, sweep_dir) as pool:
         futures = [pool.submit(_optuna_outcomes, str(sweep_dir), plan) for _ in range(jobs)]
         for future in as_completed(futures):
             for outcome in future.result():
