@@ -46,4 +46,5 @@ def test_a_command_missing_its_argument_says_so_with_an_example(run_cli, capsys)
     err = capsys.readouterr().err
     assert stopped.value.code == 2
     assert "error: python -m trainer eval: the following arguments are required: RUN_OR_CHECKPOINT\n" in err
-    assert "Try: python -m trainer eval runs/" in err and "usage:" not in err
+    assert "Try: python -m trainer runs  (lists the run folders), then: python -m trainer eval RUN_OR_CHECKPOINT" in err
+    assert "usage:" not in err

@@ -41,8 +41,10 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         message = re.sub(r", KEY=VALUE\S*", "", message)  # argparse counts `nargs="*"` among the required
-        examples = [line.strip() for line in (self.epilog or "").splitlines() if "python -m trainer " in line]
-        fix = examples[0].split("  ")[0] if examples else f"{self.prog} --help"
+        wanted = [a.metavar or a.dest.upper() for a in self._actions if not a.option_strings and a.nargs is None]
+        fix = " ".join([self.prog, *wanted]) if wanted else f"{self.prog} --help"
+        if any("RUN" in name for name in wanted):  # a run folder: the command that lists them comes first
+            fix = f"python -m trainer runs  (lists the run folders), then: {fix}"
         self.exit(2, f"error: {self.prog}: {message}\n  Try: {fix}   (every option: {self.prog} --help)\n")
 
 
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoppedByUser as stopped:
         _close_progress_bars()
         print(stopped.message, file=sys.stderr)
-        return 130
+        return getattr(stopped, "exit_code", 130)  # 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM
     except (ConfigError, UserError) as err:
         if args.debug:
             raise
@@ -280,6 +282,7 @@ def config_of_checkpoint(
 
     # Found (or refused) before torch is imported: a wrong path is told in a fraction of a second.
     path = checkpoint_file(run_or_checkpoint, command, lambda found: f"python -m trainer {command} {found}{rest}")
+    from trainer.components.resolve import trust_saved_references
     from trainer.inference import read_checkpoint
 
     checkpoint = read_checkpoint(path)
@@ -287,7 +290,11 @@ def config_of_checkpoint(
     with located(source):
         data = dict(checkpoint["config"])
         apply_overrides(data, overrides, source)
-        return validate_config(data), source, checkpoint, path
+        cfg = validate_config(data)
+        # The checkpoint may come from someone else: its config imports only the learner's files found here.
+        typed = f"python -m trainer {command} {run_or_checkpoint}{rest}"
+        trust_saved_references(cfg, source, path, typed, takes_overrides=command != "predict")
+        return cfg, source, checkpoint, path
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -375,6 +382,12 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     if args.resume:
         plan = sweep.Plan.load(sweep_dir)
+        from trainer.components.resolve import trust_saved_references
+
+        # A sweep folder may come from someone else: its config may make leaptrain import only the learner's files.
+        source = Source(str(sweep_dir / "sweep.json"))
+        base = validated(dict(plan.base), source)
+        trust_saved_references(base, source, sweep_dir, f"python -m trainer sweep --resume {args.resume}", False)
         # More trials (random, optuna) or more processes may be asked for; the keys and values swept stay.
         plan.settings |= {key: value for key, value in {"trials": args.trials, "jobs": args.jobs}.items() if value}
         if plan.sweep.method == "random":  # the same seed draws the same first trials, then the new ones
@@ -384,7 +397,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     else:
         if args.config is None:
             raise UserError(
-                "sweep needs a config (or --resume SWEEP_DIR)", fix="python -m trainer sweep configs/x.yaml a=1,2"
+                "sweep needs a config (or --resume SWEEP_DIR)",
+                fix="python -m trainer runs  (lists the sweeps), then: python -m trainer sweep --resume SWEEP_DIR; "
+                "to start one: python -m trainer sweep CONFIG.yaml optimizer.lr=1e-3,3e-3",
             )
         fixed, swept = sweep.split_overrides(args.overrides)
         data, source = config_data(args.config, fixed)
@@ -655,6 +670,10 @@ def run_resume(args: argparse.Namespace) -> int:
     rest = "".join(f" {override}" for override in args.overrides)
     run_dir = run_folder(args.config, "resume", lambda found: f"python -m trainer resume {found}{rest}", needs="last")
     cfg, source = load_config(str(run_dir / "config.yaml"), args.overrides, show_early=True)
+    from trainer.components.resolve import trust_saved_references
+
+    # The run folder may come from someone else: its config imports only the learner's files found here.
+    trust_saved_references(cfg, source, run_dir, f"python -m trainer resume {args.config}{rest}")
     with located(source), explained(args.debug):
         from trainer.run import NothingToDo, train_from_config
 

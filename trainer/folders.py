@@ -172,8 +172,8 @@ def runs_folder(typed: str, again: Again) -> Path:
     if home is not None and home.exists() and given.kind != "missing":
         print(f"note: '{typed}' is {describe_given(given)}: listing {home}", file=sys.stderr)
         return home
-    if given.kind == "folder" and not find_runs(Path(".")):
-        return given.path  # an empty runs folder, and no runs anywhere below: nothing to list is no mistake
+    if given.kind in ("folder", "missing") and not find_runs(Path(".")):
+        return given.path  # no runs there, and none anywhere below: nothing to list yet is no mistake
     raise _refusal(given, "runs", again, "runs")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from trainer import distributed
+from trainer import cores, distributed
 from trainer.checkpoint import Monitor, write_atomic
 from trainer.components.catalog import load_catalog
 from trainer.components.data import DataSplits, build_data
@@ -23,6 +23,7 @@ from trainer.components.optim import (
     build_scheduler,
     check_optimizer,
     check_scheduler,
+    planned_schedule,
     steps_every_batch,
 )
 from trainer.config import Config
@@ -158,8 +159,6 @@ CHANGEABLE_ON_RESUME = (
     "log.graph",
     "log.pictures",
 )
-# Schedulers planned for the whole run at its start: a resumed run cannot change their length.
-PLANNED_SCHEDULERS = ("one_cycle", "onecycle", "onecyclelr", "cosine", "cosineannealinglr")
 
 
 def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
@@ -185,30 +184,66 @@ def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
                 for key in refused
             ]
         )
-    scheduler = str(now.get("scheduler.name", "")).lower().replace("_", "")
-    if "train.epochs" in changed and scheduler in PLANNED_SCHEDULERS:
-        raise ConfigError(
-            [
-                Problem(
-                    "train.epochs",
-                    f"the {now['scheduler.name']} schedule was planned for "
-                    f"{before['train.epochs']} epochs and cannot be stretched. Try: a new run with "
-                    f"train.epochs={now['train.epochs']}",
-                )
-            ]
-        )
     state = checkpoint["state"]
     finished = (run_dir / "summary.json").exists()  # else it stopped while testing: resuming finishes that
     stopped_early = state["stopped_early"] and "train.early_stopping.patience" not in changed
     if finished and (state["epoch"] >= cfg.train.epochs or stopped_early):
         why = "stopped early" if state["stopped_early"] else f"trained {state['epoch']} epochs"
-        more = "train.early_stopping.patience=..." if state["stopped_early"] else f"train.epochs={state['epoch'] + 5}"
+        patience = cfg.train.early_stopping.patience if cfg.train.early_stopping else 0
+        more = f"train.early_stopping.patience={2 * patience}" if state["stopped_early"] else ""
+        more = more or f"train.epochs={state['epoch'] + 5}"
         raise NothingToDo(
             f"{run_dir} has {why}: nothing to resume. To train longer: python -m trainer resume {run_dir} {more}"
         )
+    notes = {key: "" for key in changed}
+    if "train.epochs" in changed:
+        notes["train.epochs"] = schedule_on_resume(cfg, before["train.epochs"], run_dir)
     for key in changed:
-        print(f"resuming with {key} changed: {before.get(key)!r} -> {now.get(key)!r}")
+        print(f"resuming with {key} changed: {before.get(key)!r} -> {now.get(key)!r}{notes[key]}")
     return checkpoint
+
+
+def schedule_on_resume(cfg: Config, planned: int, run_dir: Path) -> str:
+    """What a new train.epochs does to a schedule planned for the run's length (one-cycle, cosine), said on the
+    resume line: longer adds a warm restart over the added epochs (components/optim.py Restarts); shorter, or
+    past a length the config fixes, is refused."""
+    name, epochs = cfg.scheduler.name, cfg.train.epochs
+    if planned_schedule(cfg.scheduler):
+        if epochs < planned:
+            raise ConfigError(
+                [
+                    Problem(
+                        "train.epochs",
+                        f"the {name} schedule was planned for {planned} epochs: it can be lengthened, not cut "
+                        f"short (its lr would stop before it has come down). Try: python -m trainer resume {run_dir}",
+                    )
+                ]
+            )
+        peak = cfg.scheduler.args.get("max_lr", cfg.optimizer.lr)
+        one_cycle = planned_schedule(cfg.scheduler) == "OneCycleLR"
+        shape = f"climbs to {peak} again" if one_cycle else f"starts again at {peak}"
+        done, added = span(1, planned), span(planned + 1, epochs)
+        return (
+            f": the {name} schedule of {done} keeps its steps; {added} {'get' if epochs > planned + 1 else 'gets'} "
+            f"a new {name} of {'their' if epochs > planned + 1 else 'its'} own "
+            f"(a warm restart: the lr {shape}, then falls by epoch {epochs})"
+        )
+    fixed = [key for key in ("total_steps", "epochs", "steps_per_epoch") if key in cfg.scheduler.args]
+    if fixed and epochs > planned and name.lower().replace("_", "") in ("onecycle", "onecyclelr"):
+        raise ConfigError(
+            [
+                Problem(
+                    "train.epochs",
+                    f"scheduler.{fixed[0]} fixes the length of the {name} schedule: a resumed run cannot train "
+                    f"past it. Try: a new run with a longer schedule, from {run_dir / 'config.yaml'}",
+                )
+            ]
+        )
+    return ""
+
+
+def span(first: int, last: int) -> str:
+    return f"epochs {first}-{last}" if last > first else f"epoch {first}"
 
 
 class NothingToDo(Exception):
@@ -261,7 +296,8 @@ def train_in_this_process(
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
-    scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch)
+    saved = checkpoint["scheduler"] if checkpoint else None  # a planned schedule resumed longer: a restart is added
+    scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch, saved)
     batch = first_batch(data.train)
     warnings = []
     if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
@@ -319,7 +355,8 @@ def train_in_this_process(
     if checkpoint is not None:
         trainer.load(checkpoint)
         print(f"resuming {run_dir} after epoch {trainer.state.epoch}, step {trainer.state.step}")
-    trainer.fit(data.train, data.val, data.test)
+    with cores.shared_cores():  # torch's threads: this run's share of the cores it may use
+        trainer.fit(data.train, data.val, data.test)
     return run_dir
 
 

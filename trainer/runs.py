@@ -136,6 +136,8 @@ def _metric_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 def list_runs(folder: Path) -> str:
     """A table of the runs under `folder`, oldest first."""
+    if not folder.exists():
+        return f"no runs yet ({folder} does not exist): train a config first, e.g. python -m trainer CONFIG.yaml"
     runs = run_folders(folder)
     if not runs:
         return f"no runs in {folder} (a run folder holds config.yaml, metrics.jsonl and checkpoints/)"

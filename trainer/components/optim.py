@@ -147,12 +147,83 @@ def check_scheduler(cfg: SchedulerConfig, known: Mapping[str, Signature] | None 
 
 
 def build_scheduler(
-    cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int
+    cfg: SchedulerConfig,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    steps_per_epoch: int,
+    resumed: Mapping[str, Any] | None = None,
 ) -> Any | None:
+    """The config's scheduler over `epochs`. Carrying on a run (`resumed`: the scheduler state its checkpoint
+    holds) whose planned schedule was shorter, the steps it planned run as planned and the added ones get a new
+    schedule of the same kind (see Restarts)."""
     lr = optimizer.param_groups[0]["lr"]
     total_steps = epochs * steps_per_epoch if steps_every_batch(cfg) else epochs
     cls, args = _scheduler_args(cfg, lr, total_steps)
-    return cls(optimizer, **args) if cls is not None else None
+    if cls is None:
+        return None
+    lengths = planned_lengths(resumed) if resumed is not None and planned_schedule(cfg) else [total_steps]
+    if sum(lengths) > total_steps:
+        raise ValueError(f"the schedule was planned for {sum(lengths)} steps; it cannot be cut to {total_steps}")
+    lengths += [total_steps - sum(lengths)] if sum(lengths) < total_steps else []
+    if len(lengths) == 1:
+        return cls(optimizer, **args)  # the run's own schedule, as planned
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+
+    def make(steps: int) -> Any:
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = group["initial_lr"] = base  # a restart begins from the config's lr, not where the last ended
+        return cls(optimizer, **_scheduler_args(cfg, lr, steps)[1])
+
+    return Restarts(make, lengths)
+
+
+def planned_schedule(cfg: SchedulerConfig) -> str:
+    """The torch class name of a one-cycle or cosine schedule whose length leaptrain fills in from train.epochs
+    (the config gives none); '' for every other schedule."""
+    cls, _ = _scheduler_args(cfg, 1.0, 1)
+    name = cls.__name__ if cls else ""
+    if name == "OneCycleLR" and not {"total_steps", "epochs", "steps_per_epoch"} & set(cfg.args):
+        return name
+    return name if name == "CosineAnnealingLR" and "T_max" not in cfg.args else ""
+
+
+def planned_lengths(state: Mapping[str, Any]) -> list[int]:
+    """The steps of each segment a saved schedule was planned for: a Restarts' own list, or one torch schedule's."""
+    if "lengths" in state:
+        return list(state["lengths"])
+    return [int(state["total_steps"] if "total_steps" in state else state["T_max"])]
+
+
+class Restarts:
+    """A schedule planned for a run's length (one-cycle, cosine), lengthened when the run is resumed with more
+    epochs: each segment is a fresh schedule of the same kind over its own steps, starting again from the config's
+    lr, a warm restart (as SGDR does, or fastai's fit_one_cycle called a second time). The steps planned before
+    keep their learning rates, so the epochs already trained, or planned, are the same as without the restart."""
+
+    def __init__(self, make: Any, lengths: list[int]):
+        self.make, self.lengths, self.index = make, lengths, 0
+        self.scheduler = make(lengths[0])
+
+    def step(self) -> None:
+        self.scheduler.step()
+        self.restart_when_due()
+
+    def restart_when_due(self) -> None:
+        if self.scheduler.last_epoch >= self.lengths[self.index] and self.index + 1 < len(self.lengths):
+            self.index += 1
+            self.scheduler = self.make(self.lengths[self.index])
+
+    def get_last_lr(self) -> list[float]:
+        return self.scheduler.get_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lengths": self.lengths, "index": self.index, "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """A Restarts' state, or the plain torch schedule of a run that had one segment so far."""
+        self.index = state.get("index", 0) if "lengths" in state else 0
+        self.scheduler.load_state_dict(state["scheduler"] if "lengths" in state else state)
+        self.restart_when_due()  # a run that ended at its planned length starts its new segment at once
 
 
 def _try_build(section: str, build: Any) -> list[Problem]:
