@@ -56,3 +56,13 @@ def test_predict_labels_image_files_and_writes_a_csv(fake_mnist, write_config, r
 def test_eval_of_a_missing_run_says_what_to_give(run_cli):
     code, _, err = run_cli("eval", "runs/nothing")
     assert code == 2 and "'runs/nothing' does not exist" in err and "Try: train a config first" in err
+
+
+def test_predict_skips_an_image_too_large_to_decode_by_its_header(fake_mnist, write_config, run_cli, tmp_path):
+    from tests.test_bounded_input import bomb_png
+
+    run_dir = trained_run(fake_mnist, write_config, run_cli, tmp_path)
+    (tmp_path / "bomb.png").write_bytes(bomb_png(20000, 20000))  # 400 million pixels, a few hundred KB on disk
+    code, _, err = run_cli("predict", run_dir, tmp_path / "bomb.png")
+    assert code == 2  # nothing predicted
+    assert "bomb.png (20,000 x 20,000 pixels, more than data.max_pixels (90,000,000) allows" in err

@@ -15,10 +15,10 @@ import torch
 
 from trainer.checkpoint import load_checkpoint, other_checkpoint, write_atomic
 from trainer.components.data import build_data
-from trainer.components.image_folder import IMAGE_SUFFIXES, is_image_file
+from trainer.components.image_folder import IMAGE_SUFFIXES, TooManyPixels, check_pixels, is_image_file
 from trainer.components.losses import build_loss
 from trainer.components.models import build_model
-from trainer.config import Config
+from trainer.config import Config, ImageFolderData
 from trainer.errors import UserError, did_you_mean_path
 from trainer.loop import Trainer, resolve_device
 
@@ -88,9 +88,14 @@ def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) ->
     mean = torch.tensor(info.get("mean", [0.0] * shape[0]))[:, None, None]
     std = torch.tensor(info.get("std", [1.0] * shape[0]))[:, None, None]
     predictions, failed = [], []
+    max_pixels = getattr(cfg.data, "max_pixels", ImageFolderData.model_fields["max_pixels"].default)
     for path in image_files(inputs):
         try:
+            check_pixels(path, max_pixels)  # from the header: a decompression bomb is never decoded
             pixels = load_image(path, shape, info.get("invert_light_background", False))
+        except TooManyPixels as err:
+            failed.append(f"{path} ({err})")
+            continue
         except Exception:  # an unreadable or corrupt file is skipped, not a crash halfway through a folder
             failed.append(str(path))
             continue
