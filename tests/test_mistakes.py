@@ -130,8 +130,9 @@ def clean_process(tmp_path):
     torch.set_grad_enabled(grad)
 
 
-@pytest.mark.parametrize("folder", gallery_params())
-def test_mistake_gives_a_message_with_place_and_fix(folder: Path, tmp_path, monkeypatch, capsys, clean_process):
+def prepared(folder: Path, tmp_path: Path, monkeypatch, capsys) -> tuple[dict, Path]:
+    """A copy of the case's folder, with its fake data written and its `before` commands run (the cwd is the
+    copy): ready for the case's own command."""
     case = read_case(folder)
     work = tmp_path / folder.name
     shutil.copytree(folder, work, ignore=NOT_COPIED)
@@ -148,7 +149,12 @@ def test_mistake_gives_a_message_with_place_and_fix(folder: Path, tmp_path, monk
         else:
             code, output = run_in_process(args, capsys)
         assert code == 0, f"`{command}` (before the case) failed with exit code {code}:\n{output}"
+    return case, work
 
+
+@pytest.mark.parametrize("folder", gallery_params())
+def test_mistake_gives_a_message_with_place_and_fix(folder: Path, tmp_path, monkeypatch, capsys, clean_process):
+    case, work = prepared(folder, tmp_path, monkeypatch, capsys)
     args = trainer_args(case["command"])
     assert args is not None, f"command must start with `python -m trainer`: {case['command']}"
     files_before = snapshot(work)

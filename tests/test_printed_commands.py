@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SYNTHETIC, make_fake_mnist, write_fake_data
+from tests.conftest import SYNTHETIC, make_fake_mnist
 from tests.test_mistakes import (  # clean_process: a fixture undoing what a gallery case leaves in this process
-    NOT_COPIED,
     clean_process,  # noqa: F401
     gallery_params,
-    read_case,
+    prepared,
     run_in_process,
     trainer_args,
 )
@@ -331,17 +330,7 @@ def test_the_commands_the_gallery_messages_print_work(folder: Path, tmp_path, mo
     """Each case of tests/mistakes/ run again, and the full commands its message prints run after it."""
     import torch
 
-    case = read_case(folder)
-    work = tmp_path / folder.name
-    shutil.copytree(folder, work, ignore=NOT_COPIED)
-    if "data" in case:
-        write_fake_data(case["data"], work / "data", monkeypatch)
-    monkeypatch.chdir(work)
-    for command in case.get("before", []):
-        args = trainer_args(command)
-        if args is None:
-            pytest.skip(f"made ready by a step that is not a trainer command: {command}")
-        assert run_in_process(args, capsys)[0] == 0
+    case, _ = prepared(folder, tmp_path, monkeypatch, capsys)
     _, output = run_in_process(trainer_args(case["command"]), capsys)
     failures = []
     for hint in hints_in(output):
