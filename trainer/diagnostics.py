@@ -346,8 +346,21 @@ def _loss_contract(
             )
             return False
         if integer_targets and targets.dim() == logits.dim() - 1:
-            low, high = int(targets.min()), int(targets.max())
-            if low < 0 or high >= classes:
+            # Targets equal to the loss's ignore_index (-100 by default: padding) count for nothing, so they are fine.
+            ignored = getattr(loss_fn, "ignore_index", None)
+            labels = targets if ignored is None else targets[targets != ignored]
+            low, high = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
+            if low < 0:
+                report.add(
+                    "fail",
+                    "loss vs targets",
+                    f"the targets go from {low} to {high}, but class labels are 0..{classes - 1} for the "
+                    f"{classes} scores the model outputs: a negative label has no score",
+                    "number the classes from 0 (labels 1..K: subtract 1); to leave samples out, give them the "
+                    f"label {-100 if ignored is None else ignored} (the loss's ignore_index) or drop them",
+                )
+                return False
+            if high >= classes:
                 report.add(
                     "fail",
                     "loss vs targets",

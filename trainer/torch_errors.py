@@ -955,11 +955,27 @@ def _out_of_memory(failure: Failure, match: re.Match[str]) -> Advice:
     device = "the GPU" if on_gpu else "the computer (CPU memory)"
     size = f" at batch size {batch_size}" if batch_size else ""
     half = f"data.batch_size={max(1, batch_size // 2)}" if batch_size else "a smaller data.batch_size"
+    # torch's CPU allocator says "you tried to allocate N bytes", the CUDA one "Tried to allocate 2.00 GiB".
+    asked = re.search(r"allocate (\d+) bytes|Tried to allocate ([\d.]+ [KMGTP]?i?B)", failure.text)
+    one_tensor = f"; one tensor asked for {_bytes_text(int(asked[1])) if asked[1] else asked[2]}" if asked else ""
+    parameters = sum(p.numel() for p in failure.model.parameters()) if hasattr(failure.model, "parameters") else 0
+    weights = f"; the model has {parameters:,} parameters" if parameters else ""
+    precision = "precision bf16/fp16" if on_gpu else "precision bf16"  # fp16 training needs a CUDA GPU
     return Advice(
-        f"{device} ran out of memory{size}{failure.at}",
-        f"{half}, or precision bf16/fp16, or a smaller model",
+        f"{device} ran out of memory{size}{failure.at}{one_tensor}{weights}",
+        f"{half}, or {precision}, or a smaller model (fewer or narrower layers)",
         "data.batch_size",
     )
+
+
+def _bytes_text(count: int) -> str:
+    """'2.0 GiB' for 2147483648: the size in the units torch's own messages use."""
+    value, unit = float(count), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}" if unit != "bytes" else f"{count} bytes"
 
 
 def _no_forward(failure: Failure, match: re.Match[str]) -> Advice:
