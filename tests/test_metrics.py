@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from trainer.metrics import Metrics, check_metric_names, default_metrics, format_table
+from trainer.metric_names import check_metric_names, default_metrics
+from trainer.metrics import Metrics, format_table
 from trainer.visuals import RIGHT, WRONG, confusion_matrix_image, sample_grid_image, sample_order
 
 # 7 samples of 4 classes; class 3 is never the true class (only once wrongly predicted, twice).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -127,12 +129,76 @@ def test_bf16_autocast_trains_on_cpu(write_config, run_cli, tmp_path):
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("scheduler", ["step", "cosine", "one_cycle", "plateau", "{name: ExponentialLR, gamma: 0.5}"])
-def test_schedulers_change_the_learning_rate(write_config, run_cli, tmp_path, scheduler):
-    assert run_cli(write_config(SYNTHETIC), f"scheduler={scheduler}", "train.epochs=3")[0] == 0
-    rows = [json.loads(line) for line in (only_run(tmp_path) / "metrics.jsonl").read_text().splitlines()]
-    lrs = [row["lr"] for row in rows]
-    if scheduler == "plateau":
-        assert lrs[0] == pytest.approx(0.01)
-    else:
-        assert lrs[-1] < 0.01
+def lr_per_step(run_dir: Path) -> list[tuple[int, float]]:
+    """The lr TensorBoard holds for each optimizer step (the run logs every step)."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(scalar.step, scalar.value) for scalar in events.Scalars("lr")]
+
+
+def lr_per_epoch(run_dir: Path) -> list[float]:
+    """The lr each epoch trained with, as metrics.jsonl records it."""
+    return [json.loads(line)["lr"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def run_schedule(write_config, run_cli, tmp_path, scheduler: str, epochs: int = 4) -> Path:
+    assert (
+        run_cli(write_config(SYNTHETIC), f"scheduler={scheduler}", f"train.epochs={epochs}", "log.every_n_steps=1")[0]
+        == 0
+    )
+    return only_run(tmp_path)
+
+
+def test_step_schedule_lowers_the_lr_by_gamma_every_step_size_epochs(write_config, run_cli, tmp_path):
+    run_dir = run_schedule(write_config, run_cli, tmp_path, "{name: step, step_size: 2, gamma: 0.1}")
+    assert lr_per_epoch(run_dir) == pytest.approx([0.01, 0.01, 0.001, 0.001])
+
+
+def test_step_schedule_defaults_lower_the_lr_every_epoch(write_config, run_cli, tmp_path):
+    assert lr_per_epoch(run_schedule(write_config, run_cli, tmp_path, "step")) == pytest.approx(
+        [0.01 * 0.7**epoch for epoch in range(4)]
+    )
+
+
+def test_exponential_schedule_multiplies_the_lr_by_gamma_each_epoch(write_config, run_cli, tmp_path):
+    run_dir = run_schedule(write_config, run_cli, tmp_path, "{name: ExponentialLR, gamma: 0.5}")
+    assert lr_per_epoch(run_dir) == pytest.approx([0.01, 0.005, 0.0025, 0.00125])
+
+
+def test_plateau_lowers_the_lr_only_after_patience_epochs_without_improvement(write_config, run_cli, tmp_path):
+    # threshold 0.99: only a val/loss 100x lower would count as better, so every epoch after the first is a bad
+    # one; with patience 1 the second bad epoch (epoch 3) halves the lr for epoch 4.
+    plateau = "{name: plateau, patience: 1, factor: 0.5, threshold: 0.99}"
+    assert lr_per_epoch(run_schedule(write_config, run_cli, tmp_path, plateau)) == pytest.approx(
+        [0.01, 0.01, 0.01, 0.005]
+    )
+
+
+def test_plateau_keeps_the_lr_while_val_loss_improves(write_config, run_cli, tmp_path):
+    run_dir = run_schedule(write_config, run_cli, tmp_path, "{name: plateau, patience: 1, factor: 0.5}")
+    val_losses = [json.loads(line)["val/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert val_losses == sorted(val_losses, reverse=True)  # the premise: val/loss falls every epoch
+    assert lr_per_epoch(run_dir) == pytest.approx([0.01] * 4)
+
+
+def test_one_cycle_warms_up_to_the_lr_then_anneals_far_below_it(write_config, run_cli, tmp_path):
+    lrs = [lr for _, lr in lr_per_step(run_schedule(write_config, run_cli, tmp_path, "one_cycle"))]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < len(lrs) - 1
+    assert max(lrs) == pytest.approx(0.01, rel=0.05)  # max_lr is the config's lr
+    assert lrs[0] < 0.01 / 10  # starts low (lr / 25)...
+    rise, fall = lrs[: peak + 1], lrs[peak:]  # each value is the lr its step trained with
+    assert all(a <= b for a, b in itertools.pairwise(rise))  # ...rises...
+    assert all(a >= b for a, b in itertools.pairwise(fall))  # ...then only falls...
+    assert fall[-1] < lrs[0] / 100  # ...to far below where it started
+
+
+def test_cosine_falls_from_the_lr_to_zero_along_a_half_cosine(write_config, run_cli, tmp_path):
+    run_dir = run_schedule(write_config, run_cli, tmp_path, "cosine")
+    steps = lr_per_step(run_dir)
+    total = load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["step"]
+    assert [step for step, _ in steps] == list(range(1, total + 1))
+    # The lr a step trained with: step s follows s - 1 steps of the schedule.
+    expected = [0.01 * (1 + math.cos(math.pi * (step - 1) / total)) / 2 for step, _ in steps]
+    assert [lr for _, lr in steps] == pytest.approx(expected, abs=1e-7)
+    assert lr_per_epoch(run_dir)[-1] == pytest.approx(0.0, abs=1e-9)

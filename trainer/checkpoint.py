@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import torch
 
 from trainer.errors import UserError
+from trainer.metric_names import higher_is_better
 
 
 @dataclass
@@ -42,8 +43,12 @@ class Monitor:
     """The metric best.pt and early stopping follow."""
 
     name: str = "val/loss"
-    mode: str = "min"  # "min" when lower is better, "max" when higher is
+    mode: str | None = None  # "min" when lower is better, "max" when higher is; by default from the name
     min_delta: float = 0.0  # a change smaller than this is no improvement
+
+    def __post_init__(self) -> None:
+        if self.mode is None:
+            self.mode = "max" if higher_is_better(self.name) else "min"
 
     def improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -77,14 +82,16 @@ class CheckpointWriter:
 
     def save(self, path: Path, checkpoint: dict[str, Any], also_as: Path | None = None) -> None:
         """Write `checkpoint` to `path`, and to `also_as` (best.pt) too when given: a file of its own, so that damage
-        to one leaves the other."""
+        to one leaves the other. best.pt is written first: when its save fails, last.pt is still the one before, and
+        a resume from it trains this epoch again and saves both; last.pt never says an epoch is best that best.pt
+        does not hold."""
         self.wait()
         buffer = io.BytesIO()
         torch.save(sealed(checkpoint), buffer)
 
         def write() -> None:
             try:
-                for target in [path] if also_as is None else [path, also_as]:
+                for target in [path] if also_as is None else [also_as, path]:
                     with saving(target):
                         write_atomic(target, buffer.getbuffer())
             except BaseException as err:  # handed to the training thread by wait()
@@ -116,8 +123,12 @@ def saving(path: Path) -> Iterator[None]:
             free = f"; {_size(shutil.disk_usage(path.parent).free)} free on that disk"
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         kept = f" (the {path.name} already there, from the save before, is intact)" if path.is_file() else ""
-        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
-        fix = "free some space there" if full else f"make {path.parent} writable"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free some space there"
+        elif err.errno == errno.EFBIG:  # a limit on the size of one file: the shell's (ulimit -f) or the disk's
+            fix = "raise the limit on file size (ulimit -f unlimited), or keep the run on a disk allowing larger files"
+        else:
+            fix = f"make {path.parent} writable"
         raise UserError(
             f"could not save {path}: {err.strerror or err}{free}. Training stopped so that no more work is lost{kept}",
             fix=f"{fix}, then carry on with: python -m trainer resume {run_dir}",

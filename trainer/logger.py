@@ -167,9 +167,11 @@ class RunLogger(ConsoleLogger):
         self.picture_seconds = 0.05  # a first guess at the drawing time, measured once drawn
         self.pictures_drawn_at = time.perf_counter()
 
-    def resume_at(self, epoch: int, step: int) -> None:
-        """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from."""
+    def resume_at(self, epoch: int, step: int, step_tags: Iterable[str] = ()) -> None:
+        """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from.
+        `step_tags`: the curves it drew per step until then, whose epoch means stay out of TensorBoard as before."""
         self.step, self.purge_step = step, step + 1  # what was logged at the checkpoint's own step stays
+        self.step_tags.update(step_tags)
         path = self.run_dir / "metrics.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         self.history = [row for row in rows if row["epoch"] <= epoch]

@@ -118,8 +118,13 @@ class Trainer:
         val_loader: Iterable[Batch] | None = None,
         test_loader: Iterable[Batch] | None = None,
     ) -> dict[str, float]:
-        """Train for the remaining epochs; evaluate on `test_loader` at the end. Returns the final metrics."""
+        """Train for the remaining epochs; evaluate on `test_loader` at the end. Returns the final metrics.
+
+        Each loader is any iterable of (inputs, targets) batches: a DataLoader, a list, an IterableDataset's loader;
+        a generator, which can be read only once, serves one epoch."""
         started, metrics = time.perf_counter(), dict(self.resumed_metrics)
+        train_loader, n_batches = self.batches_per_epoch(train_loader)  # n_batches: None when it has no len
+        self.check_read_once(val_loader, "val_loader")  # read every epoch; test_loader is read once
         if self.preflight and self.state.step == 0:
             self.check_one_batch(train_loader)
         if val_loader is None and self.monitor == Monitor():
@@ -132,14 +137,14 @@ class Trainer:
                     inputs, targets = self.to_device(inputs, targets)
                     with (
                         self.failure_explained(inputs, targets),  # an error in the model or loss: named, with its layer
-                        self.gradients_shared_at_step(batch, len(train_loader)),  # torchrun: once per step
+                        self.gradients_shared_at_step(batch, n_batches),  # torchrun: once per step
                     ):
                         with self.autocast():
                             logits = self.model(inputs)
                             batch_loss = self.loss_fn(logits, targets)
                         if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
                             self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
-                        loss = self.share_of_accumulated(batch_loss, batch, len(train_loader))
+                        loss = self.share_of_accumulated(batch_loss, batch, n_batches)
                         if batch % self.accumulate == 0:
                             self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
                         if self.scaler is None:
@@ -148,11 +153,12 @@ class Trainer:
                             self.scaler.scale(loss).backward()
                     totals.add(batch_loss.detach(), logits.detach(), targets)
                     self.state.batch = batch + 1
-                    if self.state.batch % self.accumulate and self.state.batch != len(train_loader):
+                    if self.state.batch % self.accumulate and self.state.batch != n_batches:
                         continue  # keep adding gradients up
+                    lr = self.lr  # the step's own: a schedule stepped every batch moves it on in optimizer_step
                     self.optimizer_step()  # clip, then each parameter moves against its gradient
                     if self.state.step % self.log_every == 0:
-                        values = {**totals.since_last_log("train"), "lr": self.lr}
+                        values = {**totals.since_last_log("train"), "lr": lr}
                         self.logger.log_step(self.state.step, values)
                         self.watchdog.on_step_log(values)
                     if self.stop_is_agreed():
@@ -183,13 +189,41 @@ class Trainer:
         self.logger.finish(metrics, self.summary(metrics, time.perf_counter() - started), self.final_table(metrics))
         return metrics
 
-    def share_of_accumulated(self, loss: torch.Tensor, batch: int, batches: int) -> torch.Tensor:
+    def batches_per_epoch(self, loader: Iterable[Batch]) -> tuple[Iterable[Batch], int | None]:
+        """The loader to read each epoch and its number of batches. Any iterable of batches will do; one without a
+        len (a generator, a DataLoader over an IterableDataset) trains with a progress bar that has no total."""
+        if isinstance(loader, Iterator):  # a generator gives its batches only once
+            self.check_read_once(loader, "train_loader")
+            loader = OnePass(loader)
+        try:
+            n_batches: int | None = len(loader)  # type: ignore[arg-type]
+        except TypeError:  # no __len__, or a DataLoader over an IterableDataset
+            n_batches = None
+        if n_batches is None and self.accumulate > 1:
+            raise ValueError(
+                f"accumulate={self.accumulate} steps after the last batch of an epoch too, but train_loader has no "
+                "len to say which batch is the last (a generator or an IterableDataset). Try: a list of batches or "
+                "a DataLoader over a Dataset with __len__, or accumulate=1"
+            )
+        return loader, n_batches
+
+    def check_read_once(self, loader: Iterable[Batch] | None, name: str) -> None:
+        """A generator (an iterator) can be read only once: for one epoch left, not for more."""
+        if isinstance(loader, Iterator) and self.epochs - self.state.epoch > 1:
+            raise ValueError(
+                f"{name} is a generator (an iterator): its batches can be read only once, but epochs={self.epochs} "
+                f"reads them {self.epochs - self.state.epoch} times. Try: a list of batches, a DataLoader, or an "
+                "object whose __iter__ makes a new generator each time; or epochs=1"
+            )
+
+    def share_of_accumulated(self, loss: torch.Tensor, batch: int, batches: int | None) -> torch.Tensor:
         """Accumulating k batches: dividing each loss by k makes their summed gradients the gradient of their mean."""
         if self.accumulate == 1:
             return loss  # no division: it would add an operation to every step for nothing
+        assert batches is not None  # accumulating needs a len: batches_per_epoch refuses a loader without one
         return loss / min(self.accumulate, batches - batch + batch % self.accumulate)  # the last group may be short
 
-    def gradients_shared_at_step(self, batch: int, batches: int) -> contextlib.AbstractContextManager[Any]:
+    def gradients_shared_at_step(self, batch: int, batches: int | None) -> contextlib.AbstractContextManager[Any]:
         """Under DDP, the processes add up their gradients only for the last batch before a step, not for every
         batch accumulated (DDP's no_sync); alone, a process has nothing to share."""
         last_before_step = (batch + 1) % self.accumulate == 0 or batch + 1 == batches
@@ -358,7 +392,7 @@ class Trainer:
         saved = ""
         if self.out_dir is not None:
             path = self.out_dir / "checkpoints" / f"nonfinite-step{self.state.step + 1}.pt"
-            save_checkpoint(path, {"model": self.model.state_dict(), "state": vars(self.state).copy()})
+            save_checkpoint(path, {"model": self.raw_model.state_dict(), "state": vars(self.state).copy()})
             saved = f" The weights before this step are in {path}."
         cause = diagnose_nonfinite(self.model, self.loss_fn, inputs, targets)
         message = (
@@ -402,6 +436,7 @@ class Trainer:
             "config": self.config,
             "data": self.data_info,
             "rng": rng_states(),
+            "step_tags": sorted(getattr(self.logger, "step_tags", ())),  # the curves TensorBoard has per step
         }
 
     def load(self, checkpoint: dict[str, Any]) -> None:
@@ -416,7 +451,7 @@ class Trainer:
         self.resumed_metrics = checkpoint["metrics"]
         set_rng_states(checkpoint["rng"])
         if isinstance(self.logger, RunLogger):
-            self.logger.resume_at(self.state.epoch, self.state.step)
+            self.logger.resume_at(self.state.epoch, self.state.step, checkpoint.get("step_tags", ()))
 
     def summary(self, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
         import torchvision
@@ -438,6 +473,20 @@ class Trainer:
                 "torchvision": torchvision.__version__,
             },
         }
+
+
+class OnePass:
+    """The batches of a generator, which can be read only once. The first is kept, so that the preflight can look
+    at it and training still begins with it."""
+
+    def __init__(self, batches: Iterator[Batch]):
+        self.batches = batches
+        self.first = next(batches, None)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.first is not None:
+            yield self.first
+        yield from self.batches
 
 
 class FailureExplained:

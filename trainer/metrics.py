@@ -9,40 +9,7 @@ import torch
 from torch import Tensor
 
 from trainer import distributed
-from trainer.errors import did_you_mean, one_of
-
-CLASSIFICATION = ("accuracy", "top5", "per_class_accuracy", "confusion_matrix")
-REGRESSION = ("mae", "rmse", "r2")
-METRICS = {"classification": CLASSIFICATION, "regression": REGRESSION}
-
-
-def default_metrics(task: str, num_classes: int | None) -> list[str]:
-    """What a run reports when the config names no metrics. Top-5 only with more than 5 classes, where it can miss."""
-    if _names_for(task) == REGRESSION:
-        return list(REGRESSION)
-    top5 = ["top5"] if num_classes is not None and num_classes > 5 else []
-    return ["accuracy", *top5, "per_class_accuracy", "confusion_matrix"]
-
-
-def check_metric_names(names: list[str], task: str) -> list[str]:
-    """One sentence for each name that is not a metric of this task, with a suggestion; [] when all are fine."""
-    valid = _names_for(task)
-    other = REGRESSION if valid == CLASSIFICATION else CLASSIFICATION
-    problems = []
-    for name in names:
-        if name in valid:
-            continue
-        if name in other:
-            problems.append(f"'{name}' is not a {task} metric. Try one of: {one_of(valid)}")
-        else:
-            problems.append(f"unknown metric '{name}'{did_you_mean(name, valid)}. Try one of: {one_of(valid)}")
-    return problems
-
-
-def _names_for(task: str) -> tuple[str, ...]:
-    if task not in METRICS:
-        raise ValueError(f"task must be 'classification' or 'regression', got '{task}'{did_you_mean(task, METRICS)}")
-    return METRICS[task]
+from trainer.metric_names import check_metric_names, default_metrics
 
 
 class Metrics:

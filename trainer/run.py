@@ -34,7 +34,7 @@ from trainer.inference import read_checkpoint
 from trainer.logger import new_run_dir
 from trainer.loop import Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
-from trainer.metrics import check_metric_names, default_metrics
+from trainer.metric_names import check_metric_names, default_metrics
 from trainer.numbers import check_numbers, number_warnings
 from trainer.yamlio import dump_yaml, flatten
 
@@ -109,8 +109,7 @@ def monitor_of(cfg: Config) -> Monitor:
     stopping = cfg.train.early_stopping
     if stopping is None:
         return Monitor()
-    higher_is_better = stopping.monitor.endswith(("accuracy", "top5", "r2"))
-    return Monitor(stopping.monitor, stopping.mode or ("max" if higher_is_better else "min"), stopping.min_delta)
+    return Monitor(stopping.monitor, stopping.mode, stopping.min_delta)
 
 
 def check_metric_settings(cfg: Config, data: DataSplits) -> None:

@@ -41,12 +41,12 @@ from trainer import cores, keys
 from trainer.checkpoint import write_atomic
 from trainer.config import Config, Distribution, LogConfig, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
+from trainer.metric_names import higher_is_better
 from trainer.runs import SWEEP_PLAN, aligned
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, parse_value, split_key
 
 DEFAULT_TRIALS = 10
-HIGHER_IS_BETTER = ("accuracy", "top5", "r2")
 
 
 @dataclass
@@ -413,39 +413,51 @@ def run_optuna(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> N
         for outcome in optuna_worker(str(sweep_dir), plan):
             say(outcome)
         return
+    open_study(sweep_dir, plan)  # made here once: workers making a new storage's tables at once would collide
     with worker_pool(jobs, sweep_dir) as pool:
-        futures = [pool.submit(_optuna_outcomes, str(sweep_dir), plan) for _ in range(jobs)]
+        futures = [pool.submit(_optuna_outcomes, str(sweep_dir), plan, worker) for worker in range(jobs)]
         for future in as_completed(futures):
             for outcome in future.result():
                 say(outcome)
 
 
-def _optuna_outcomes(sweep_dir: str, plan: Plan) -> list[Outcome]:
-    return list(optuna_worker(sweep_dir, plan))
+def _optuna_outcomes(sweep_dir: str, plan: Plan, worker: int) -> list[Outcome]:
+    return list(optuna_worker(sweep_dir, plan, worker))
 
 
 def study_storage(sweep_dir: Path, sweep: SweepConfig) -> str:
     return sweep.storage or f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
 
 
-def optuna_worker(sweep_dir_name: str, plan: Plan) -> Iterator[Outcome]:
-    """Trials chosen by Optuna's TPE sampler until the study holds `trials` finished or pruned ones; any number
-    of these (processes, machines) may work on one study through its storage."""
+def open_study(sweep_dir: Path, plan: Plan, worker: int = 0) -> Any:
+    """The sweep's Optuna study, made on first use. Each worker samples with a seed of its own (the config's seed
+    plus its number), so that workers do not propose the same values; a study shared through sweep.storage, which
+    other machines may also work on, samples unseeded."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sweep_dir, sweep = Path(sweep_dir_name), plan.sweep
-    monitor, higher = monitor_of(plan)
-    study = optuna.create_study(
+    sweep = plan.sweep
+    seed = None if sweep.storage else plan.base.get("seed", 0) + worker
+    return optuna.create_study(
         study_name=plan.base.get("name", "sweep"),
         storage=study_storage(sweep_dir, sweep),
         load_if_exists=True,
-        direction="maximize" if higher else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=plan.base.get("seed", 0)),
+        direction="maximize" if monitor_of(plan)[1] else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
         if sweep.prune
         else optuna.pruners.NopPruner(),
     )
+
+
+def optuna_worker(sweep_dir_name: str, plan: Plan, worker: int = 0) -> Iterator[Outcome]:
+    """Trials chosen by Optuna's TPE sampler until the study holds `trials` finished or pruned ones; any number
+    of these (processes, machines) may work on one study through its storage."""
+    import optuna
+
+    sweep_dir, sweep = Path(sweep_dir_name), plan.sweep
+    monitor = monitor_of(plan)[0]
+    study = open_study(sweep_dir, plan, worker)
     total = sweep.trials or DEFAULT_TRIALS
     done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     while len(study.get_trials(deepcopy=False, states=done_states)) < total:
@@ -489,7 +501,7 @@ def monitor_of(plan: Plan) -> tuple[str, bool]:
     """The metric that ranks the trials, and whether higher is better."""
     stopping = plan.base.get("train", {}).get("early_stopping") or {}
     name = plan.sweep.monitor or stopping.get("monitor") or "val/loss"
-    return name, name.endswith(HIGHER_IS_BETTER)
+    return name, higher_is_better(name)
 
 
 def score(outcome: Outcome, monitor: str) -> float:

@@ -1,0 +1,297 @@
+"""The Trainer's arithmetic, checked against the same computation written out by hand: accumulation, clipping,
+the logged means, early stopping, best.pt, schedules stepped per batch or per epoch, and what it keeps to show."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from trainer import Trainer
+from trainer.checkpoint import Monitor, load_checkpoint
+from trainer.loop import Evaluation, MetricTotals, default_task, resolve_device, step_epoch_scheduler
+from trainer.metrics import Metrics
+
+
+def batches(n: int = 6, size: int = 8, features: int = 3, classes: int = 3, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(size, features, generator=generator), torch.randint(0, classes, (size,), generator=generator))
+        for _ in range(n)
+    ]
+
+
+def linear(seed: int = 0, features: int = 3, outputs: int = 3) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(features, outputs)
+
+
+def trainer_for(model: nn.Module, lr: float = 0.1, **options) -> Trainer:
+    options = {"epochs": 1, "preflight": False, "progress": False, "device": "cpu", **options}
+    return Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=lr), **options)
+
+
+def by_hand(model: nn.Module, groups: list[list[tuple[torch.Tensor, torch.Tensor]]], lr: float, clip=None):
+    """Plain SGD, one step per group of batches, on the gradient of the group's mean loss (groups of equal batches)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for group in groups:
+        optimizer.zero_grad()
+        for inputs, targets in group:
+            (nn.functional.cross_entropy(model(inputs), targets) / len(group)).backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+    return model
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6), name
+
+
+@pytest.mark.parametrize(
+    ("accumulate", "groups"),
+    [(1, [[0], [1], [2], [3], [4]]), (2, [[0, 1], [2, 3], [4]]), (3, [[0, 1, 2], [3, 4]]), (5, [[0, 1, 2, 3, 4]])],
+)
+def test_accumulation_steps_on_the_mean_gradient_of_each_group_and_the_short_last_group(accumulate, groups):
+    data = batches(5)
+    trainer = trainer_for(linear(), accumulate=accumulate)
+    trainer.fit(data)
+    assert trainer.state.step == len(groups)
+    expected = by_hand(linear(), [[data[i] for i in group] for group in groups], lr=0.1)
+    assert_same_weights(trainer.raw_model, expected)
+
+
+def test_gradient_clipping_caps_the_norm_of_every_step():
+    data = batches(4)
+    trainer = trainer_for(linear(), lr=0.5, grad_clip=0.05)
+    trainer.fit(data)
+    assert_same_weights(trainer.raw_model, by_hand(linear(), [[b] for b in data], lr=0.5, clip=0.05))
+    unclipped = trainer_for(linear(), lr=0.5)
+    unclipped.fit(data)
+    assert not torch.allclose(unclipped.raw_model.weight, trainer.raw_model.weight)
+
+
+def test_logged_values_are_the_means_since_the_last_log_and_the_epoch_is_the_mean_of_all(monkeypatch):
+    data = batches(6)
+    logged = []
+    trainer = trainer_for(linear(), lr=0.0, log_every=2)  # lr 0: every batch sees the starting weights
+    monkeypatch.setattr(trainer.logger, "log_step", lambda step, values: logged.append((step, values)))
+    metrics = trainer.fit(data)
+    with torch.no_grad():
+        model = linear()
+        losses = [nn.functional.cross_entropy(model(x), y).item() for x, y in data]
+        hits = [(model(x).argmax(1) == y).float().mean().item() for x, y in data]
+    assert [step for step, _ in logged] == [2, 4, 6]
+    for (_, values), first in zip(logged, (0, 2, 4), strict=True):
+        assert values["train/loss"] == pytest.approx(sum(losses[first : first + 2]) / 2, rel=1e-6)
+        assert values["train/accuracy"] == pytest.approx(sum(hits[first : first + 2]) / 2, rel=1e-6)
+        assert values["lr"] == 0.0
+    assert metrics["train/loss"] == pytest.approx(sum(losses) / 6, rel=1e-6)
+    assert metrics["train/accuracy"] == pytest.approx(sum(hits) / 6, rel=1e-6)
+
+
+def test_metric_totals_weigh_each_batch_by_its_size():
+    totals = MetricTotals(classification=True)
+    totals.add(torch.tensor(1.0), torch.tensor([[1.0, 0.0]] * 3), torch.tensor([0, 0, 1]))
+    totals.add(torch.tensor(4.0), torch.tensor([[0.0, 1.0]]), torch.tensor([1]))
+    assert totals.since_last_log("train") == pytest.approx({"train/loss": 7 / 4, "train/accuracy": 3 / 4})
+    totals.add(torch.tensor(2.0), torch.tensor([[0.0, 1.0]] * 2), torch.tensor([0, 0]))
+    assert totals.since_last_log("train") == pytest.approx({"train/loss": 2.0, "train/accuracy": 0.0})
+    assert totals.compute("val") == pytest.approx({"val/loss": 11 / 6, "val/accuracy": 3 / 6})
+    regression = MetricTotals(classification=False)
+    regression.add(torch.tensor(3.0), torch.zeros(2, 1), torch.zeros(2, 1))
+    assert regression.compute("val") == {"val/loss": 3.0}
+
+
+class Scripted(nn.Module):
+    """A model whose validation loss follows a script, one value per epoch: its output is a constant per epoch."""
+
+    def __init__(self, val_losses: list[float]):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.val_losses, self.epoch = val_losses, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:  # the loss of a regression on zero targets: the output squared
+            return torch.full((len(x), 1), self.val_losses[self.epoch] ** 0.5) + 0 * self.bias
+        return (x[:, :1] * 0 + self.bias).expand(len(x), 1)
+
+
+def scripted_run(val_losses: list[float], tmp_path, **options) -> tuple[Trainer, dict]:
+    model = Scripted(val_losses)
+    data = [(torch.zeros(4, 1), torch.zeros(4, 1))]
+    trainer = Trainer(
+        model,
+        nn.MSELoss(),
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        epochs=len(val_losses),
+        preflight=False,
+        progress=False,
+        device="cpu",
+        out_dir=tmp_path,
+        pictures=False,
+        **options,
+    )
+    original = trainer.end_epoch
+
+    def next_epoch(*args):
+        original(*args)
+        model.epoch += 1
+
+    trainer.end_epoch = next_epoch
+    trainer.fit(data, data)
+    return trainer, json.loads((tmp_path / "summary.json").read_text())
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
+    trainer, summary = scripted_run([5, 4, 4, 4.5, 3, 3, 6], tmp_path, patience=2)
+    assert trainer.state.epoch == 4 and summary["status"] == "stopped early"
+    assert summary["best_epoch"] == 2 and summary["best_metric"] == pytest.approx(4.0)
+    assert trainer.stop_reason == "early stop: val/loss has not improved for 2 epochs"
+    assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["state"]["epoch"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["state"]["epoch"] == 4
+
+
+def test_patience_of_one_epoch_and_a_min_delta(tmp_path):
+    trainer, _ = scripted_run([5, 4.95, 4.5, 4.45], tmp_path, patience=1, monitor=Monitor("val/loss", "min", 0.1))
+    assert trainer.state.epoch == 2 and trainer.stop_reason.endswith("has not improved for 1 epoch")
+    assert trainer.state.best_epoch == 1
+
+
+def test_without_patience_every_epoch_runs_and_best_pt_is_the_best_one(tmp_path):
+    trainer, summary = scripted_run([5, 2, 3, 4, 4], tmp_path)
+    assert trainer.state.epoch == 5 and summary["status"] == "finished" and summary["best_epoch"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["state"]["epoch"] == 2
+
+
+def test_a_judge_may_stop_the_run_with_its_reason(tmp_path):
+    seen = []
+
+    def judge(epoch, metrics):
+        seen.append((epoch, metrics["val/loss"]))
+        return "pruned: worse than the median" if epoch == 2 else None
+
+    trainer, summary = scripted_run([5, 4, 3, 2], tmp_path, judge=judge)
+    assert seen == [(1, pytest.approx(5.0)), (2, pytest.approx(4.0))]
+    assert trainer.state.epoch == 2 and summary["status"] == "stopped early"
+    assert trainer.stop_reason == "pruned: worse than the median"
+
+
+def test_without_validation_best_pt_follows_the_training_loss():
+    trainer = trainer_for(linear())
+    trainer.fit(batches(2))
+    assert trainer.monitor == Monitor("train/loss")
+    named = trainer_for(linear(), monitor=Monitor("train/accuracy"))
+    named.fit(batches(2))
+    assert named.monitor.name == "train/accuracy"  # a monitor given is kept
+
+
+def test_a_per_batch_schedule_steps_after_each_step_and_a_per_epoch_one_after_each_epoch(monkeypatch):
+    model = linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    per_batch = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        scheduler=per_batch,
+        scheduler_every_batch=True,
+        epochs=2,
+        preflight=False,
+        progress=False,
+        device="cpu",
+        log_every=1,
+    )
+    logged = []
+    monkeypatch.setattr(trainer.logger, "log_step", lambda step, values: logged.append((step, values["lr"])))
+    trainer.fit(batches(3))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5**6)
+    assert logged == [(s, pytest.approx(0.5 ** (s - 1))) for s in range(1, 7)]  # the lr each step trained with
+
+    model = linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    per_epoch = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        scheduler=per_epoch,
+        epochs=2,
+        preflight=False,
+        progress=False,
+        device="cpu",
+    ).fit(batches(3))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+
+
+def test_plateau_follows_the_validation_loss_and_else_the_training_loss():
+    def plateau():
+        optimizer = torch.optim.SGD(linear().parameters(), lr=1.0)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.5), optimizer
+
+    scheduler, optimizer = plateau()
+    for val, train in [(1.0, 9.0), (2.0, 1.0), (3.0, 0.5)]:  # val rises while train falls
+        step_epoch_scheduler(scheduler, {"val/loss": val, "train/loss": train})
+    assert optimizer.param_groups[0]["lr"] == 0.25
+    scheduler, optimizer = plateau()
+    for train in [3.0, 2.0, 1.0]:
+        step_epoch_scheduler(scheduler, {"train/loss": train})
+    assert optimizer.param_groups[0]["lr"] == 1.0
+
+
+def test_the_summary_counts_what_was_done(tmp_path):
+    trainer = trainer_for(linear(), out_dir=tmp_path, epochs=2, pictures=False)
+    trainer.fit(batches(3), batches(2, seed=1), batches(2, seed=2))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["epochs"], summary["steps"], summary["status"], summary["monitor"]) == (
+        2,
+        6,
+        "finished",
+        "val/loss",
+    )
+    assert summary["evaluated_split"] == "test" and len(summary["confusion_matrix"]) == 3
+    assert sum(map(sum, summary["confusion_matrix"])) == 16  # every test sample counted once
+    assert set(summary["metrics"]) >= {"train/loss", "val/loss", "test/loss", "test/accuracy", "lr"}
+    assert summary["wall_seconds"] > 0 and summary["device"] == "cpu"
+
+
+def test_evaluation_keeps_the_misclassified_samples_first_and_at_most_the_limit():
+    evaluation = Evaluation("val", Metrics("classification", 2))
+    for _ in range(3):
+        inputs = torch.arange(40.0).reshape(40, 1)
+        logits = torch.stack([torch.zeros(40), torch.ones(40)], dim=1)  # always class 1
+        targets = (torch.arange(40) % 4 != 0).long()  # class 0 one time in four: 10 wrong answers a batch
+        evaluation.keep_samples(inputs, logits, targets)
+    kept_inputs, kept_logits, kept_targets = evaluation.samples
+    wrong = (kept_logits.argmax(1) != kept_targets).tolist()
+    assert wrong == [True] * 30 + [False] * 34  # every wrong one of the three batches, then right ones
+    assert kept_inputs[:10, 0].tolist() == list(range(0, 40, 4))  # in the order they came
+    evaluation.keep_samples(torch.zeros(2, 1), torch.zeros(2, 2, 2), torch.zeros(2, 2).long())  # not classes: skipped
+    assert len(evaluation.samples[2]) == 64
+
+
+def test_evaluation_keeps_the_points_of_problems_with_one_or_two_features_up_to_the_limit():
+    evaluation = Evaluation("val", Metrics("classification", 2))
+    evaluation.keep_points(torch.zeros(5, 3), torch.zeros(5))  # three features: nothing to draw
+    assert evaluation.points is None
+    evaluation.keep_points(torch.arange(12.0).reshape(6, 2), torch.arange(6), limit=8)
+    evaluation.keep_points(torch.arange(12.0, 24).reshape(6, 2), torch.arange(6, 12), limit=8)
+    evaluation.keep_points(torch.zeros(6, 2), torch.zeros(6), limit=8)  # full: skipped
+    inputs, targets = evaluation.points
+    assert targets.tolist() == [0, 1, 2, 3, 4, 5, 6, 7] and inputs[-1].tolist() == [14.0, 15.0]
+
+
+def test_the_task_follows_the_loss_and_auto_picks_the_cpu_here():
+    assert default_task(nn.CrossEntropyLoss()) == "classification" and default_task(nn.NLLLoss()) == "classification"
+    assert default_task(nn.MSELoss()) == "regression" and default_task(lambda out, y: out.sum()) == "regression"
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_fp16_on_the_cpu_is_refused_with_bf16_offered():
+    with pytest.raises(ValueError, match="use precision 'bf16'"):
+        trainer_for(linear(), precision="fp16")
