@@ -115,6 +115,83 @@ def test_a_failed_save_stops_training_at_once_naming_the_file_and_the_free_space
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))  # no half-written file left beside it
 
 
+# Run in a process of its own: the second save of one checkpoint file finds the disk all but full. The limit on a
+# file's size (RLIMIT_FSIZE) is the operating system's: the write stops halfway through the checkpoint's bytes and
+# fails with EFBIG, however leaptrain writes the file.
+FILLS_THE_DISK = """
+import resource, signal, sys
+from pathlib import Path
+
+from trainer import checkpoint
+from trainer.cli import main
+
+target = sys.argv[1]
+real, saves = checkpoint.write_atomic, []
+
+
+def disk_full_at_the_second_save(path, data):
+    if Path(path).name != target:
+        return real(path, data)
+    saves.append(path)
+    if len(saves) != 2:
+        return real(path, data)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(data) // 2, hard))  # room for half of it
+    try:
+        return real(path, data)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing
+checkpoint.write_atomic = disk_full_at_the_second_save
+sys.exit(main(sys.argv[2:]))
+"""
+# Big enough that the other files a run writes meanwhile (TensorBoard's, metrics.jsonl) stay under half a checkpoint.
+# The second save is the last epoch's: what is on disk when it fails is all a resume has.
+BIG = ["train.epochs=2", "model.hidden=[256]", "optimizer.lr=1e-3", "model.dropout=0.2", "log.pictures=false"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and EFBIG as Linux has them")
+@pytest.mark.parametrize("target", ["last.pt", "best.pt"])
+def test_a_save_that_fails_halfway_keeps_the_checkpoint_before_it_and_resume_carries_on_from_it(
+    target, write_config, run_cli, tmp_path
+):
+    """Guards against a checkpoint written straight to its final path, or made by deleting the old file first:
+    either way a save cut short leaves no checkpoint to resume from. And against last.pt saved ahead of best.pt:
+    after best.pt's save fails, last.pt would name a best epoch that best.pt does not hold."""
+    config = write_config(SYNTHETIC)
+    assert run_cli(config, "name=whole", *BIG)[0] == 0
+    whole = only_run(tmp_path, "whole")
+    assert epochs(whole)[1]["val/loss"] < epochs(whole)[0]["val/loss"]  # so epoch 2 saves best.pt too
+    done = subprocess.run(
+        [sys.executable, "-c", FILLS_THE_DISK, target, str(config), "name=full", *BIG],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    run_dir = only_run(tmp_path, "full")
+    failed = run_dir.relative_to(tmp_path) / "checkpoints" / target
+    assert done.returncode == 2, done.stderr
+    assert f"could not save {failed}: File too large" in done.stderr
+    assert f"the {target} already there, from the save before, is intact" in done.stderr
+    assert "ulimit -f" in done.stderr and f"python -m trainer resume {run_dir.relative_to(tmp_path)}" in done.stderr
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))  # the half-written file is gone
+    # Both load. best.pt is saved first: when it fails, last.pt is not saved either; when last.pt fails, best.pt
+    # holds the new best epoch, which the resume trains again to the same numbers.
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert (last["state"]["epoch"], best["state"]["epoch"]) == ((1, 2) if target == "last.pt" else (1, 1))
+
+    code, _, err = run_cli("resume", run_dir)
+    assert code == 0, err
+    assert final_metrics(run_dir) == final_metrics(whole)
+    assert epochs(run_dir) == epochs(whole)
+    best_epoch = json.loads((run_dir / "summary.json").read_text())["best_epoch"]
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["state"]["epoch"] == best_epoch == 2
+
+
 def flip_tensor_bytes(path: Path) -> None:
     """Damage the first tensor's bytes in place, as a failing disk does: the zip still opens, torch still loads it."""
     with zipfile.ZipFile(path) as archive:
