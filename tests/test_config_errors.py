@@ -222,3 +222,70 @@ def load_config_text(extra: str, overrides: list[str]):
         path = Path(folder) / "c.yaml"
         path.write_text(text if "model:" not in extra else text.replace("model: {name: mlp, hidden: [8]}\n", ""))
         return load_config(str(path), overrides)
+
+
+BROKEN_FORWARD = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        self.layer = nn.Linear(input_shape[0], num_classes)
+
+    def forward(self, x):
+        return self.layer(x) @ torch.ones(5, 5)
+"""
+
+
+def write_png(path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(path)
+
+
+# One mistake of each family, as the real command meets it: (files to write, arguments, what stderr must say).
+REAL_COMMAND_MISTAKES = {
+    "a key typo": ({"config.yaml": BASE.replace("batch_size", "batch_sise")}, [], "data.batch_sise: unknown key"),
+    "a picture given as the config": ({"photo.png": write_png}, ["check", "photo.png"], "a PNG image, not a YAML"),
+    "an empty config": ({"empty.yaml": ""}, ["check", "empty.yaml"], "model: is required but missing"),
+    "missing CIFAR files": (
+        {"config.yaml": "data: {dataset: cifar10, root: nothing, download: false}\nmodel: {name: cnn}\n"},
+        [],
+        "cifar-10-batches-py/ lacks data_batch_1",
+    ),
+    "a model naming a command": (
+        {"config.yaml": SYNTHETIC},
+        ["check", "config.yaml", "model={name: 'os:system', command: 'touch pwned'}"],
+        "'os:system' is in Python's standard library",
+    ),
+    "an error in the learner's forward": (
+        {"config.yaml": SYNTHETIC.replace("{name: mlp, hidden: [16]}", "net.py:Net"), "net.py": BROKEN_FORWARD},
+        [],
+        "(at net.py:12)",
+    ),
+}
+
+
+TORCH_NEEDED = {"missing CIFAR files", "an error in the learner's forward"}  # these import torch: seconds each
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [pytest.param(name, marks=[pytest.mark.slow] if name in TORCH_NEEDED else []) for name in REAL_COMMAND_MISTAKES],
+)
+def test_the_real_command_exits_2_with_the_message_and_no_traceback(tmp_path, mistake):
+    """`python -m trainer` in its own process: what a learner's terminal shows and the exit code a script sees.
+    (In-process, a traceback Python would print at exit, or one printed to the real stderr, goes unseen.)"""
+    files, args, expected = REAL_COMMAND_MISTAKES[mistake]
+    for name, content in files.items():
+        content(tmp_path / name) if callable(content) else (tmp_path / name).write_text(content)
+    args = args or ["config.yaml"]
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "pwned").exists()

@@ -142,10 +142,19 @@ def test_train_and_val_folders_are_used_as_given(tmp_path):
 def test_memory_and_disk_give_the_model_the_same_validation_pixels(tmp_path):
     root = make_shapes(tmp_path / "shapes")
     memory, disk = build(root, cache="memory"), build(root, cache="disk")
-    # Under 500 training images the disk path measures all of them too.
-    assert memory.info == disk.info | {
-        "mean": pytest.approx(memory.info["mean"]),
-        "std": pytest.approx(memory.info["std"]),
+    # The statistics, computed here in one go from the training images kept in memory (raw uint8 pixels): under
+    # 500 training images the disk path measures all of them too, so both must give these.
+    pixels = memory.train.inputs
+    assert pixels.dtype == torch.uint8 and len(pixels) == memory.train.num_samples
+    values = pixels.double() / 255
+    expected = {"mean": values.mean(dim=(0, 2, 3)).tolist(), "std": values.std(dim=(0, 2, 3), correction=0).tolist()}
+    everything = torch.cat([pixels, memory.val.inputs]).double() / 255
+    assert everything.mean(dim=(0, 2, 3)).tolist() != pytest.approx(expected["mean"], abs=1e-4)  # val would show
+    for data in (memory, disk):
+        assert data.info["mean"] == pytest.approx(expected["mean"], abs=1e-6)
+        assert data.info["std"] == pytest.approx(expected["std"], abs=1e-6)
+    assert {k: v for k, v in memory.info.items() if k not in expected} == {
+        k: v for k, v in disk.info.items() if k not in expected
     }
     (memory_inputs, memory_targets), (disk_inputs, disk_targets) = next(iter(memory.val)), next(iter(disk.val))
     assert torch.equal(memory_targets, disk_targets)

@@ -88,12 +88,51 @@ def test_random_search_draws_from_ranges_and_the_seed_fixes_the_plan(write_confi
     assert [t.values for t in again] == [t["values"] for t in plan["trials"]]
 
 
+# A learner's model whose constructor waits (at most 60 s) for another process to build one too: a trial can only
+# finish when another trial is being built at the same time, in another process.
+MEETING_NET = """
+import os
+import time
+from pathlib import Path
+
+from torch import nn
+
+ARRIVED = Path({arrived!r})
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes, input_shape):
+        super().__init__()
+        (ARRIVED / str(os.getpid())).write_text("")
+        deadline = time.monotonic() + 60
+        while not [p for p in ARRIVED.iterdir() if p.name != str(os.getpid())]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no other trial was built within 60 s: the trials ran one at a time")
+            time.sleep(0.05)
+        self.layer = nn.Linear(input_shape[0], num_classes)
+
+    def forward(self, x):
+        return self.layer(x)
+"""
+
+
+@pytest.mark.slow  # two worker processes start and import torch: about 20 s
 def test_trials_run_in_parallel_processes(write_config, run_cli, tmp_path):
-    code, out, err = run_cli("sweep", write_config(SYNTHETIC), "optimizer.lr=1e-3,1e-2", "--jobs", "2")
+    """Each trial's model is built only when the other trial's is being built too, in another process: with the
+    trials run one after the other, the first would wait for the second in vain and fail."""
+    import os
+
+    arrived = tmp_path / "arrived"
+    arrived.mkdir()
+    (tmp_path / "net.py").write_text(MEETING_NET.format(arrived=str(arrived)))
+    config = write_config(SYNTHETIC.replace("{name: mlp, hidden: [16]}", "{name: net.py:Net}"))
+    code, out, err = run_cli("sweep", config, "optimizer.lr=1e-3,1e-2", "--jobs", "2")
     assert code == 0, err
     assert "2 at a time" in out
     rows = list(csv.DictReader((sweep_dir_of(tmp_path) / "sweep_summary.csv").open()))
-    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert [r["status"] for r in rows] == ["finished", "finished"], out + err
+    pids = {int(p.name) for p in arrived.iterdir()}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, neither of them this one
 
 
 def test_sweep_mistakes_are_reported_before_any_trial_trains(write_config, run_cli, tmp_path):

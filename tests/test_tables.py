@@ -67,8 +67,12 @@ def test_statistics_come_from_the_training_rows_only(tmp_path):
     train = data.train.inputs[:, 0]
     # Standardized with the training rows' own mean and std: exactly 0 and 1 there, and not on the other rows.
     assert abs(train.mean()) < 1e-6 and abs(train.std(correction=0) - 1) < 1e-6
-    rooms = train * data.info["std"]["rooms"] + data.info["mean"]["rooms"]
-    assert data.info["mean"]["rooms"] == pytest.approx(rooms.mean().item())
+    # Each price is one house's: the targets tell which houses are the training rows, and so their rooms.
+    rooms_of = {price: rooms for rooms, _, price in HOUSES}
+    rooms = torch.tensor([float(rooms_of[price]) for price in data.train.targets[:, 0].tolist()])
+    assert data.info["mean"]["rooms"] == pytest.approx(rooms.mean().item(), rel=1e-6)
+    assert data.info["std"]["rooms"] == pytest.approx(rooms.std(correction=0).item(), rel=1e-6)
+    assert torch.allclose(train, (rooms - rooms.mean()) / rooms.std(correction=0), atol=1e-5)  # row by row
     assert data.info["mean"]["rooms"] != pytest.approx(sum(r for r, _, _ in HOUSES) / len(HOUSES))
 
     # Separate val and test files with huge values change nothing about the training statistics.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import pytest
 import torch
@@ -97,14 +98,92 @@ def test_channels_last_trains_a_cnn_to_the_same_result(fake_mnist, write_config,
     assert losses["last"] == pytest.approx(losses["plain"], rel=1e-4)
 
 
-@pytest.mark.slow
+# A learner's model that writes down, for every training forward, what the layers see: a line per forward.
+RECORDING_NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        hidden = self.conv(x).mean(dim=(2, 3))
+        logits = self.head(hidden)
+        if self.training and torch.is_grad_enabled():
+            channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            weight_last = self.conv.weight.is_contiguous(memory_format=torch.channels_last)
+            with open("seen.txt", "a") as seen:
+                seen.write(f"{logits.dtype} {channels_last} {weight_last}\\n")
+        return logits
+"""
+
+
+def forwards_seen(fake_cifar, write_config, run_cli, tmp_path, *overrides: str) -> set[str]:
+    """What the recording model saw in the forwards of the training steps, for a run of fake CIFAR (3 channels, so
+    that the channels-last layout differs from the default one: with 1 channel the two are the same strides)."""
+    (tmp_path / "net.py").write_text(RECORDING_NET)
+    text = f"data: {{dataset: cifar10, root: {fake_cifar}, download: false, batch_size: 50}}\nmodel: net.py:Net\n"
+    assert run_cli(write_config(text), "train.epochs=1", *overrides)[0] == 0
+    (run_dir,) = (tmp_path / "runs" / "config").iterdir()
+    steps = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["state"]["step"]
+    seen = (tmp_path / "seen.txt").read_text().splitlines()
+    assert steps >= 3 and len(seen) >= steps
+    return set(seen[-steps:])  # the steps' forwards come last (the preflight's one batch comes before them)
+
+
+def test_bf16_runs_the_forward_in_bfloat16(fake_cifar, write_config, run_cli, tmp_path):
+    assert forwards_seen(fake_cifar, write_config, run_cli, tmp_path, "train.precision=bf16") == {
+        "torch.bfloat16 False False"
+    }
+
+
+def test_fp32_runs_the_forward_in_float32_with_the_default_layout(fake_cifar, write_config, run_cli, tmp_path):
+    assert forwards_seen(fake_cifar, write_config, run_cli, tmp_path) == {"torch.float32 False False"}
+
+
+def test_channels_last_gives_the_model_channels_last_inputs_and_weights(fake_cifar, write_config, run_cli, tmp_path):
+    assert forwards_seen(fake_cifar, write_config, run_cli, tmp_path, "train.channels_last=true") == {
+        "torch.float32 True True"
+    }
+
+
+@pytest.mark.slow  # compiling takes seconds on a CPU
+@pytest.mark.skipif(
+    not torch.cuda.is_available() and not (shutil.which("cc") or shutil.which("gcc")),
+    reason="torch.compile's inductor needs a C compiler on a CPU, and train.compile offers no other backend",
+)
 def test_compiled_model_trains_and_saves_plain_weights(write_config, run_cli, tmp_path):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    assert run_cli(write_config(SYNTHETIC), "name=plain")[0] == 0
+    assert not torch._dynamo.utils.counters["stats"]["unique_graphs"]  # a plain run compiles nothing
     assert run_cli(write_config(SYNTHETIC), "train.compile=true")[0] == 0
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # the forward ran as a compiled graph
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     weights = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert not [key for key in weights if key.startswith("_orig_mod")]  # loadable into the plain model
     losses = [json.loads(line)["train/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]
+
+
+def test_compile_wraps_the_model_the_trainer_runs_but_not_the_one_it_saves():
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    model = torch.nn.Linear(3, 2)
+    options = {"epochs": 1, "preflight": False}
+    plain = Trainer(model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), **options)
+    compiled = Trainer(
+        model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), compile=True, **options
+    )
+    assert not isinstance(plain.model, OptimizedModule)
+    assert isinstance(compiled.model, OptimizedModule) and compiled.model._orig_mod is model
+    assert compiled.raw_model is model  # checkpoints hold the plain model's weights
 
 
 def test_histograms_and_graph_reach_tensorboard(write_config, run_cli, tmp_path):

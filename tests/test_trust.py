@@ -36,11 +36,12 @@ class Net(nn.Module):
 """
 
 
-def cli(folder: Path, capsys, monkeypatch, *args: object) -> tuple[int, str]:
-    """`python -m trainer ARGS` run from `folder`: the exit code and everything printed."""
+def cli(folder: Path, capfd, monkeypatch, *args: object) -> tuple[int, str]:
+    """`python -m trainer ARGS` run from `folder`: the exit code and everything printed, read from the file
+    descriptors (capfd), so that a traceback written to the real stderr is seen too."""
     monkeypatch.chdir(folder)
     code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     return code, out + err
 
 
@@ -55,10 +56,10 @@ def cli(folder: Path, capsys, monkeypatch, *args: object) -> tuple[int, str]:
 )
 @pytest.mark.parametrize("command", ["check", "train"])
 def test_a_config_naming_a_command_runs_nothing_and_says_what_the_section_needs(
-    override, command, tmp_path, capsys, monkeypatch
+    override, command, tmp_path, capfd, monkeypatch
 ):
     (tmp_path / "config.yaml").write_text(SYNTHETIC)
-    code, said = cli(tmp_path, capsys, monkeypatch, command, "config.yaml", override)
+    code, said = cli(tmp_path, capfd, monkeypatch, command, "config.yaml", override)
     key = override.partition("=")[0]
     assert code == 2 and not (tmp_path / "pwned").exists()
     assert f"{key}.name" in said and "standard library" in said and "torch.nn.Module" in said
@@ -78,7 +79,7 @@ WRONG_KINDS = [
 
 @pytest.mark.parametrize(("section", "reference", "what"), WRONG_KINDS)
 def test_a_reference_of_the_wrong_kind_is_refused_before_it_is_called(
-    section, reference, what, tmp_path, capsys, monkeypatch
+    section, reference, what, tmp_path, capfd, monkeypatch
 ):
     (tmp_path / "config.yaml").write_text(SYNTHETIC)
     (tmp_path / "net.py").write_text("def Net(num_classes):\n    open('called', 'w').close()\n")
@@ -104,7 +105,7 @@ def test_a_reference_of_the_wrong_kind_is_refused_before_it_is_called(
         "class Loss:\n    def __init__(self):\n        open('called', 'w').close()\n\n"
         "    def __call__(self, logits, targets):\n        return 0\n"
     )
-    code, said = cli(tmp_path, capsys, monkeypatch, "train", "config.yaml", f"{section}.name={reference}")
+    code, said = cli(tmp_path, capfd, monkeypatch, "train", "config.yaml", f"{section}.name={reference}")
     kind = MODEL if section == "model" else LOSS
     assert code == 2 and not (tmp_path / "called").exists()
     assert f"{section}.name: '{reference}' {what}" in said
@@ -118,21 +119,21 @@ def test_the_standard_library_is_refused_before_anything_is_imported(monkeypatch
     assert refused.value.key == "model.name" and "antigravity" not in __import__("sys").modules
 
 
-def test_the_learners_own_model_and_loss_are_accepted(tmp_path, capsys, monkeypatch):
+def test_the_learners_own_model_and_loss_are_accepted(tmp_path, capfd, monkeypatch):
     (tmp_path / "config.yaml").write_text(SYNTHETIC)
     (tmp_path / "net.py").write_text(NET)
     (tmp_path / "code.py").write_text(NET)  # a file named like a module of the standard library is still the learner's
-    code, said = cli(tmp_path, capsys, monkeypatch, "check", "config.yaml", "model.name=code.py:Net")
+    code, said = cli(tmp_path, capfd, monkeypatch, "check", "config.yaml", "model.name=code.py:Net")
     assert code == 0, said
     (tmp_path / "my_loss.py").write_text(
         "import torch.nn.functional as F\n\n\ndef ce(logits, targets):\n    return F.cross_entropy(logits, targets)\n"
     )
     code, said = cli(
-        tmp_path, capsys, monkeypatch, "check", "config.yaml", "model.name=net.py:Net", "loss=my_loss.py:ce"
+        tmp_path, capfd, monkeypatch, "check", "config.yaml", "model.name=net.py:Net", "loss=my_loss.py:ce"
     )
     assert code == 0, said
     code, said = cli(
-        tmp_path, capsys, monkeypatch, "check", "config.yaml", "model.name=net.py:Net", "loss=torch.nn:MSELoss"
+        tmp_path, capfd, monkeypatch, "check", "config.yaml", "model.name=net.py:Net", "loss=torch.nn:MSELoss"
     )
     assert "loss.name" not in said  # a loss module of a package, named by the user's own config
 
@@ -205,11 +206,11 @@ HOSTILE = [
 @pytest.mark.parametrize(("reference", "args"), HOSTILE)
 @pytest.mark.parametrize("command", ["eval", "predict", "resume"])
 def test_a_checkpoint_whose_config_names_a_command_runs_nothing(
-    reference, args, command, trained, tmp_path, capsys, monkeypatch
+    reference, args, command, trained, tmp_path, capfd, monkeypatch
 ):
     folder, run = learners_folder(trained, tmp_path)
     name_in_saved_config(folder / run, reference, **args)
-    code, said = cli(folder, capsys, monkeypatch, *commands(run)[command])
+    code, said = cli(folder, capfd, monkeypatch, *commands(run)[command])
     assert code == 2 and not (folder / "pwned").exists()
     assert "model.name" in said and "standard library" in said and "torch.nn.Module" in said
     assert "importing" not in said and "Traceback" not in said
@@ -217,7 +218,7 @@ def test_a_checkpoint_whose_config_names_a_command_runs_nothing(
 
 @pytest.mark.parametrize("command", ["eval", "predict", "resume"])
 def test_a_package_named_by_a_checkpoint_is_not_imported_unless_the_user_allows_it(
-    command, trained, tmp_path, capsys, monkeypatch
+    command, trained, tmp_path, capfd, monkeypatch
 ):
     folder, run = learners_folder(trained, tmp_path)
     name = f"shared_nets_{command}"  # a package installed, say, but not the user's choice for this run
@@ -225,7 +226,7 @@ def test_a_package_named_by_a_checkpoint_is_not_imported_unless_the_user_allows_
     (tmp_path / "site" / name / "__init__.py").write_text("open('imported', 'w').close()\n" + NET)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     name_in_saved_config(folder / run, f"{name}:Net")
-    code, said = cli(folder, capsys, monkeypatch, *commands(run)[command])
+    code, said = cli(folder, capfd, monkeypatch, *commands(run)[command])
     assert code == 2 and not (folder / "imported").exists()
     assert f"model.name: the run's config names the package module '{name}'" in said
     allow = f"LEAPTRAIN_ALLOW_IMPORT={name}" if command == "predict" else f"model.name={name}:Net"
@@ -233,49 +234,49 @@ def test_a_package_named_by_a_checkpoint_is_not_imported_unless_the_user_allows_
     # Typed by the user, it is the user's own choice.
     if command == "predict":
         monkeypatch.setenv("LEAPTRAIN_ALLOW_IMPORT", name)
-        code, said = cli(folder, capsys, monkeypatch, *commands(run)[command])
+        code, said = cli(folder, capfd, monkeypatch, *commands(run)[command])
     else:
-        code, said = cli(folder, capsys, monkeypatch, *commands(run)[command], f"model.name={name}:Net")
+        code, said = cli(folder, capfd, monkeypatch, *commands(run)[command], f"model.name={name}:Net")
     assert code == 0, said
     assert (folder / "imported").exists() and "note: importing" not in said
 
 
 @pytest.mark.parametrize("command", ["eval", "predict", "resume"])
-def test_the_learners_own_file_beside_the_run_is_imported_and_named(command, trained, tmp_path, capsys, monkeypatch):
+def test_the_learners_own_file_beside_the_run_is_imported_and_named(command, trained, tmp_path, capfd, monkeypatch):
     folder, run = learners_folder(trained, tmp_path)
-    code, said = cli(folder, capsys, monkeypatch, *commands(run)[command])
+    code, said = cli(folder, capfd, monkeypatch, *commands(run)[command])
     assert code == 0, said
     assert "note: importing net.py (named by the run's config: model.name)" in said
 
 
-def test_a_file_outside_the_current_folder_is_not_imported(trained, tmp_path, capsys, monkeypatch):
+def test_a_file_outside_the_current_folder_is_not_imported(trained, tmp_path, capfd, monkeypatch):
     folder, run = learners_folder(trained, tmp_path)
     elsewhere = tmp_path / "elsewhere.py"
     elsewhere.write_text("open('imported', 'w').close()\n" + NET)
     for reference in (f"{elsewhere}:Net", "../elsewhere.py:Net"):
         name_in_saved_config(folder / run, reference)
-        code, said = cli(folder, capsys, monkeypatch, "eval", run)
+        code, said = cli(folder, capfd, monkeypatch, "eval", run)
         assert code == 2 and not (folder / "imported").exists() and not (tmp_path / "imported").exists()
         assert "outside the current folder" in said and f"model.name={reference}" in said
 
 
-def test_a_run_evaluated_from_another_folder_says_where_its_file_is(trained, tmp_path, capsys, monkeypatch):
+def test_a_run_evaluated_from_another_folder_says_where_its_file_is(trained, tmp_path, capfd, monkeypatch):
     folder, run = learners_folder(trained, tmp_path)
-    code, said = cli(tmp_path, capsys, monkeypatch, "eval", folder / run)
+    code, said = cli(tmp_path, capfd, monkeypatch, "eval", folder / run)
     assert code == 2 and "'net.py', which is not in the current folder" in said and f"cd {folder}" in said
 
 
-def test_a_sweep_folder_whose_config_names_a_command_runs_nothing_on_resume(tmp_path, capsys, monkeypatch):
+def test_a_sweep_folder_whose_config_names_a_command_runs_nothing_on_resume(tmp_path, capfd, monkeypatch):
     import json
 
     (tmp_path / "config.yaml").write_text(SYNTHETIC)
-    code, _ = cli(tmp_path, capsys, monkeypatch, "sweep", "config.yaml", "optimizer.lr=1e-2,2e-2")
+    code, _ = cli(tmp_path, capfd, monkeypatch, "sweep", "config.yaml", "optimizer.lr=1e-2,2e-2")
     assert code == 0
     (sweep,) = (tmp_path / "runs" / "config").glob("sweep-*")
     plan = json.loads((sweep / "sweep.json").read_text())
     plan["base"]["model"] = {"name": "os:system", "command": "touch pwned"}
     (sweep / "sweep.json").write_text(json.dumps(plan))
     (sweep / "trial-001" / "summary.json").unlink()  # one trial left to train
-    code, said = cli(tmp_path, capsys, monkeypatch, "sweep", "--resume", sweep)
+    code, said = cli(tmp_path, capfd, monkeypatch, "sweep", "--resume", sweep)
     assert code == 2 and not (tmp_path / "pwned").exists()
     assert "model.name" in said and "standard library" in said and "Traceback" not in said
