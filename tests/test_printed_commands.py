@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SYNTHETIC, make_fake_mnist
+from tests.promises import command_lines
 from tests.test_mistakes import (  # clean_process: a fixture undoing what a gallery case leaves in this process
     clean_process,  # noqa: F401
     gallery_params,
@@ -41,17 +42,10 @@ SMALLER = {
 
 
 def readme_command_lines() -> list[str]:
-    """The command lines of the README's shell code blocks, without their comments, `a && b` split in two."""
-    blocks = re.findall(r"^```(\w*)\n(.*?)^```", (REPO / "README.md").read_text(), re.MULTILINE | re.DOTALL)
-    lines = []
-    for language, body in blocks:
-        if language not in ("", "sh", "bash", "console"):
-            continue
-        for line in body.splitlines():
-            for command in re.split(r"\s+#\s", line)[0].split(" && "):
-                if command.split(maxsplit=1)[:1] and command.split()[0] in ("python", "trainer", *NOT_RUN_HERE):
-                    lines.append(command.strip())
-    return lines
+    """The command lines of the README's shell code blocks, as tests/promises.py lists them (without their
+    comments, `a && b` split in two), of the programs this test knows."""
+    programs = ("python", "trainer", *NOT_RUN_HERE)
+    return [line for line in command_lines(REPO / "README.md") if line.split()[0] in programs]
 
 
 def run(args: list[str], capsys) -> tuple[int, str]:
