@@ -12,18 +12,16 @@ import numpy
 import pytest
 import torch
 
+from trainer.atomic import _size, saving, write_atomic
 from trainer.checkpoint import (
     CheckpointWriter,
     Monitor,
-    _size,
     checksum,
     load_checkpoint,
     other_checkpoint,
     rng_states,
     save_checkpoint,
-    saving,
     set_rng_states,
-    write_atomic,
 )
 from trainer.errors import UserError
 
@@ -73,6 +71,17 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temporary_file(tmp_path):
     write_atomic(path, b"\x00\x01")
     assert path.read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in path.parent.iterdir()) == ["notes.txt"]
+
+
+def test_a_path_under_a_file_is_refused_with_a_path_that_works(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(UserError) as failure:
+        write_atomic(tmp_path / "notes.txt" / "deeper" / "schema.json", "{}")
+    assert failure.value.message == (
+        f"cannot write {tmp_path / 'notes.txt/deeper/schema.json'}: {tmp_path / 'notes.txt'} is a file, not a folder"
+    )
+    assert failure.value.fix == f"give a path in a folder, e.g. {tmp_path / 'schema.json'}"
+    assert (tmp_path / "notes.txt").read_text() == "x"
 
 
 def test_write_atomic_gives_the_file_the_permissions_of_any_new_file(tmp_path):

@@ -393,3 +393,22 @@ def test_the_check_before_building_reads_signatures_from_the_catalog(cache, monk
     check_components(validate_config(sections))
     with pytest.raises(ConfigError, match="unknown optimizer 'adamww'"):
         check_components(validate_config({**sections, "optimizer": {"name": "adamww"}}))
+
+
+@pytest.mark.parametrize("command", ["sweep", "try"])
+def test_a_sweeps_mistake_is_said_once_for_all_its_trials_without_importing_torch(tmp_path, cache, command):
+    load_catalog()
+    config = "data: {dataset: synthetic}\nmodel: {name: mlp}\noptimizer: {name: adamw, lr: 1.0e-2, weight_decy: 0.1}\n"
+    (tmp_path / "config.yaml").write_text(config)
+    swept = "optimizer.lr=1e-3,1e-2" if command == "sweep" else "optimizer.lr=x0.3"
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, command, "config.yaml", swept],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "torch imported: False" in done.stdout
+    assert done.stderr.count("has no argument 'weight_decy'") == 1, done.stderr
+    assert "(did you mean 'weight_decay'?)" in done.stderr and "(in all 2 trials)" in done.stderr

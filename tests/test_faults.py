@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import SYNTHETIC
-from trainer import checkpoint, sweep
+from trainer import atomic, sweep
 from trainer.checkpoint import load_checkpoint
 from trainer.errors import UserError
 from trainer.loop import ctrl_c_finishes_the_step
@@ -87,7 +87,7 @@ def test_the_first_sigterm_asks_to_stop_and_a_second_one_stops_at_once():
 def test_a_failed_save_stops_training_at_once_naming_the_file_and_the_free_space(
     write_config, run_cli, tmp_path, monkeypatch
 ):
-    real = checkpoint._replace
+    real = atomic.replace_file
     saves = []
 
     def disk_full_after_the_first_epoch(path, write):
@@ -103,7 +103,7 @@ def test_a_failed_save_stops_training_at_once_naming_the_file_and_the_free_space
 
         return real(path, write_then_run_out_of_space)
 
-    monkeypatch.setattr(checkpoint, "_replace", disk_full_after_the_first_epoch)
+    monkeypatch.setattr(atomic, "replace_file", disk_full_after_the_first_epoch)
     code, _, err = run_cli(write_config(SYNTHETIC), "train.epochs=6", *LONGER)
     assert code == 2
     run_dir = only_run(tmp_path, "tiny")

@@ -214,3 +214,147 @@ def test_update_never_waits_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert classification.compute("val")["val/accuracy"] == pytest.approx((logits.argmax(1) == targets).float().mean())
+
+
+# Two processes under torchrun (gloo, on the CPU), each with half of a split: after sum_across_processes both report
+# the metrics of the whole split. The halves start with different targets, so that centring on rank 0's is needed.
+TWO_HALVES = """
+import json, sys
+import torch
+from trainer import distributed
+from trainer.metrics import Metrics
+
+distributed.start("cpu")
+torch.manual_seed(0)
+logits, labels = torch.randn(10, 3), torch.randint(0, 3, (10,))
+outputs, values = torch.randn(10, 1) * 3, torch.randn(10, 1) * 3 + 100
+mine = slice(0, 4) if distributed.rank() == 0 else slice(4, 10)  # halves of different sizes
+names = ["accuracy", "top5", "per_class_accuracy", "confusion_matrix"]
+classes = Metrics("classification", 3, names)
+classes.update(logits[mine], labels[mine])
+numbers = Metrics("regression", None)
+numbers.update(outputs[mine], values[mine])
+for metrics in (classes, numbers):
+    metrics.sum_across_processes()
+result = {**classes.compute("val"), **numbers.compute("val"), "per_class": classes.per_class_accuracy(),
+          "confusion": classes.confusion_matrix().tolist()}
+print("RESULT", distributed.rank(), json.dumps(result))
+distributed.stop()
+"""
+
+
+def test_two_processes_report_the_metrics_of_the_whole_split(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "halves.py").write_text(TWO_HALVES)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(tmp_path / "halves.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = {
+        int(line.split()[1]): json.loads(line.split(" ", 2)[2])
+        for line in done.stdout.splitlines()
+        if line.startswith("RESULT")
+    }
+    torch.manual_seed(0)
+    logits, labels = torch.randn(10, 3), torch.randint(0, 3, (10,))
+    outputs, values = torch.randn(10, 1) * 3, torch.randn(10, 1) * 3 + 100
+    classes = Metrics("classification", 3, ["accuracy", "top5", "per_class_accuracy", "confusion_matrix"])
+    classes.update(logits, labels)
+    numbers = Metrics("regression", None)
+    numbers.update(outputs, values)
+    whole = {**classes.compute("val"), **numbers.compute("val")}
+    for rank in (0, 1):
+        got = results[rank]
+        assert {name: got[name] for name in whole} == pytest.approx(whole, rel=1e-6)
+        assert got["per_class"] == pytest.approx(classes.per_class_accuracy(), nan_ok=True)
+        assert got["confusion"] == classes.confusion_matrix().tolist()
+
+
+@pytest.mark.parametrize(
+    ("logits", "targets", "said"),
+    [
+        (torch.zeros(4), torch.zeros(4).long(), "classification metrics need logits of shape (N, C), got [4]"),
+        (torch.zeros(4, 5), torch.zeros(4).long(), "the model outputs 5 scores, but the metrics count 3 classes"),
+    ],
+)
+def test_outputs_that_do_not_fit_the_classes_are_named(logits, targets, said):
+    with pytest.raises(ValueError) as failure:
+        Metrics("classification", 3).update(logits, targets)
+    assert str(failure.value) == said
+
+
+def test_scores_per_position_are_counted_per_position():
+    """Logits (N, C, L) against targets (N, L), as for a label per pixel or per token: C is the class axis."""
+    logits = torch.zeros(2, 3, 4)
+    logits[:, 2] = 1.0  # class 2 everywhere
+    targets = torch.tensor([[2, 2, 0, 1], [2, 2, 2, 0]])
+    metrics = Metrics("classification", 3, ["accuracy", "per_class_accuracy", "confusion_matrix"])
+    metrics.update(logits, targets)
+    assert metrics.compute("val")["val/accuracy"] == pytest.approx(5 / 8)
+    assert metrics.per_class_accuracy() == pytest.approx([0.0, 0.0, 1.0])
+    assert metrics.confusion_matrix().tolist() == [[0, 0, 2], [0, 0, 1], [0, 0, 5]]
+
+
+def test_batches_of_one_sample_count_like_any_other():
+    classes, numbers = Metrics("classification", 2), Metrics("regression", None)
+    for x, y in [(torch.tensor([[1.0, 0.0]]), torch.tensor([0])), (torch.tensor([[1.0, 0.0]]), torch.tensor([1]))]:
+        classes.update(x, y)
+    assert classes.compute("val")["val/accuracy"] == 0.5
+    for out, y in [(torch.tensor([[1.0]]), torch.tensor([[2.0]])), (torch.tensor([[5.0]]), torch.tensor([[3.0]]))]:
+        numbers.update(out, y)
+    assert numbers.compute("val") == pytest.approx({"val/mae": 1.5, "val/rmse": 1.5811388, "val/r2": -9.0})
+
+
+def test_r2_of_targets_that_vary_little_is_still_computed():
+    targets = torch.tensor([[0.1], [0.2], [0.3], [0.4]])  # their squared deviations add up to 0.05, below 1
+    metrics = Metrics("regression", None)
+    metrics.update(targets + 0.01, targets)
+    assert metrics.compute("val")["val/r2"] == pytest.approx(1 - 4 * 0.01**2 / 0.05, rel=1e-4)
+
+
+def test_only_the_metrics_asked_for_are_kept_and_none_seen_reads_as_nothing_yet():
+    plain = Metrics("classification", 3, ["accuracy"])
+    plain.update(torch.eye(3), torch.arange(3))
+    assert plain.confusion_matrix() is None and plain.per_class_accuracy() is None
+    empty = Metrics("classification", 3, ["accuracy", "per_class_accuracy", "confusion_matrix"])
+    assert empty.confusion_matrix().tolist() == [[0] * 3] * 3
+    per_class = empty.per_class_accuracy()
+    assert len(per_class) == 3 and all(math.isnan(v) for v in per_class)
+
+
+def test_a_table_with_class_names_of_the_wrong_number_is_refused():
+    with pytest.raises(ValueError, match=r"^2 class names for 3 classes$"):
+        format_table({"val/accuracy": 0.5}, [0.1, 0.2, 0.3], ["cat", "dog"])
+
+
+def test_top5_is_a_default_from_six_classes_on():
+    assert "top5" not in default_metrics("classification", 5) and "top5" in default_metrics("classification", 6)
+    assert "top5" not in default_metrics("classification", None)
+
+
+def test_a_classification_metric_named_for_a_regression_says_it_belongs_to_the_other_task():
+    assert check_metric_names(["accuracy"], "regression") == [
+        "'accuracy' is not a regression metric. Try one of: mae, rmse, r2"
+    ]
+
+
+def test_an_unknown_task_is_refused_with_a_suggestion():
+    with pytest.raises(ValueError) as failure:
+        default_metrics("clasification", 3)
+    assert str(failure.value) == (
+        "task must be 'classification' or 'regression', got 'clasification' (did you mean 'classification'?)"
+    )

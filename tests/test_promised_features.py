@@ -83,17 +83,12 @@ MISTAKES = {
     "diff": (["runs/a", "runs/b"], "'runs/a' does not exist"),
     "show": (["missing.yaml"], "cannot read the config"),
     "init": (["--template", "mnsit"], "no template 'mnsit' (did you mean 'mnist'?)"),
-    "schema": (["-o", "f.txt/leaptrain.schema.json"], "f.txt"),
+    "schema": (["-o", "f.txt/leaptrain.schema.json"], "f.txt is a file, not a folder"),
     "eject": (["missing.yaml"], "cannot read the config"),
 }
-WRITING_UNDER_A_FILE = pytest.mark.xfail(
-    strict=True, reason="known bug: `-o f.txt/x` (a file where a folder is meant) ends in a traceback, not a message"
-)
 
 
-@pytest.mark.parametrize(
-    "command", [pytest.param(c, marks=WRITING_UNDER_A_FILE) if c == "schema" else c for c in COMMANDS]
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_debug_shows_the_traceback_of_a_mistake_and_without_it_there_is_none(command, tmp_path):
     assert set(MISTAKES) == set(COMMANDS)
     (tmp_path / "f.txt").write_text("not a folder\n")

@@ -1,24 +1,21 @@
-"""Checkpoints and run files, written atomically: a crash leaves the old file or the new one, never half of one."""
+"""Checkpoints: what a run saves to carry on exactly, written atomically (trainer/atomic.py) with a checksum that
+every load verifies."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import io
-import os
 import random
-import shutil
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
+from trainer.atomic import replace_file, saving, write_atomic
 from trainer.errors import UserError
 from trainer.metric_names import higher_is_better
 
@@ -56,14 +53,9 @@ class Monitor:
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
-def write_atomic(path: str | Path, data: bytes | memoryview | str) -> None:
-    """Replace `path` with `data` in one step."""
-    _replace(path, lambda file: file.write(data.encode("utf-8") if isinstance(data, str) else data))
-
-
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
     with saving(Path(path)):
-        _replace(path, lambda file: torch.save(sealed(checkpoint), file))
+        replace_file(path, lambda file: torch.save(sealed(checkpoint), file))
 
 
 class CheckpointWriter:
@@ -109,47 +101,6 @@ class CheckpointWriter:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
-
-
-@contextlib.contextmanager
-def saving(path: Path) -> Iterator[None]:
-    """A write that fails (a full disk, a folder made read-only) becomes a message naming the file and the space
-    left; the file that was there before is untouched (see _replace)."""
-    try:
-        yield
-    except OSError as err:
-        free = ""
-        with contextlib.suppress(OSError):
-            free = f"; {_size(shutil.disk_usage(path.parent).free)} free on that disk"
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        kept = f" (the {path.name} already there, from the save before, is intact)" if path.is_file() else ""
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = "free some space there"
-        elif err.errno == errno.EFBIG:  # a limit on the size of one file: the shell's (ulimit -f) or the disk's
-            fix = "raise the limit on file size (ulimit -f unlimited), or keep the run on a disk allowing larger files"
-        else:
-            fix = f"make {path.parent} writable"
-        raise UserError(
-            f"could not save {path}: {err.strerror or err}{free}. Training stopped so that no more work is lost{kept}",
-            fix=f"{fix}, then carry on with: python -m trainer resume {run_dir}",
-        ) from err
-
-
-def _replace(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a run folder is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -231,18 +182,3 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
         kind, keys, position, has_gauss, cached = states["numpy"]
         numpy.random.set_state((kind, keys.numpy(), position, has_gauss, cached))
-
-
-def _size(n: float) -> str:
-    """1536 -> '1.5 KB'."""
-    for unit in ("bytes", "KB", "MB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -578,7 +578,7 @@ def run_eject(args: argparse.Namespace) -> int:
     if out.exists():
         raise UserError(f"{out} exists already; eject does not overwrite files", fix=f"-o another name than {out}")
     with located(source):
-        from trainer.checkpoint import write_atomic
+        from trainer.atomic import write_atomic
         from trainer.eject import eject_script
 
         write_atomic(out, eject_script(cfg, " ".join([args.config, *args.overrides])))
@@ -598,7 +598,7 @@ def run_init(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise UserError(f"{out} exists already; init does not overwrite files", fix=f"-o another name than {out}")
-    from trainer.checkpoint import write_atomic
+    from trainer.atomic import write_atomic
 
     write_atomic(out, starter_config(args.template, run_name(out)))
     print(f"wrote {out}. Check it: python -m trainer check {out}    Train: python -m trainer {out}")
@@ -606,7 +606,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from trainer.checkpoint import write_atomic
+    from trainer.atomic import write_atomic
     from trainer.schema import SCHEMA_COMMENT, reference_markdown, schema_text
 
     text = reference_markdown() if args.reference else schema_text()

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from trainer.checkpoint import load_checkpoint, other_checkpoint, write_atomic
+from trainer.atomic import write_atomic
+from trainer.checkpoint import load_checkpoint, other_checkpoint
 from trainer.components.data import build_data
 from trainer.components.image_folder import IMAGE_SUFFIXES, TooManyPixels, check_pixels, is_image_file
 from trainer.components.losses import build_loss

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from trainer.checkpoint import write_atomic
+from trainer.atomic import write_atomic
 
 Batch = TypeVar("Batch")
 PICTURE_BUDGET = 0.01  # the most of the training time that drawing pictures for TensorBoard may take

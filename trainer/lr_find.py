@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
-from trainer.checkpoint import write_atomic
+from trainer.atomic import write_atomic
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 MIN_POINTS = 10  # a curve with fewer steps says too little to suggest anything

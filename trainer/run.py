@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from trainer import cores, distributed
-from trainer.checkpoint import Monitor, write_atomic
+from trainer.atomic import write_atomic
+from trainer.checkpoint import Monitor
 from trainer.components.catalog import load_catalog
 from trainer.components.data import DataSplits, build_data
 from trainer.components.losses import build_loss, check_loss

@@ -38,7 +38,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from trainer import cores, keys
-from trainer.checkpoint import write_atomic
+from trainer.atomic import write_atomic
 from trainer.config import Config, Distribution, LogConfig, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
 from trainer.metric_names import higher_is_better
@@ -197,25 +197,51 @@ def draw(spec: list[Any] | Distribution, rng: random.Random) -> Any:
 
 def trial_config(base: dict[str, Any], values: dict[str, Any]) -> Config:
     """The base config with a trial's values set, validated like any config."""
+    return validate_config(trial_data(base, values))
+
+
+def trial_data(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     data = json.loads(json.dumps(base))
-    source = Source("sweep", {})
-    apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in values.items()], source)
-    return validate_config(data)
+    apply_overrides(data, [f"{key}={json.dumps(value)}" for key, value in values.items()], Source("sweep", {}))
+    return data
 
 
 def check_trials(plan: Plan) -> None:
-    """Every trial's config is checked before the first one trains: a bad value fails now, not after an hour."""
-    from trainer.run import check_components
+    """Every trial's config is checked before the first one trains: a bad value fails now, not after an hour.
+    First without torch, as one run's config is (names and arguments against the catalog, numbers); then what
+    needs torch. A problem that several trials share is said once."""
+    from trainer.components.catalog import problems_in_valid_sections
+    from trainer.numbers import check_numbers
 
-    problems = []
-    for trial in plan.trials:  # grid and random; optuna chooses its trials as it goes
+    def without_torch(data: dict[str, Any]) -> list[Problem]:
+        return check_numbers(validate_config(data), problems_in_valid_sections(data))
+
+    def with_torch(data: dict[str, Any]) -> list[Problem]:
+        from trainer.run import check_components
+
+        check_components(validate_config(data))
+        return []
+
+    def problems(check: Callable[[dict[str, Any]], list[Problem]], data: dict[str, Any]) -> list[Problem]:
         try:
-            check_components(trial_config(plan.base, trial.values))
+            return check(data)
         except ConfigError as err:
-            shown = ", ".join(f"{k}={v}" for k, v in trial.values.items())
-            problems += [Problem(p.key, f"{p.message} (in the trial with {shown})") for p in err.problems]
-    if problems:
-        raise ConfigError(problems)
+            return err.problems
+
+    for check in (without_torch, with_torch):
+        found: dict[Problem, list[str]] = {}  # each problem, and the trials it is in
+        for trial in plan.trials:  # grid and random; optuna chooses its trials as it goes
+            for problem in problems(check, trial_data(plan.base, trial.values)):
+                found.setdefault(problem, []).append(", ".join(f"{k}={v}" for k, v in trial.values.items()))
+        if found:
+            raise ConfigError([Problem(p.key, f"{p.message} ({_trials_named(t, plan)})") for p, t in found.items()])
+
+
+def _trials_named(trials: list[str], plan: Plan) -> str:
+    if len(trials) == len(plan.trials) > 1:
+        return f"in all {len(trials)} trials"
+    more = f" and {len(trials) - 2} more" if len(trials) > 2 else ""
+    return f"in the trial{'s' if len(trials) > 1 else ''} with {'; '.join(trials[:2])}{more}"
 
 
 def new_sweep_dir(base: dict[str, Any]) -> Path:
