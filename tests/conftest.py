@@ -120,13 +120,14 @@ log: {every_n_steps: 5}
 
 
 @pytest.fixture
-def run_cli(capsys, monkeypatch, tmp_path):
-    """Run `python -m trainer ARGS` in this process from tmp_path; returns (exit code, stdout, stderr)."""
+def run_cli(capfd, monkeypatch, tmp_path):
+    """Run `python -m trainer ARGS` in this process from tmp_path; returns (exit code, stdout, stderr). The output is
+    read at the file descriptors, so whatever reaches the real stdout and stderr (a traceback too) is seen."""
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.chdir(tmp_path)
         code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
+        out, err = capfd.readouterr()
         return code, out, err
 
     return run

@@ -40,10 +40,10 @@ def test_init_refuses_to_overwrite_and_unknown_templates(run_cli, tmp_path):
     assert code == 2 and "did you mean 'mnist'" in err
 
 
-def test_a_command_missing_its_argument_says_so_with_an_example(run_cli, capsys):
+def test_a_command_missing_its_argument_says_so_with_an_example(run_cli, capfd):
     with pytest.raises(SystemExit) as stopped:
         run_cli("eval")
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert stopped.value.code == 2
     assert "error: python -m trainer eval: the following arguments are required: RUN_OR_CHECKPOINT\n" in err
     assert "Try: python -m trainer runs  (lists the run folders), then: python -m trainer eval RUN_OR_CHECKPOINT" in err

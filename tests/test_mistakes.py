@@ -82,13 +82,13 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int] | str]:
     return state
 
 
-def run_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def run_in_process(args: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """main(args) as `python -m trainer` would run it: its exit code and everything it printed.
 
     Warnings are printed as an interpreter would print them (pytest would otherwise keep them to itself).
     An exception escaping main is a traceback the learner would see, so the test fails on it.
     """
-    capsys.readouterr()
+    capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
@@ -100,9 +100,9 @@ def run_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple
                 print(stop.code, file=sys.stderr)
             code = 1 if isinstance(stop.code, str) else stop.code or 0
         except Exception:
-            out, err = capsys.readouterr()
+            out, err = capfd.readouterr()
             pytest.fail(f"main({args}) raised instead of returning:\n{out}{err}{traceback.format_exc()}")
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
     return code, out + err + shown
 
@@ -130,7 +130,7 @@ def clean_process(tmp_path):
     torch.set_grad_enabled(grad)
 
 
-def prepared(folder: Path, tmp_path: Path, monkeypatch, capsys) -> tuple[dict, Path]:
+def prepared(folder: Path, tmp_path: Path, monkeypatch, capfd) -> tuple[dict, Path]:
     """A copy of the case's folder, with its fake data written and its `before` commands run (the cwd is the
     copy): ready for the case's own command."""
     case = read_case(folder)
@@ -147,18 +147,18 @@ def prepared(folder: Path, tmp_path: Path, monkeypatch, capsys) -> tuple[dict, P
             done = subprocess.run(words, capture_output=True, text=True, timeout=120)
             code, output = done.returncode, done.stdout + done.stderr
         else:
-            code, output = run_in_process(args, capsys)
+            code, output = run_in_process(args, capfd)
         assert code == 0, f"`{command}` (before the case) failed with exit code {code}:\n{output}"
     return case, work
 
 
 @pytest.mark.parametrize("folder", gallery_params())
-def test_mistake_gives_a_message_with_place_and_fix(folder: Path, tmp_path, monkeypatch, capsys, clean_process):
-    case, work = prepared(folder, tmp_path, monkeypatch, capsys)
+def test_mistake_gives_a_message_with_place_and_fix(folder: Path, tmp_path, monkeypatch, capfd, clean_process):
+    case, work = prepared(folder, tmp_path, monkeypatch, capfd)
     args = trainer_args(case["command"])
     assert args is not None, f"command must start with `python -m trainer`: {case['command']}"
     files_before = snapshot(work)
-    code, output = run_in_process(args, capsys)
+    code, output = run_in_process(args, capfd)
 
     shown = f"\n--- `{case['command']}` printed (exit code {code}) ---\n{output}"
     assert code == case.get("exit", 2), f"exit code {code}, expected {case.get('exit', 2)}{shown}"
