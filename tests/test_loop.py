@@ -11,6 +11,7 @@ from torch import nn
 
 from trainer import Trainer
 from trainer.checkpoint import Monitor, load_checkpoint
+from trainer.errors import UserError
 from trainer.loop import Evaluation, MetricTotals, default_task, resolve_device, step_epoch_scheduler
 from trainer.metrics import Metrics
 
@@ -295,3 +296,47 @@ def test_the_task_follows_the_loss_and_auto_picks_the_cpu_here():
 def test_fp16_on_the_cpu_is_refused_with_bf16_offered():
     with pytest.raises(ValueError, match="use precision 'bf16'"):
         trainer_for(linear(), precision="fp16")
+
+
+@pytest.mark.parametrize("empty", [[], iter([])], ids=["an empty list", "an empty generator"])
+def test_a_loader_with_no_batches_is_refused_before_training(empty):
+    for preflight in (True, False):
+        with pytest.raises(ValueError, match=r"^train_loader gives no batches\. Try: "):
+            trainer_for(linear(), preflight=preflight).fit(empty)
+
+
+def test_the_python_api_preflight_checks_the_classes_and_passes_its_warnings_on(monkeypatch):
+    warned = []
+    softmaxed = nn.Sequential(nn.Linear(3, 3), nn.Softmax(dim=1))  # cross entropy takes raw scores
+    trainer = trainer_for(softmaxed, preflight=True)
+    monkeypatch.setattr(trainer.logger, "warn", warned.append)
+    trainer.fit(batches(2))
+    assert len(warned) == 1 and "softmax" in warned[0].lower()
+    fewer = trainer_for(linear(), preflight=True, num_classes=4)
+    monkeypatch.setattr(fewer.logger, "warn", warned.append)
+    fewer.fit(batches(2))
+    assert "the model outputs 3 scores but the data has 4 classes" in warned[1]
+
+
+def test_a_nonfinite_loss_through_the_python_api_names_the_lr_key_and_keeps_the_message(tmp_path):
+    class Exploding(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x) * float("inf")
+
+    with pytest.raises(UserError) as failure:
+        trainer_for(Exploding()).fit(batches(2))
+    error = failure.value
+    assert error.key == "optimizer.lr" and error.fix.startswith("optimizer.lr=0.01 (10x lower)")
+    assert error.message.startswith("the loss became nan at step 1 (epoch 1, batch 1): ")
+    assert error.message.endswith(".") and "None" not in error.message  # no run folder: no file to name
+
+    with pytest.raises(UserError) as saved:
+        trainer_for(Exploding(), out_dir=tmp_path, pictures=False).fit(batches(2))
+    assert saved.value.message.endswith(
+        f"The weights before this step are in {tmp_path}/checkpoints/nonfinite-step1.pt."
+    )
+    assert saved.value.message in (tmp_path / "diagnosis.txt").read_text()

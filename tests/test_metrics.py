@@ -355,3 +355,16 @@ def test_an_unknown_task_is_refused_with_a_suggestion():
     assert str(failure.value) == (
         "task must be 'classification' or 'regression', got 'clasification' (did you mean 'classification'?)"
     )
+
+
+def test_class_probabilities_as_targets_count_their_likeliest_class():
+    """Soft targets (label smoothing, mixup) of the logits' shape: accuracy is against their likeliest class."""
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]])
+    soft = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]])
+    metrics = Metrics("classification", 3, ["accuracy", "confusion_matrix"])
+    metrics.update(logits, soft)
+    assert metrics.compute("val")["val/accuracy"] == pytest.approx(2 / 3)
+    assert metrics.confusion_matrix().tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
+    labels = Metrics("classification", 3)
+    labels.update(logits, torch.tensor([0.0, 2.0, 2.0]))  # float labels, not of the logits' shape: labels still
+    assert labels.compute("val")["val/accuracy"] == pytest.approx(2 / 3)

@@ -199,6 +199,11 @@ class Trainer:
             n_batches: int | None = len(loader)  # type: ignore[arg-type]
         except TypeError:  # no __len__, or a DataLoader over an IterableDataset
             n_batches = None
+        if n_batches == 0 or (isinstance(loader, OnePass) and loader.first is None):
+            raise ValueError(
+                "train_loader gives no batches. Try: check what it reads (an empty list or Dataset, or a DataLoader "
+                "with drop_last=True and a batch_size larger than the data)"
+            )
         if n_batches is None and self.accumulate > 1:
             raise ValueError(
                 f"accumulate={self.accumulate} steps after the last batch of an epoch too, but train_loader has no "
