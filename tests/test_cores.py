@@ -146,3 +146,23 @@ def test_a_run_alone_says_nothing_and_uses_every_core(machine, write_config, run
     code, out, _ = run_cli(write_config(SYNTHETIC), "train.epochs=1")
     assert code == 0 and "threads:" not in out
     assert calls[0] == 4
+
+
+def test_a_resumed_run_takes_the_threads_it_had_so_that_its_numbers_stay_the_same(
+    machine, write_config, run_cli, monkeypatch
+):
+    fake_process(machine, 401, ["python", "-m", "trainer", "other.yaml"])  # it began beside another run: 2 threads
+    code, out, _ = run_cli(write_config(SYNTHETIC), "train.epochs=1")
+    assert code == 0 and "this one takes 2 of the 4" in out
+    (machine / "401").rename(machine / "gone")  # that run has ended: alone, a new run would take 4
+    (run_dir,) = (machine.parent / "runs" / "tiny").iterdir()
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    code, out, _ = run_cli("resume", run_dir, "train.epochs=2")
+    assert code == 0
+    assert "threads: 2, as the run had before, so that it carries on with the same numbers" in out
+    assert calls[0] == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # said outright, it wins
+    calls.clear()
+    assert run_cli("resume", run_dir, "train.epochs=3")[0] == 0
+    assert calls[0] == 3

@@ -201,16 +201,23 @@ def choose_threads(others: int, cores: int, chosen: str | None) -> tuple[int, st
 
 @contextlib.contextmanager
 def shared_cores(
-    say: Callable[[str], None] = print, folder: Path | None = None, proc: Path | None = None
+    say: Callable[[str], None] = print,
+    folder: Path | None = None,
+    proc: Path | None = None,
+    resumed_with: int | None = None,
 ) -> Iterator[int]:
     """While training: this run is in the registry and torch uses its share of the cores (said when shared);
-    afterwards the registry forgets it and torch's threads are what they were."""
+    afterwards the registry forgets it and torch's threads are what they were. A resumed run takes the threads it
+    had (`resumed_with`), since another number of threads adds the numbers in another order: a resume is exact."""
     import torch
 
     before = torch.get_num_threads()
     entry = register(folder, proc)
     try:
         threads, line = choose_threads(len(other_runs(folder, proc)), usable_cores(), os.environ.get(CHOOSE))
+        if resumed_with is not None and resumed_with != threads and not os.environ.get(CHOOSE):
+            threads = resumed_with
+            line = f"threads: {threads}, as the run had before, so that it carries on with the same numbers"
         if line:
             say(line)
         torch.set_num_threads(threads)

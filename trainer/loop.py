@@ -442,6 +442,7 @@ class Trainer:
             "data": self.data_info,
             "rng": rng_states(),
             "step_tags": sorted(getattr(self.logger, "step_tags", ())),  # the curves TensorBoard has per step
+            "threads": torch.get_num_threads(),  # a resume takes as many: another number rounds otherwise
         }
 
     def load(self, checkpoint: dict[str, Any]) -> None:

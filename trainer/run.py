@@ -355,7 +355,8 @@ def train_in_this_process(
     if checkpoint is not None:
         trainer.load(checkpoint)
         print(f"resuming {run_dir} after epoch {trainer.state.epoch}, step {trainer.state.step}")
-    with cores.shared_cores():  # torch's threads: this run's share of the cores it may use
+    resumed_with = checkpoint.get("threads") if checkpoint is not None else None
+    with cores.shared_cores(resumed_with=resumed_with):  # torch's threads: this run's share of the cores
         trainer.fit(data.train, data.val, data.test)
     return run_dir
 
