@@ -102,6 +102,9 @@ def test_metric_totals_weigh_each_batch_by_its_size():
     totals.add(torch.tensor(2.0), torch.tensor([[0.0, 1.0]] * 2), torch.tensor([0, 0]))
     assert totals.since_last_log("train") == pytest.approx({"train/loss": 2.0, "train/accuracy": 0.0})
     assert totals.compute("val") == pytest.approx({"val/loss": 11 / 6, "val/accuracy": 3 / 6})
+    one = MetricTotals(classification=False)
+    one.add(torch.tensor(5.0), torch.zeros(1, 1), torch.zeros(1, 1))  # a log after a single sample
+    assert one.since_last_log("train") == {"train/loss": 5.0}
     regression = MetricTotals(classification=False)
     regression.add(torch.tensor(3.0), torch.zeros(2, 1), torch.zeros(2, 1))
     assert regression.compute("val") == {"val/loss": 3.0}
@@ -340,3 +343,27 @@ def test_a_nonfinite_loss_through_the_python_api_names_the_lr_key_and_keeps_the_
         f"The weights before this step are in {tmp_path}/checkpoints/nonfinite-step1.pt."
     )
     assert saved.value.message in (tmp_path / "diagnosis.txt").read_text()
+
+
+def test_a_batch_larger_than_the_samples_kept_gives_its_wrong_answers_first():
+    evaluation = Evaluation("val", Metrics("classification", 2))
+    logits = torch.stack([torch.zeros(100), torch.ones(100)], dim=1)  # always class 1
+    targets = torch.ones(100).long()
+    targets[90:] = 0  # the ten wrong answers come last in the batch
+    evaluation.keep_samples(torch.arange(100.0).reshape(100, 1), logits, targets)
+    kept_inputs, _, kept_targets = evaluation.samples
+    assert kept_inputs[:10, 0].tolist() == list(range(90, 100)) and kept_targets[:10].tolist() == [0] * 10
+    assert len(kept_targets) == 64
+    soft = Evaluation("val", Metrics("classification", 2))
+    soft.keep_samples(torch.zeros(4, 1), torch.zeros(4, 2), torch.full((4, 2), 0.5))  # class probabilities
+    assert soft.samples is None
+
+
+def test_a_checkpoint_from_before_the_per_step_curves_were_kept_still_resumes(tmp_path):
+    trainer = trainer_for(linear(), out_dir=tmp_path / "run", pictures=False)
+    trainer.fit(batches(2))
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    del checkpoint["step_tags"], checkpoint["threads"]
+    again = trainer_for(linear(), out_dir=tmp_path / "run", pictures=False, epochs=2)
+    again.load(checkpoint)
+    assert again.fit(batches(2))["train/loss"] > 0 and again.state.epoch == 2
