@@ -6,7 +6,7 @@ function. A change the tests notice is killed; one they do not notice survived: 
 change does not alter behaviour (an equivalent mutant, explained in bench/mutation/explained.toml).
 
     pip install -e ".[dev]"
-    python bench/mutants.py                      # every core module, one after the other (about an hour here)
+    python bench/mutants.py                      # every core module, one after the other (hours on 2 cores)
     python bench/mutants.py checkpoint metrics   # some of them
     python bench/mutants.py loop --show          # also print the diff of each surviving mutant
 
