@@ -274,6 +274,9 @@ def test_two_processes_report_the_metrics_of_the_whole_split(tmp_path):
     numbers = Metrics("regression", None)
     numbers.update(outputs, values)
     whole = {**classes.compute("val"), **numbers.compute("val")}
+    for alone in (classes, numbers):  # one process: nothing to add up
+        alone.sum_across_processes()
+    assert {**classes.compute("val"), **numbers.compute("val")} == whole
     for rank in (0, 1):
         got = results[rank]
         assert {name: got[name] for name in whole} == pytest.approx(whole, rel=1e-6)
