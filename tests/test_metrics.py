@@ -331,7 +331,7 @@ def test_only_the_metrics_asked_for_are_kept_and_none_seen_reads_as_nothing_yet(
     plain.update(torch.eye(3), torch.arange(3))
     assert plain.confusion_matrix() is None and plain.per_class_accuracy() is None
     empty = Metrics("classification", 3, ["accuracy", "per_class_accuracy", "confusion_matrix"])
-    assert empty.confusion_matrix().tolist() == [[0] * 3] * 3
+    assert empty.confusion_matrix().tolist() == [[0] * 3] * 3 and empty.confusion_matrix().dtype == torch.int64
     per_class = empty.per_class_accuracy()
     assert len(per_class) == 3 and all(math.isnan(v) for v in per_class)
 
