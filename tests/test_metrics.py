@@ -156,6 +156,23 @@ def test_format_table_shows_percentages_decimals_and_one_row_per_class():
     assert len({len(line) for line in per_class.splitlines()}) == 1  # values right-aligned in one column
     named = format_table({"val/mae": 1.5}, [1.0, 0.25], ["cat", "dog"])
     assert named.splitlines()[2] == "val/mae  1.5000" and named.splitlines()[-1] == "dog      25.00%"
+    assert named.splitlines()[:2] == ["metric    value", "-------  ------"]
+    assert named.split("\n\n")[1].splitlines()[:2] == ["class  accuracy", "-----  --------"]
+
+
+def test_format_table_writes_top5_as_a_percentage_and_the_lr_in_scientific_notation():
+    table = format_table({"val/top5": 0.875, "lr": 0.00125, "val/loss": 0.5})
+    assert table.splitlines()[2:] == ["val/top5    87.50%", "lr        1.25e-03", "val/loss    0.5000"]
+
+
+@pytest.mark.parametrize("task, classes", [("classification", 10), ("regression", None)])
+def test_metrics_of_no_samples_are_nan_under_the_same_names(task, classes):
+    empty, seen = Metrics(task, classes), Metrics(task, classes)
+    outputs = torch.randn(12, 10) if task == "classification" else torch.randn(12)
+    seen.update(outputs, torch.arange(12) % 10 if task == "classification" else torch.randn(12))
+    values = empty.compute("val")
+    assert list(values) == list(seen.compute("val")) and len(values) >= 2
+    assert all(math.isnan(value) for value in values.values())
 
 
 def test_confusion_matrix_image_is_a_colored_chw_uint8_picture():
@@ -371,3 +388,27 @@ def test_class_probabilities_as_targets_count_their_likeliest_class():
     labels = Metrics("classification", 3)
     labels.update(logits, torch.tensor([0.0, 2.0, 2.0]))  # float labels, not of the logits' shape: labels still
     assert labels.compute("val")["val/accuracy"] == pytest.approx(2 / 3)
+
+
+def test_samples_at_the_loss_ignore_index_count_for_no_metric():
+    """Labels of -100 (cross entropy's ignore_index: unlabelled samples) are left out as the loss leaves them out."""
+    names = ["accuracy", "top5", "per_class_accuracy", "confusion_matrix"]
+    logits = F.one_hot(torch.tensor([0, 1, 2, 2, 1, 0]), 6).float()
+    logits[3, :2] = torch.tensor([-1.0, 0.5])  # wrong, but the true class 1 is second: within the top 5
+    metrics = Metrics("classification", 6, names)
+    metrics.update(logits, torch.tensor([0, 1, -100, 1, -100, -100]))
+    values = metrics.compute("val")
+    assert values["val/accuracy"] == 2 / 3 and values["val/top5"] == 1.0
+    assert metrics.confusion_matrix().sum() == 3 and metrics.confusion_matrix()[1].tolist() == [0, 1, 1, 0, 0, 0]
+    assert metrics.per_class_accuracy()[:2] == [1.0, 0.5]
+    only_ignored = Metrics("classification", 6, names)
+    only_ignored.update(logits[:2], torch.tensor([-100, -100]))
+    assert all(math.isnan(value) for value in only_ignored.compute("val").values())
+
+
+def test_the_sample_grid_leaves_out_samples_without_a_label():
+    images = torch.rand(4, 1, 8, 8)
+    grid = sample_grid_image(images, torch.tensor([0, 1, 1, 0]), torch.tensor([0, -100, 1, -100]), ["a", "b"])
+    alone = sample_grid_image(images[[0, 2]], torch.tensor([0, 1]), torch.tensor([0, 1]), ["a", "b"])
+    assert grid is not None and torch.equal(grid, alone)
+    assert sample_grid_image(images[:2], torch.tensor([0, 1]), torch.tensor([-100, -100]), ["a", "b"]) is None

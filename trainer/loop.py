@@ -558,9 +558,14 @@ class MetricTotals:
             self.sums["loss"] = torch.zeros((), dtype=torch.float64, device=loss.device)
             if self.classification:
                 self.sums["accuracy"] = torch.zeros((), dtype=torch.int64, device=loss.device)
+                self.sums["labelled"] = torch.zeros((), dtype=torch.int64, device=loss.device)
         self.sums["loss"].add_(loss, alpha=n)
         if self.classification:
-            self.sums["accuracy"].add_((logits.argmax(dim=1) == targets).sum())
+            # A negative target is the loss's ignore_index (-100 by default: an unlabelled sample): the loss leaves
+            # it out, so it counts neither as right nor as wrong.
+            labelled = targets >= 0
+            self.sums["accuracy"].add_(((logits.argmax(dim=1) == targets) & labelled).sum())
+            self.sums["labelled"].add_(labelled.sum())
         self.count += n
 
     def global_totals(self) -> tuple[dict[str, float], int]:
@@ -570,14 +575,22 @@ class MetricTotals:
 
     def compute(self, split: str) -> dict[str, float]:
         sums, count = self.global_totals()
-        return {f"{split}/{name}": value / max(count, 1) for name, value in sums.items()}
+        return _means(split, sums, count)
 
     def since_last_log(self, split: str) -> dict[str, float]:
         sums, count = self.global_totals()
-        n = max(count - self.logged_count, 1)
-        means = {f"{split}/{name}": (value - self.logged.get(name, 0.0)) / n for name, value in sums.items()}
+        since = {name: value - self.logged.get(name, 0.0) for name, value in sums.items()}
+        means = _means(split, since, count - self.logged_count)
         self.logged, self.logged_count = sums, count
         return means
+
+
+def _means(split: str, sums: dict[str, float], count: int) -> dict[str, float]:
+    """The mean loss per sample, and the accuracy among the samples that have a label."""
+    means = {f"{split}/loss": sums["loss"] / max(count, 1)}
+    if "accuracy" in sums:
+        means[f"{split}/accuracy"] = sums["accuracy"] / sums["labelled"] if sums["labelled"] else math.nan
+    return means
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}

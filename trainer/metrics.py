@@ -58,15 +58,21 @@ class Metrics:
         if targets.numel() == 0:
             return
         predictions = logits.argmax(dim=1)
-        right = predictions == targets
+        # A target outside 0..C-1 is the loss's ignore_index (-100 by default: padding, unlabelled samples): the
+        # loss leaves it out, and so do the metrics (counted on the device: no wait for a mask's size).
+        labelled = (targets >= 0) & (targets < classes)
+        right = (predictions == targets) & labelled
         self._add("correct", right.sum())
+        self._add("ignored", (~labelled).sum())
         if "top5" in self.names:
             top = logits.topk(min(5, classes), dim=1).indices
             self._add("top5", (top == targets[:, None]).any(dim=1).sum())
         if "confusion_matrix" in self.names:
-            self.confusion = _count(targets * classes + predictions, classes * classes, self.confusion)
+            index = torch.where(labelled, targets * classes + predictions, 0)
+            self.confusion = _count(index, classes * classes, self.confusion, labelled)
         if "per_class_accuracy" in self.names:
-            self.class_hits = _count(targets * 2 + right.long(), classes * 2, self.class_hits)
+            index = torch.where(labelled, targets * 2 + right.long(), 0)
+            self.class_hits = _count(index, classes * 2, self.class_hits, labelled)
         self.count += targets.numel()
 
     def _update_regression(self, outputs: Tensor, targets: Tensor) -> None:
@@ -122,7 +128,10 @@ class Metrics:
         if n == 0:
             values = dict.fromkeys(("accuracy", "top5", "mae", "rmse", "r2"), math.nan)
         elif self.task == "classification":
-            values = {"accuracy": sums["correct"] / n, "top5": sums.get("top5", math.nan) / n}
+            n -= int(sums.get("ignored", 0))  # samples of the loss's ignore_index count for nothing
+            values = dict.fromkeys(("accuracy", "top5"), math.nan)
+            if n:
+                values = {"accuracy": sums["correct"] / n, "top5": sums.get("top5", math.nan) / n}
         else:
             ss_res = sums["squared_error"]
             ss_tot = sums["y2"] - sums["y"] ** 2 / n  # the sum of (y - mean)², from the sums of y and y²
@@ -156,7 +165,7 @@ def _r_squared(ss_res: float, ss_tot: float) -> float:
     return 1 - ss_res / ss_tot
 
 
-def _count(index: Tensor, size: int, counts: Tensor | None) -> Tensor:
+def _count(index: Tensor, size: int, counts: Tensor | None, keep: Tensor | None = None) -> Tensor:
     """`counts` plus how often each of 0..size-1 occurs in `index`: torch.bincount, without its wait.
 
     torch.bincount reads the smallest and largest index back to the host to size its output, which stalls the
@@ -164,7 +173,7 @@ def _count(index: Tensor, size: int, counts: Tensor | None) -> Tensor:
     """
     if counts is None:
         counts = torch.zeros(size, dtype=torch.int64, device=index.device)
-    return counts.scatter_add_(0, index, torch.ones_like(index))
+    return counts.scatter_add_(0, index, torch.ones_like(index) if keep is None else keep.long())
 
 
 def format_table(

@@ -100,6 +100,11 @@ def sample_grid_image(
     if inputs.dim() != 4 or inputs.shape[1] not in (1, 3) or len(inputs) == 0:
         return None
     predicted, true = _as_classes(predictions), _as_classes(targets)
+    labelled = true >= 0  # a negative target is the loss's ignore_index: a sample without a class to show
+    if not labelled.all():
+        inputs, predicted, true = inputs[labelled.to(inputs.device)], predicted[labelled], true[labelled]
+        if len(true) == 0:
+            return None
     order = sample_order(predicted, true, limit)
     wrong = int((predicted != true).sum())
     pairs = list(zip(predicted[order].tolist(), true[order].tolist(), strict=True))  # (predicted, true) per sample
