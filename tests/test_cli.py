@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import SYNTHETIC
+
 
 def test_show_prints_each_value_and_where_it_comes_from(write_config, run_cli):
     config = write_config("data: {dataset: synthetic}\nmodel: {name: mlp}\nloss: cross_entropy\n")
@@ -48,3 +50,30 @@ def test_a_command_missing_its_argument_says_so_with_an_example(run_cli, capfd):
     assert "error: python -m trainer eval: the following arguments are required: RUN_OR_CHECKPOINT\n" in err
     assert "Try: python -m trainer runs  (lists the run folders), then: python -m trainer eval RUN_OR_CHECKPOINT" in err
     assert "usage:" not in err
+
+
+def test_a_failed_check_says_to_check_again_not_to_train(write_config, run_cli):
+    config = write_config(SYNTHETIC)
+    code, out, _ = run_cli("check", config, "loss=mse")
+    assert code == 2 and "[FAIL] loss vs targets" in out
+    assert "Train with" not in out
+    assert out.rstrip().endswith(
+        f"1 problem(s) to fix first, then check again: python -m trainer check {config} loss=mse"
+    )
+    code, out, _ = run_cli("check", config)
+    assert code == 0 and out.rstrip().endswith(f"checks: ready to train. Train with: python -m trainer {config}")
+
+
+def test_a_run_folder_under_a_file_names_the_file_and_a_log_dir_that_works(write_config, run_cli, tmp_path):
+    from trainer.errors import UserError
+    from trainer.logger import new_run_dir
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    code, _, err = run_cli(write_config(SYNTHETIC), "log.dir=notes.txt/runs")
+    assert code == 2
+    assert "command line 'log.dir=notes.txt/runs': log.dir: cannot make the run folder notes.txt/runs/tiny/" in err
+    assert "notes.txt is a file, not a folder\n  Try: log.dir=runs (a folder, or a path not yet there)" in err
+    with pytest.raises(UserError) as refused:  # said by leaptrain itself, before mkdir fails with "Not a directory"
+        new_run_dir(tmp_path / "notes.txt" / "runs", "tiny")
+    assert refused.value.key == "log.dir" and f"{tmp_path / 'notes.txt'} is a file" in refused.value.message
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -228,3 +228,15 @@ def test_lr_find_command_prints_a_suggestion_to_paste(tmp_path, monkeypatch, cap
     assert "Try: python -m trainer config.yaml optimizer.lr=" in out
     (png,) = (tmp_path / "runs" / "tiny-lr-find").glob("*/lr_find.png")
     assert png.stat().st_size > 5000
+
+
+def test_a_run_folder_under_a_file_is_refused_before_the_search_starts(write_config, run_cli, tmp_path, monkeypatch):
+    from tests.conftest import SYNTHETIC
+    from trainer import run
+
+    (tmp_path / "notes.txt").write_text("my notes")
+    monkeypatch.setattr(run, "lr_find", lambda *args, **kwargs: pytest.fail("the search ran before the refusal"))
+    code, _, err = run_cli("lr-find", write_config(SYNTHETIC), f"log.dir={tmp_path / 'notes.txt' / 'runs'}")
+    assert code == 2
+    assert f"cannot make the run folder {tmp_path / 'notes.txt' / 'runs'}: {tmp_path / 'notes.txt'} is a file" in err
+    assert (tmp_path / "notes.txt").read_text() == "my notes"

@@ -284,3 +284,57 @@ def test_wrong_swept_keys_in_the_file_and_on_the_command_line_are_reported_toget
     assert "command line 'hidden=[8],[32]': hidden: is not a config key" in err
     assert "Try: sweep model.hidden=[8],[32]" in err and "2 problems in the config" in err
     assert not (tmp_path / "runs").exists()
+
+
+OPTUNA_OVER_LR_AND_DROPOUT = (
+    "sweep:\n  method: optuna\n  trials: 3\n  params:\n"
+    "    optimizer.lr: {dist: log_uniform, low: 1.0e-3, high: 1.0e-1}\n    model.dropout: [0.0, 0.2, %s]\n"
+)
+
+
+def test_an_optuna_sweep_whose_every_trial_fails_ends_after_its_trials(optuna, tmp_path, monkeypatch):
+    """A failed trial counts toward `trials`, as with Optuna's own n_trials: a mistake the checks cannot see before
+    training, shared by every trial, ends the sweep after its 3 trials instead of failing for ever."""
+    import itertools
+
+    data = {"name": "tiny", "data": {"dataset": "synthetic"}, "model": {"name": "mlp"}}
+    data["sweep"] = {"method": "optuna", "trials": 3, "params": {"optimizer.lr": [1e-3, 1e-2]}}
+    plan = sweep.make_plan(data, {}, {})
+
+    def fails(sweep_dir, trial, base, judge=None):
+        return sweep.Outcome(trial.name, "failed", trial.values, {}, 0.0, "error: out of memory")
+
+    monkeypatch.setattr(sweep, "run_trial", fails)
+    outcomes = list(itertools.islice(sweep.optuna_worker(str(tmp_path), plan), 10))
+    assert [o.name for o in outcomes] == ["trial-000", "trial-001", "trial-002"]
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
+
+
+def test_a_mistake_in_every_optuna_trial_is_said_once_before_any_trains(
+    optuna, write_config, run_cli, tmp_path, monkeypatch
+):
+    """Optuna chooses its trials as it goes: every listed value and both ends of each range are checked before the
+    first trains. A momentum of 9 is in every trial: said once, for all 3; a dropout of 2 only where it is chosen."""
+    monkeypatch.setattr(sweep, "run_trial", lambda *a, **k: pytest.fail("a trial trained despite the mistake"))
+    momentum_9 = SYNTHETIC.replace("{name: adamw, lr: 1e-2}", "{name: sgd, lr: 0.1, momentum: 9}")
+    code, _, err = run_cli("sweep", write_config(momentum_9 + OPTUNA_OVER_LR_AND_DROPOUT % "0.5"))
+    assert code == 2, err
+    assert "config.yaml:4: optimizer.momentum: 9 is not a momentum" in err
+    assert "Try: optimizer.momentum=0.9 (in all 3 trials)" in err and err.count("is not a momentum") == 1
+    assert "1 problem in the config" in err
+    code, _, err = run_cli("sweep", write_config(SYNTHETIC + OPTUNA_OVER_LR_AND_DROPOUT % "2.0"))
+    assert code == 2, err
+    assert "model.dropout: 2 reads as a percent" in err and "model.dropout=2.0, which optuna may choose)" in err
+    assert "model.dropout=0.0" not in err and "model.dropout=0.2" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_under_a_file_names_the_file_and_a_log_dir_that_works(write_config, run_cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("lr 1e-2 was best\n")
+    code, _, err = run_cli("sweep", write_config(SYNTHETIC), "optimizer.lr=1e-3,1e-2", "log.dir=notes.txt/runs")
+    assert code == 2, err
+    assert "command line 'log.dir=notes.txt/runs': log.dir: cannot make the sweep folder notes.txt/runs/tiny/" in err
+    assert ": notes.txt is a file, not a folder" in err and "Traceback" not in err
+    assert "Try: log.dir=runs (a folder, or a path not yet there), or move notes.txt away" in err
+    assert (tmp_path / "notes.txt").read_text() == "lr 1e-2 was best\n"

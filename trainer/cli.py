@@ -496,7 +496,7 @@ def start_sweep(plan: Any, source: Source) -> Path:
 
     with located(source):
         sweep.check_trials(plan)
-    sweep_dir = sweep.new_sweep_dir(plan.base)
+        sweep_dir = sweep.new_sweep_dir(plan.base)
     plan.save(sweep_dir)
     return sweep_dir
 
@@ -693,10 +693,13 @@ def run_check(args: argparse.Namespace) -> int:
     print(report.layer_table())
     print()
     print("\n".join(check.line() for check in report.checks))
-    verdict = "ready to train" if not report.failures else f"{len(report.failures)} problem(s) to fix first"
-    command = " ".join(["python -m trainer", args.config, *args.overrides])
-    print(f"\n{len(report.checks)} checks: {verdict}. Train with: {command}")
-    return 2 if report.failures else 0
+    config = " ".join([args.config, *args.overrides])
+    if report.failures:  # nothing to train with yet: each [FAIL] above says what to fix
+        fix = f"{len(report.failures)} problem(s) to fix first, then check again: python -m trainer check {config}"
+        print(f"\n{len(report.checks)} checks: {fix}")
+        return 2
+    print(f"\n{len(report.checks)} checks: ready to train. Train with: python -m trainer {config}")
+    return 0
 
 
 def run_lr_find(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from trainer.atomic import write_atomic
+from trainer.atomic import file_in_the_way, write_atomic
+from trainer.errors import UserError
 
 Batch = TypeVar("Batch")
 PICTURE_BUDGET = 0.01  # the most of the training time that drawing pictures for TensorBoard may take
@@ -22,6 +23,7 @@ PICTURE_BUDGET = 0.01  # the most of the training time that drawing pictures for
 def new_run_dir(log_dir: str | Path, name: str) -> Path:
     """runs/<name>/<YYYYmmdd-HHMMSS>/, with -2, -3... when a run started in the same second."""
     base = Path(log_dir) / name / datetime.now().strftime("%Y%m%d-%H%M%S")
+    refuse_a_file_in_the_way(base, "run folder")
     run_dir, n = base, 1
     while True:
         try:
@@ -30,6 +32,20 @@ def new_run_dir(log_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             n += 1
             run_dir = base.with_name(f"{base.name}-{n}")
+
+
+def refuse_a_file_in_the_way(folder: Path, what: str) -> None:
+    """A folder cannot be made inside a file (log.dir=notes.txt/runs): the file in the way is named, with a log.dir
+    that works, before mkdir would fail with 'Not a directory'."""
+    in_a_file = file_in_the_way(folder)
+    if in_a_file is None:
+        return
+    other = in_a_file.parent / ("runs" if in_a_file.name != "runs" else "my_runs")
+    raise UserError(
+        f"cannot make the {what} {folder}: {in_a_file} is a file, not a folder",
+        fix=f"log.dir={other} (a folder, or a path not yet there), or move {in_a_file} away",
+        key="log.dir",
+    )
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -32,7 +32,7 @@ from trainer.diagnostics import Report, check_model_structure, check_one_batch, 
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
 from trainer.inference import read_checkpoint
-from trainer.logger import new_run_dir
+from trainer.logger import new_run_dir, refuse_a_file_in_the_way
 from trainer.loop import Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.metric_names import check_metric_names, default_metrics
@@ -385,6 +385,7 @@ def lr_find_from_config(cfg: Config, steps: int, start_lr: float, end_lr: float)
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
+    refuse_a_file_in_the_way(Path(cfg.log.dir), "run folder")  # said now, not after the whole search
     built = build(cfg)
     with torch.random.fork_rng(devices=[]), tqdm(total=steps, desc="lr-find", unit="step", leave=False) as bar:
         batches = _Counting(built.data.train, bar)
