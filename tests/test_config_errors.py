@@ -289,3 +289,11 @@ def test_the_real_command_exits_2_with_the_message_and_no_traceback(tmp_path, mi
     assert done.stderr.startswith("error: ") and expected in done.stderr, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_near_miss_of_an_argument_leaptrain_fills_says_so(write_config, run_cli):
+    config = write_config(SYNTHETIC.replace("{name: mlp, hidden: [16]}", "{name: resnet18, num_class: 3}"))
+    code, _, err = run_cli("check", config)
+    assert code == 2
+    assert "model.num_class: ResNet has no argument 'num_class' (did you mean 'num_classes'?)" in err
+    assert "leaptrain sets 'num_classes' itself. Try: remove this key" in err

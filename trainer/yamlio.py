@@ -101,15 +101,21 @@ class Source:
         """'configs/x.yaml:12' or "command line 'optimizer.lr=1'" for the key or its nearest parent."""
         path = split_key(key) if isinstance(key, str) else key
         for n in range(len(path), -1, -1):
-            prefix = path[:n]
-            if prefix in self.overrides:
-                return f"command line '{self.overrides[prefix]}'"
-            if prefix in self.lines:
-                return f"{self.path}:{self.lines[prefix]}"
-            dotted = (*prefix, join_key(path[n:]))  # a key written with its dots, as sweep.params has them
-            if n < len(path) - 1 and dotted in self.lines:
-                return f"{self.path}:{self.lines[dotted]}"
+            for prefix in _spellings(path[:n]):
+                if prefix in self.overrides:
+                    return f"command line '{self.overrides[prefix]}'"
+                if prefix in self.lines:
+                    return f"{self.path}:{self.lines[prefix]}"
         return self.path
+
+
+def _spellings(path: KeyPath) -> list[KeyPath]:
+    """The key as split, then with one run of its parts as one key written with its dots, as sweep.params has
+    them: sweep.params.optimizer.lr.low is also ('sweep', 'params', 'optimizer.lr', 'low')."""
+    joined = [
+        (*path[:i], join_key(path[i:j]), *path[j:]) for i in range(len(path)) for j in range(len(path), i + 1, -1)
+    ]
+    return [path, *joined]
 
 
 def split_key(key: str) -> KeyPath:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError, Problem, UserError, did_you_mean, did_you_mean_path, fold, one_of
+from trainer.errors import ConfigError, Problem, UserError, closest, did_you_mean, did_you_mean_path, fold, one_of
 
 
 @dataclass(frozen=True)
@@ -319,6 +319,10 @@ def check_arguments(
             problems.append(Problem(f"{section}.{arg}", f"leaptrain sets '{arg}' itself. Try: remove this key"))
         elif arg not in signature.args and not signature.takes_any:
             choices = [n for n in signature.args if n not in filled]
+            if (meant := closest(arg, [*choices, *filled])) in filled:  # num_class: leaptrain gives num_classes
+                message = f"{signature.name} has no argument '{arg}' (did you mean '{meant}'?); leaptrain sets"
+                problems.append(Problem(f"{section}.{arg}", f"{message} '{meant}' itself. Try: remove this key"))
+                continue
             problems.append(
                 Problem(
                     f"{section}.{arg}",
