@@ -47,7 +47,7 @@ def saving(path: Path) -> Iterator[None]:
 def replace_file(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
     path = Path(path)
-    in_a_file = next((folder for folder in path.parents if folder.exists() and not folder.is_dir()), None)
+    in_a_file = file_in_the_way(path)
     if in_a_file is not None:
         raise UserError(
             f"cannot write {path}: {in_a_file} is a file, not a folder",
@@ -65,6 +65,11 @@ def replace_file(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The file standing where one of `path`'s folders is meant (notes.txt of notes.txt/run/x.json), or None."""
+    return next((folder for folder in Path(path).parents if folder.exists() and not folder.is_dir()), None)
 
 
 def _size(n: float) -> str:

@@ -351,13 +351,21 @@ def _loss_contract(
             labels = targets if ignored is None else targets[targets != ignored]
             low, high = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
             if low < 0:
+                if set(labels.unique().tolist()) == {-1, 1}:  # -1 is a class here, not a mark for 'leave out'
+                    fix = (
+                        "labels -1 and +1 (as an SVM takes them) are two classes: make them 0 and 1, (labels + 1) // 2"
+                    )
+                else:
+                    fix = (
+                        "number the classes from 0 (labels 1..K: subtract 1); to leave samples out, give them the "
+                        f"label {-100 if ignored is None else ignored} (the loss's ignore_index) or drop them"
+                    )
                 report.add(
                     "fail",
                     "loss vs targets",
                     f"the targets go from {low} to {high}, but class labels are 0..{classes - 1} for the "
                     f"{classes} scores the model outputs: a negative label has no score",
-                    "number the classes from 0 (labels 1..K: subtract 1); to leave samples out, give them the "
-                    f"label {-100 if ignored is None else ignored} (the loss's ignore_index) or drop them",
+                    fix,
                 )
                 return False
             if high >= classes:
@@ -386,7 +394,11 @@ def _loss_contract(
                 f"the model outputs {classes} scores but the data has {num_classes} classes",
                 f"make the last layer output {num_classes} scores",
             )
-        report.add("pass", "loss vs targets", f"{classes} class scores, targets within 0..{classes - 1}")
+        left_out = ""
+        if integer_targets and targets.dim() == logits.dim() - 1 and labels.numel() < targets.numel():
+            skipped = targets.numel() - labels.numel()
+            left_out = f" ({skipped} of {targets.numel()} at the ignore_index {ignored}: left out)"
+        report.add("pass", "loss vs targets", f"{classes} class scores, targets within 0..{classes - 1}{left_out}")
         return True
     if kind in SAME_SHAPE_LOSSES and logits.shape != targets.shape:
         if integer_targets and logits.dim() == 2 and targets.dim() == 1 and logits.shape[1] > 1:

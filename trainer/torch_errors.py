@@ -16,8 +16,10 @@ import operator
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from trainer.atomic import file_in_the_way
 from trainer.errors import closest
 from trainer.failure import (
     BACKWARD_CALLS,
@@ -409,6 +411,14 @@ def _targets_with_extra_dim(failure: Failure, match: re.Match[str]) -> Advice:
 
 
 def _target_out_of_bounds(failure: Failure, match: re.Match[str]) -> Advice:
+    if int(match[1]) < 0:  # no number of outputs fits a negative label: the labels are what to change
+        return Advice(
+            f"a target class is {match[1]}{failure.at}, but class labels are 0 .. classes-1: a negative label has "
+            "no score",
+            "number the classes from 0 (labels 1..K: subtract 1); to leave samples out, give them the label "
+            f"{getattr(failure.loss_fn, 'ignore_index', -100)} (the loss's ignore_index) or drop them",
+            "loss",
+        )
     return Advice(
         f"a target class is {match[1]}, but the model's output has fewer classes{failure.at}",
         "make the last layer output as many scores as there are classes (targets must be 0 .. classes-1)",
@@ -960,11 +970,37 @@ def _out_of_memory(failure: Failure, match: re.Match[str]) -> Advice:
     one_tensor = f"; one tensor asked for {_bytes_text(int(asked[1])) if asked[1] else asked[2]}" if asked else ""
     parameters = sum(p.numel() for p in failure.model.parameters()) if hasattr(failure.model, "parameters") else 0
     weights = f"; the model has {parameters:,} parameters" if parameters else ""
+    if failure.during == "building the model":  # the weights themselves: no batch exists yet
+        return Advice(
+            f"{device} ran out of memory for the model's own weights{failure.at}{one_tensor}: they alone do not fit",
+            "a smaller model: fewer or narrower layers (a layer holds inputs x outputs weights; an embedding "
+            "rows x dim); the batch size plays no part here",
+        )
     precision = "precision bf16/fp16" if on_gpu else "precision bf16"  # fp16 training needs a CUDA GPU
     return Advice(
         f"{device} ran out of memory{size}{failure.at}{one_tensor}{weights}",
         f"{half}, or {precision}, or a smaller model (fewer or narrower layers)",
         "data.batch_size",
+    )
+
+
+def _not_a_folder(failure: Failure, match: re.Match[str]) -> Advice | None:
+    """A folder made under a file (log.dir=notes.txt/runs): the file in the way, and a folder that would do."""
+    path = Path(str(getattr(failure.err, "filename", None) or ""))
+    in_a_file = file_in_the_way(path) if path.parts else None
+    if in_a_file is None:
+        return None
+    if failure.place is not None:  # the learner's own code made the folder
+        return Advice(
+            f"cannot write {path}{failure.at}: {in_a_file} is a file, not a folder",
+            f"give a path in a folder, e.g. {in_a_file.parent / path.name}",
+        )
+    # Our own folders (a run's, a sweep's) are made under log.dir.
+    folder = in_a_file.parent / ("runs" if in_a_file.name != "runs" else "my_runs")
+    return Advice(
+        f"cannot make the run folder {path}: {in_a_file} is a file, not a folder",
+        f"log.dir={folder} (a folder, or a path not yet there), or move {in_a_file} away",
+        "log.dir",
     )
 
 
@@ -1173,6 +1209,7 @@ RULES: list[Entry] = [
     rule(
         r"not enough memory|DefaultCPUAllocator: can't allocate memory|out of memory|OutOfMemoryError", _out_of_memory
     ),
+    rule(r"Not a directory", _not_a_folder, NotADirectoryError),
     rule(
         r"Module \[\w+\] is missing the required \"forward\" function|" r"forward\(\) is not implemented",
         _no_forward,
