@@ -207,6 +207,10 @@ def test_other_checkpoint_offers_last_for_best_without_a_resume_and_says_when_th
     assert other_checkpoint(folder / "best.pt").endswith(f"{folder / 'last.pt'} cannot be read either")
     assert other_checkpoint(folder / "last.pt").startswith("restore last.pt from a copy")  # itself is no other
     assert other_checkpoint(folder / "epoch3.pt").startswith("restore epoch3.pt")  # last.pt is damaged too
+    save_checkpoint(folder / "last.pt", {"state": {"epoch": 6}})
+    assert other_checkpoint(folder / "epoch3.pt").startswith(
+        f"the other checkpoint, {folder / 'last.pt'} (after epoch 6)"
+    )
 
 
 def test_rng_states_bring_back_every_generator(tmp_path):

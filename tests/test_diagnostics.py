@@ -224,3 +224,206 @@ def test_a_settled_loss_in_a_later_epoch_is_not_called_flat():
         for loss in epoch_windows:
             dog.on_step_log({"train/loss": loss})
         assert dog.epoch_advice({"train/loss": sum(epoch_windows) / 4}) == []
+
+
+# --- The pieces of the checklist, pinned line by line ---------------------------------------------------------------
+
+
+def test_a_check_line_offers_its_fix_only_when_something_is_wrong():
+    from trainer.diagnostics import Check
+
+    assert Check("pass", "gradients", "all 4 get a gradient", "unused fix").line() == (
+        "[PASS] gradients: all 4 get a gradient."
+    )
+    assert Check("warn", "data loading", "slow").line() == "[WARN] data loading: slow."
+    assert Check("fail", "loss", "not one number", "use mean").line() == "[FAIL] loss: not one number. Try: use mean"
+
+
+def test_the_layer_table_lists_every_leaf_with_its_output_shape_and_own_parameters():
+    from trainer.diagnostics import layer_summary
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+            self.rnn = nn.GRU(8, 5, batch_first=True)  # returns a tuple (output, hidden), not a tensor
+            self.head = nn.Linear(5, 3)
+
+        def forward(self, x):
+            out, _ = self.rnn(self.embed(x))
+            return self.head(out[:, -1])
+
+    model = Tagger()
+    model.train()
+    table = layer_summary(model, torch.randn(2, 7, 4))
+    assert table.splitlines() == [
+        "layer    type    output shape  parameters",
+        "embed.0  Linear  [B, 7, 8]     40        ",
+        "embed.1  ReLU    [B, 7, 8]     0         ",
+        "rnn      GRU     tuple         225       ",
+        "head     Linear  [B, 3]        18        ",
+        "283 parameters (283 trainable)",
+    ]
+    assert model.training  # the table is made in evaluation mode, and the mode is given back
+
+
+def test_the_layer_summary_counts_frozen_parameters_apart():
+    from trainer.diagnostics import layer_summary
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1000))
+    model[0].requires_grad_(False)
+    lines = layer_summary(model, torch.randn(3, 4)).splitlines()
+    assert lines[2:] == ["1      Linear  [B, 1000]     9,000     ", "9,040 parameters (9,000 trainable)"]
+
+
+def _per_sample_loss(output, targets):
+    return nn.functional.cross_entropy(output, targets, reduction="none")
+
+
+class _PerSampleLoss(nn.Module):
+    def forward(self, output, targets):
+        return nn.functional.cross_entropy(output, targets, reduction="none")
+
+
+@pytest.mark.parametrize(
+    "loss_fn, defined_at",
+    [
+        (_per_sample_loss, _per_sample_loss.__code__.co_firstlineno),
+        (__import__("functools").partial(_per_sample_loss), _per_sample_loss.__code__.co_firstlineno),
+        (_PerSampleLoss(), _PerSampleLoss.forward.__code__.co_firstlineno - 1),
+        (nn.CrossEntropyLoss(reduction="none"), None),  # torch's own loss: no file of the learner's to point at
+    ],
+    ids=["function", "partial", "module", "torch"],
+)
+def test_a_loss_that_is_not_one_number_points_at_where_the_learner_defined_it(loss_fn, defined_at):
+    from trainer.failure import short_path
+
+    (failure,) = preflight(nn.Linear(4, 3), loss_fn, blobs(), num_classes=3).failures
+    assert failure.detail.startswith("the loss is [64], not one number")
+    if defined_at is None:
+        assert failure.detail == "the loss is [64], not one number"
+    else:
+        assert failure.detail.endswith(f" (loss defined at {short_path(__file__)}:{defined_at})")
+
+
+def test_the_one_batch_check_compares_the_outputs_with_the_classes_of_the_data():
+    from trainer.diagnostics import check_one_batch
+
+    inputs, targets = blobs()
+    warnings = check_one_batch(nn.Linear(4, 3), nn.CrossEntropyLoss(), (inputs, targets), torch.device("cpu"), 5)
+    assert warnings == [
+        "[WARN] loss vs targets: the model outputs 3 scores but the data has 5 classes. "
+        "Try: make the last layer output 5 scores"
+    ]
+    assert check_one_batch(nn.Linear(4, 3), nn.CrossEntropyLoss(), (inputs, targets), torch.device("cpu"), 3) == []
+
+
+class _ScriptedLoss:
+    """A loss whose values follow a script, whatever the model does (it still has a graph to backpropagate)."""
+
+    def __init__(self, values):
+        self.values, self.calls = list(values), 0
+
+    def __call__(self, output, targets):
+        self.calls += 1
+        return output.sum() * 0 + self.values[min(self.calls, len(self.values)) - 1]
+
+
+@pytest.mark.parametrize(
+    "last, status, detail",
+    [
+        (0.19, "pass", "16 examples learned in 60 steps: loss 1.000 -> 0.1900"),
+        (0.2, "warn", "could not learn 16 examples in 60 steps: loss 1.000 -> 0.200"),
+        (float("inf"), "fail", "the loss became inf while learning 16 examples"),
+        (float("nan"), "fail", "the loss became nan while learning 16 examples"),
+    ],
+)
+def test_overfitting_one_batch_judges_the_60th_loss_against_the_first(last, status, detail):
+    from trainer.diagnostics import Report, _overfit_one_batch
+
+    seen = []
+    model = nn.Linear(4, 3)
+    model.register_forward_hook(lambda module, args, output: seen.append(len(args[0])))
+    loss_fn = _ScriptedLoss([1.0] * 59 + [last])
+    report = Report()
+    _overfit_one_batch(model, loss_fn, blobs(), lambda p: torch.optim.SGD(p, lr=0.1), report)
+    (check,) = report.checks
+    assert (check.name, check.status, check.detail) == ("overfit one batch", status, detail)
+    assert loss_fn.calls == 60 and seen == [16] * 60  # 60 steps on the batch's first 16 examples
+    assert (check.fix != "") == (status != "pass")
+
+
+def test_overfitting_one_batch_learns_16_examples_on_a_copy():
+    from trainer.diagnostics import Report, _overfit_one_batch
+
+    model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sizes = []
+    optimizers = []
+
+    def make_optimizer(params):
+        optimizers.append(torch.optim.Adam(params, lr=1e-2))
+        return optimizers[-1]
+
+    def loss_fn(output, targets):
+        sizes.append(len(targets))
+        return nn.functional.cross_entropy(output, targets)
+
+    report = Report()
+    _overfit_one_batch(model, loss_fn, blobs(), make_optimizer, report)
+    assert report.checks[0].status == "pass" and sizes == [16] * 60
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
+    trial = optimizers[0].param_groups[0]["params"]
+    assert all(p is not q for p in trial for q in model.parameters())
+    assert optimizers[0].state  # the copy's optimizer really stepped
+
+
+class _Clock:
+    """A fake time.perf_counter that moves only when the test says: timing checks become exact."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize(
+    "load_seconds, status, detail",
+    [
+        (0.75, "warn", "loading a batch takes 750.0 ms, a training step 1000.0 ms: the model waits for data"),
+        (0.5, "pass", "loading a batch takes 500.0 ms, a training step 1000.0 ms"),  # exactly half: not waiting
+        (0.25, "pass", "loading a batch takes 250.0 ms, a training step 1000.0 ms"),
+    ],
+)
+def test_data_loading_is_compared_with_the_training_step(monkeypatch, load_seconds, status, detail):
+    from trainer import diagnostics
+
+    clock = _Clock()
+    monkeypatch.setattr(diagnostics.time, "perf_counter", clock)
+    fetched = []
+
+    def loader():
+        for i in range(25):
+            clock.now += load_seconds
+            fetched.append(i)
+            yield blobs(8)
+
+    class Slow(nn.Linear):
+        def forward(self, x):
+            clock.now += 1.0
+            return super().forward(x)
+
+    stepped = []
+
+    def make_optimizer(params):
+        optimizer = torch.optim.SGD(params, lr=0.1)
+        optimizer.register_step_post_hook(lambda *args: stepped.append(1))
+        return optimizer
+
+    report = diagnostics.Report()
+    diagnostics._data_vs_step_time(Slow(4, 3), nn.CrossEntropyLoss(), loader(), make_optimizer, report)
+    (check,) = report.checks
+    assert (check.name, check.status, check.detail) == ("data loading", status, detail)
+    assert len(fetched) == 10 and len(stepped) == 10  # ten batches timed, each trained on once
+    assert (check.fix == "use more DataLoader workers, or keep the data in memory") == (status == "warn")

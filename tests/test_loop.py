@@ -4,6 +4,7 @@ the logged means, early stopping, best.pt, schedules stepped per batch or per ep
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -367,3 +368,76 @@ def test_a_checkpoint_from_before_the_per_step_curves_were_kept_still_resumes(tm
     again = trainer_for(linear(), out_dir=tmp_path / "run", pictures=False, epochs=2)
     again.load(checkpoint)
     assert again.fit(batches(2))["train/loss"] > 0 and again.state.epoch == 2
+
+
+def predicts_the_largest_input() -> nn.Linear:
+    """Three classes; the prediction is the index of the largest input, so every answer is known in advance."""
+    model = nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+        model.bias.zero_()
+    return model
+
+
+# Class 0: both right; class 1: one right, one predicted 0; class 2: no test samples at all.
+KNOWN_ANSWERS = [(torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]]), torch.tensor([0, 0, 1, 1]))]
+
+
+def no_nan(constant: str):
+    raise AssertionError(f"summary.json holds {constant}, which is not JSON")
+
+
+def test_the_final_table_and_summary_json_give_each_class_its_accuracy_and_a_class_without_samples_none(
+    tmp_path, capsys
+):
+    trainer = trainer_for(predicts_the_largest_input(), lr=0.0, out_dir=tmp_path, class_names=["cat", "dog", "bird"])
+    trainer.fit(KNOWN_ANSWERS, None, KNOWN_ANSWERS)
+    printed = capsys.readouterr().out
+    assert (
+        "metric          value\n-------------  ------\ntest/loss      0.8014\ntest/accuracy  75.00%\n\n"
+        "class    accuracy\n-----  ----------\ncat       100.00%\ndog        50.00%\nbird   no samples\n"
+    ) in printed  # the last split evaluated, then one row per class under its name
+    summary = json.loads((tmp_path / "summary.json").read_text(), parse_constant=no_nan)
+    assert summary["evaluated_split"] == "test"
+    assert summary["per_class_accuracy"] == [1.0, 0.5, None]
+    assert summary["confusion_matrix"] == [[2, 0, 0], [1, 1, 0], [0, 0, 0]]
+
+
+def test_class_names_that_do_not_match_the_classes_leave_the_rows_numbered(capsys):
+    trainer = trainer_for(predicts_the_largest_input(), lr=0.0, class_names=["cat", "dog"])  # 2 names, 3 classes
+    trainer.fit(KNOWN_ANSWERS, KNOWN_ANSWERS)
+    printed = capsys.readouterr().out
+    assert "class    accuracy\n-----  ----------\n0         100.00%\n1          50.00%\n2      no samples\n" in printed
+    assert "val/accuracy  75.00%" in printed and "train/" not in printed.split("metric")[-1]
+
+
+def test_summary_json_gives_the_wall_seconds_to_the_millisecond(tmp_path):
+    trainer = trainer_for(linear(), out_dir=tmp_path, pictures=False)
+    started = time.perf_counter()
+    metrics = trainer.fit(batches(2))
+    elapsed = time.perf_counter() - started
+    wall = json.loads((tmp_path / "summary.json").read_text())["wall_seconds"]
+    assert 0 < wall <= elapsed + 0.001
+    assert trainer.summary(metrics, 12.34567)["wall_seconds"] == 12.346
+
+
+def test_evaluation_keeps_the_first_thousand_points_of_a_two_feature_problem_to_draw():
+    trainer = trainer_for(linear(features=2, outputs=2))
+    inputs = torch.arange(3000.0).reshape(1500, 2)
+    trainer.evaluate([(inputs[i : i + 300], torch.zeros(300).long()) for i in range(0, 1500, 300)])
+    kept_inputs, kept_targets = trainer.evaluation.points
+    assert len(kept_targets) == 1000 and kept_inputs.tolist() == inputs[:1000].tolist()
+
+
+def test_evaluation_puts_the_wrong_answers_first_by_the_prediction_of_each_sample():
+    evaluation = Evaluation("val", Metrics("classification", 3))
+    logits = torch.tensor([[0.0, 5, 0], [0, 0, 9]])  # predicts 1 (right), then 2 (wrong)
+    evaluation.keep_samples(torch.tensor([[0.0], [1]]), logits, torch.tensor([1, 0]))
+    assert evaluation.samples[0][:, 0].tolist() == [1.0, 0.0]
+    evaluation.keep_samples(torch.tensor([[2.0]]), torch.tensor([[9.0, 0, 0]]), torch.tensor([1]))  # wrong
+    inputs, _, targets = evaluation.samples
+    assert inputs[:, 0].tolist() == [1.0, 2.0, 0.0] and targets.tolist() == [0, 1, 1]  # the right one of both last
+    few = Evaluation("val", Metrics("classification", 3))
+    logits = torch.tensor([[0.0, 5, 0], [0, 5, 0], [0, 0, 9], [9, 0, 0]])  # predicts 1, 1, 2, 0
+    few.keep_samples(torch.arange(4.0).reshape(4, 1), logits, torch.tensor([1, 1, 0, 1]), limit=2)
+    assert few.samples[0][:, 0].tolist() == [2.0, 3.0]  # a batch larger than the limit: its two wrong answers

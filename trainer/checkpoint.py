@@ -147,7 +147,7 @@ def checksum(value: Any) -> str:
 def other_checkpoint(path: str | Path) -> str:
     """What to use instead of a damaged checkpoint: the run's other one (best.pt for last.pt and back), if intact."""
     path = Path(path)
-    other = path.with_name({"last.pt": "best.pt", "best.pt": "last.pt"}.get(path.name, "last.pt"))
+    other = path.with_name("best.pt" if path.name == "last.pt" else "last.pt")
     if other == path or not other.is_file():
         return f"restore {path.name} from a copy, or train again; a run keeps checkpoints/last.pt and best.pt"
     try:
