@@ -36,7 +36,13 @@ EVERY_SCHEDULE_ONCE = ["-k", "not every_schedule or middle"]  # each schedule st
 CORE = {
     "loop": ["tests/test_loop.py", "tests/test_guards.py", "tests/test_resume.py", *EVERY_SCHEDULE_ONCE],
     "checkpoint": ["tests/test_checkpoint.py", "tests/test_resume.py", "tests/test_faults.py"],
-    "run": ["tests/test_resume.py", "tests/test_guards.py", "tests/test_trust.py", *EVERY_SCHEDULE_ONCE],
+    "run": [
+        "tests/test_run.py",
+        "tests/test_resume.py",
+        "tests/test_guards.py",
+        "tests/test_trust.py",
+        *EVERY_SCHEDULE_ONCE,
+    ],
     "diagnostics": ["tests/test_diagnostics.py", "tests/test_guards.py", "tests/test_explain.py"],
     "metrics": ["tests/test_metrics.py", "tests/test_guards.py", "tests/test_loop.py"],
     "metric_names": ["tests/test_metrics.py", "tests/test_checkpoint.py"],
