@@ -509,7 +509,7 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
 
     monitor, _ = sweep.monitor_of(plan)
     settings = plan.sweep
-    count = len(plan.trials) if plan.trials else settings.trials or sweep.DEFAULT_TRIALS
+    count = sweep.trial_count(plan)
     jobs = f", {settings.jobs} at a time" if settings.jobs > 1 else ""
     print(f"sweep: {count} trials ({settings.method}{jobs}) in {sweep_dir}; each trial's output is in its log.txt")
     bar = tqdm(total=count, unit="trial", leave=False, disable=None)  # no bar when the output is a log file

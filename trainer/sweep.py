@@ -257,8 +257,13 @@ def _ends(spec: Distribution) -> list[Any]:
     return [spec.low, spec.high]
 
 
+def trial_count(plan: Plan) -> int:
+    """How many trials the sweep runs: grid's and random's, listed in advance, or the `trials` Optuna is asked for."""
+    return len(plan.trials) if plan.sweep.method != "optuna" else plan.sweep.trials or DEFAULT_TRIALS
+
+
 def _trials_named(trials: list[str], checked: list[Trial], plan: Plan) -> str:
-    total = len(plan.trials) if plan.sweep.method != "optuna" else plan.sweep.trials or DEFAULT_TRIALS
+    total = trial_count(plan)
     if len(trials) == len(checked) and total > 1:
         return f"in all {total} trials"
     more = f" and {len(trials) - 2} more" if len(trials) > 2 else ""
@@ -512,7 +517,7 @@ def optuna_worker(sweep_dir_name: str, plan: Plan, worker: int = 0) -> Iterator[
     sweep_dir, sweep = Path(sweep_dir_name), plan.sweep
     monitor = monitor_of(plan)[0]
     study = open_study(sweep_dir, plan, worker)
-    total = sweep.trials or DEFAULT_TRIALS
+    total = trial_count(plan)
     ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
     while len(study.get_trials(deepcopy=False, states=ended)) < total:
         trial = study.ask()
