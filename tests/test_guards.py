@@ -201,6 +201,27 @@ def test_targets_one_class_beyond_the_outputs_fail_and_exactly_enough_pass(outpu
     assert failures(nn.Linear(4, outputs + 1), nn.CrossEntropyLoss(), labels, classes=outputs + 1) == []
 
 
+@pytest.mark.parametrize("outputs", [2, 10])
+def test_labels_numbered_from_one_are_told_to_subtract_one(outputs):
+    """Labels 1..K with K outputs were numbered from 1: the fix is the labels, not an output for a class that never
+    occurs. When the data says it has K+1 classes, or a 0 label is there, the model is what is short."""
+    labels = torch.arange(1, outputs + 1).repeat(4)
+    (from_one,) = failures(nn.Linear(4, outputs), nn.CrossEntropyLoss(), labels, classes=outputs)
+    assert f"the targets go from 1 to {outputs}, but the model outputs {outputs} scores" in from_one
+    assert "the labels look numbered from 1" in from_one
+    assert f"Try: subtract 1 from the labels so they run 0..{outputs - 1}" in from_one
+    assert f"make the last layer output {outputs + 1} scores and leave score 0 unused" in from_one
+    (unknown_classes,) = failures(nn.Linear(4, outputs), nn.CrossEntropyLoss(), labels)
+    assert "the labels look numbered from 1" in unknown_classes
+    more_classes = failures(nn.Linear(4, outputs), nn.CrossEntropyLoss(), labels, classes=outputs + 1)
+    with_zero = failures(nn.Linear(4, outputs), nn.CrossEntropyLoss(), torch.cat([labels, torch.tensor([0])]))
+    for short in (*more_classes, *with_zero):
+        assert "numbered from 1" not in short and f"Try: make the last layer output {outputs + 1} scores" in short
+    assert len(more_classes) == len(with_zero) == 1
+    wider = failures(nn.Linear(4, outputs), nn.CrossEntropyLoss(), labels + 1, classes=outputs)
+    assert len(wider) == 1 and "numbered from 1" not in wider[0]  # 2..K+1: not a count from 1
+
+
 @pytest.mark.parametrize("loss_fn", [nn.CrossEntropyLoss(), nn.NLLLoss()], ids=["cross_entropy", "nll"])
 def test_negative_targets_fail_with_a_fix_for_labels(loss_fn):
     """-1 has no score whatever the number of outputs: the fix is about the labels, not a wider last layer."""

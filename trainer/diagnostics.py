@@ -369,12 +369,19 @@ def _loss_contract(
                 )
                 return False
             if high >= classes:
+                # Labels 1..K (no 0 among them) for K outputs: the classes were numbered from 1, as in MATLAB, R or a
+                # spreadsheet; one more output would train a class that never occurs.
+                from_one = low >= 1 and high == classes and num_classes in (None, classes)
                 report.add(
                     "fail",
                     "loss vs targets",
                     f"the targets go from {low} to {high}, but the model outputs "
-                    f"{classes} scores (classes 0..{classes - 1})",
-                    f"make the last layer output {high + 1} scores",
+                    f"{classes} scores (classes 0..{classes - 1})"
+                    + (": the labels look numbered from 1" if from_one else ""),
+                    f"subtract 1 from the labels so they run 0..{classes - 1} (or make the last layer output "
+                    f"{high + 1} scores and leave score 0 unused)"
+                    if from_one
+                    else f"make the last layer output {high + 1} scores",
                 )
                 return False
         elif targets.shape != logits.shape:

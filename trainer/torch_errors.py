@@ -421,7 +421,8 @@ def _target_out_of_bounds(failure: Failure, match: re.Match[str]) -> Advice:
         )
     return Advice(
         f"a target class is {match[1]}, but the model's output has fewer classes{failure.at}",
-        "make the last layer output as many scores as there are classes (targets must be 0 .. classes-1)",
+        "make the last layer output as many scores as there are classes (targets must be 0 .. classes-1; "
+        "labels numbered 1..K: subtract 1)",
         "loss",
     )
 
