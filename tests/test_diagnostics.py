@@ -329,28 +329,52 @@ class _ScriptedLoss:
         return output.sum() * 0 + self.values[min(self.calls, len(self.values)) - 1]
 
 
-@pytest.mark.parametrize(
-    "last, status, detail",
-    [
-        (0.19, "pass", "16 examples learned in 60 steps: loss 1.000 -> 0.1900"),
-        (0.2, "warn", "could not learn 16 examples in 60 steps: loss 1.000 -> 0.200"),
-        (float("inf"), "fail", "the loss became inf while learning 16 examples"),
-        (float("nan"), "fail", "the loss became nan while learning 16 examples"),
-    ],
+NOT_LEARNED = (
+    "the model, the loss or the learning rate is off: try optimizer.lr 10x higher and lower, and check that the loss "
+    "compares the right things"
 )
-def test_overfitting_one_batch_judges_the_60th_loss_against_the_first(last, status, detail):
+
+
+@pytest.mark.parametrize(
+    "losses, status, detail, fix",
+    [
+        ([1.0] * 59 + [0.19], "pass", "16 examples learned in 60 steps: loss 1.000 -> 0.1900", ""),
+        ([5.0] * 59 + [1.0], "warn", "could not learn 16 examples in 60 steps: loss 5.000 -> 1.000", NOT_LEARNED),
+        ([4.0] + [1.0] * 58 + [0.5], "pass", "16 examples learned in 60 steps: loss 4.000 -> 0.5000", ""),
+        (
+            [4.0] + [3.0] * 58 + [1.0],
+            "warn",
+            "could not learn 16 examples in 60 steps: loss 4.000 -> 1.000",
+            NOT_LEARNED,
+        ),
+        (
+            [1.0] * 59 + [float("inf")],
+            "fail",
+            "the loss became inf while learning 16 examples",
+            "lower optimizer.lr by 10x",
+        ),
+        (
+            [1.0] * 59 + [float("nan")],
+            "fail",
+            "the loss became nan while learning 16 examples",
+            "lower optimizer.lr by 10x",
+        ),
+    ],
+    ids=["a_fifth_less", "exactly_a_fifth", "against_the_first", "not_the_second", "inf", "nan"],
+)
+def test_overfitting_one_batch_judges_the_60th_loss_against_the_first(losses, status, detail, fix):
+    """Learned means the 60th loss is below a fifth of the first one (exactly a fifth is not enough)."""
     from trainer.diagnostics import Report, _overfit_one_batch
 
     seen = []
     model = nn.Linear(4, 3)
     model.register_forward_hook(lambda module, args, output: seen.append(len(args[0])))
-    loss_fn = _ScriptedLoss([1.0] * 59 + [last])
+    loss_fn = _ScriptedLoss(losses)
     report = Report()
     _overfit_one_batch(model, loss_fn, blobs(), lambda p: torch.optim.SGD(p, lr=0.1), report)
     (check,) = report.checks
-    assert (check.name, check.status, check.detail) == ("overfit one batch", status, detail)
+    assert (check.name, check.status, check.detail, check.fix) == ("overfit one batch", status, detail, fix)
     assert loss_fn.calls == 60 and seen == [16] * 60  # 60 steps on the batch's first 16 examples
-    assert (check.fix != "") == (status != "pass")
 
 
 def test_overfitting_one_batch_learns_16_examples_on_a_copy():
@@ -389,14 +413,16 @@ class _Clock:
 
 
 @pytest.mark.parametrize(
-    "load_seconds, status, detail",
+    "load_seconds, step_seconds, status, detail",
     [
-        (0.75, "warn", "loading a batch takes 750.0 ms, a training step 1000.0 ms: the model waits for data"),
-        (0.5, "pass", "loading a batch takes 500.0 ms, a training step 1000.0 ms"),  # exactly half: not waiting
-        (0.25, "pass", "loading a batch takes 250.0 ms, a training step 1000.0 ms"),
+        (0.75, 1.0, "warn", "loading a batch takes 750.0 ms, a training step 1000.0 ms: the model waits for data"),
+        (0.5, 1.0, "pass", "loading a batch takes 500.0 ms, a training step 1000.0 ms"),  # exactly half: not waiting
+        (0.25, 1.0, "pass", "loading a batch takes 250.0 ms, a training step 1000.0 ms"),
+        (0.75, 2.0, "pass", "loading a batch takes 750.0 ms, a training step 2000.0 ms"),
+        (1.5, 2.0, "warn", "loading a batch takes 1500.0 ms, a training step 2000.0 ms: the model waits for data"),
     ],
 )
-def test_data_loading_is_compared_with_the_training_step(monkeypatch, load_seconds, status, detail):
+def test_data_loading_is_compared_with_the_training_step(monkeypatch, load_seconds, step_seconds, status, detail):
     from trainer import diagnostics
 
     clock = _Clock()
@@ -411,7 +437,7 @@ def test_data_loading_is_compared_with_the_training_step(monkeypatch, load_secon
 
     class Slow(nn.Linear):
         def forward(self, x):
-            clock.now += 1.0
+            clock.now += step_seconds
             return super().forward(x)
 
     stepped = []
@@ -422,8 +448,270 @@ def test_data_loading_is_compared_with_the_training_step(monkeypatch, load_secon
         return optimizer
 
     report = diagnostics.Report()
-    diagnostics._data_vs_step_time(Slow(4, 3), nn.CrossEntropyLoss(), loader(), make_optimizer, report)
+    model = Slow(4, 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    diagnostics._data_vs_step_time(model, nn.CrossEntropyLoss(), loader(), make_optimizer, report)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the steps trained a copy
     (check,) = report.checks
     assert (check.name, check.status, check.detail) == ("data loading", status, detail)
     assert len(fetched) == 10 and len(stepped) == 10  # ten batches timed, each trained on once
     assert (check.fix == "use more DataLoader workers, or keep the data in memory") == (status == "warn")
+
+
+# --- Where the learner's own code went wrong: file and line in the check's words ---------------------------------
+def _line_of(cls: type, text: str) -> str:
+    """'tests/test_diagnostics.py:412: <text>': the line of `cls`'s source that holds `text`, as the check names it."""
+    import inspect
+
+    from trainer.failure import short_path
+
+    lines, start = inspect.getsourcelines(cls)
+    number = next(start + i for i, line in enumerate(lines) if text in line)
+    return f"{short_path(inspect.getsourcefile(cls))}:{number}: {lines[number - start].strip()}"
+
+
+class _ReturnsAPair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x), x
+
+
+class _DropsHalfTheBatch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x[::2])
+
+
+@pytest.mark.parametrize(
+    "model, detail",
+    [
+        (_ReturnsAPair(), "the model returns a tuple, not a tensor"),
+        (_DropsHalfTheBatch(), "the output has 32 rows for a batch of 64"),
+    ],
+    ids=["tuple", "rows"],
+)
+def test_a_wrong_output_names_the_learners_forward(model, detail):
+    import inspect
+
+    from trainer.failure import short_path
+
+    forward = type(model).forward
+    where = f" (forward at {short_path(inspect.getsourcefile(forward))}:{inspect.getsourcelines(forward)[1]})"
+    (failure,) = preflight(model, nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
+    assert failure.detail == detail + where
+    torch_model = nn.Sequential(nn.Linear(4, 3), nn.Unflatten(0, (32, 2)))  # torch's own forward: no place to name
+    (failure,) = preflight(torch_model, nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
+    assert failure.detail.startswith("the output has 32 rows for a batch of 64") and "forward at" not in failure.detail
+
+
+class _TrailingComma(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = (nn.Linear(4, 3),)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class _PlainTensorWeight(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.scale = torch.ones(3, requires_grad=True)
+
+    def forward(self, x):
+        return self.fc(x) * self.scale
+
+
+def test_hidden_layers_and_weights_name_the_line_that_made_them():
+    from trainer.diagnostics import check_model_structure
+    from trainer.errors import UserError
+
+    with pytest.raises(UserError) as caught:  # before the optimizer is built, as a run checks it
+        check_model_structure(_TrailingComma())
+    made, called = _line_of(_TrailingComma, "self.fc = ("), _line_of(_TrailingComma, "return self.fc(")
+    assert (
+        f"[FAIL] hidden layers: `fc` is a tuple holding one layer: a trailing comma at {made} made it one, and it is "
+        f"called at {called}. Try: remove the comma at the end of that line"
+    ) in str(caught.value)
+    report = preflight(_PlainTensorWeight(), nn.CrossEntropyLoss(), blobs(), num_classes=3)
+    (hidden,) = [check for check in report.checks if check.name == "hidden weights"]
+    assert hidden.detail.startswith(f"`scale` ({_line_of(_PlainTensorWeight, 'self.scale =')}) is a plain tensor")
+
+
+class _EndsInSigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x))
+
+
+def _own_bce(output, targets):
+    return nn.functional.binary_cross_entropy_with_logits(output, targets)
+
+
+def test_a_squashed_output_names_the_line_and_the_learners_loss():
+    from trainer.failure import short_path
+
+    inputs, targets = blobs()
+    batch = (inputs, (targets == 1).float()[:, None])
+    report = preflight(_EndsInSigmoid(), _own_bce, batch)
+    (squashed,) = [check for check in report.checks if check.name == "output range"]
+    where = f"{short_path(__file__)}:{_own_bce.__code__.co_firstlineno}"
+    assert squashed.detail == (
+        f"the model's output comes out of a sigmoid (scores in 0..1) (at "
+        f"{_line_of(_EndsInSigmoid, 'torch.sigmoid(')}), but binary_cross_entropy_with_logits (in your loss, {where}) "
+        "applies its own softmax or sigmoid and wants raw scores, so the model learns slowly or not at all"
+    )
+    report = preflight(_EndsInSigmoid(), nn.BCEWithLogitsLoss(), batch)
+    (squashed,) = [check for check in report.checks if check.name == "output range"]
+    assert "but BCEWithLogitsLoss applies its own" in squashed.detail
+
+
+class _SixUnusedLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.spare = nn.ModuleList(nn.Linear(4, 4, bias=False) for _ in range(6))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_layers_without_a_gradient_are_named_four_at_a_time():
+    report = preflight(_SixUnusedLayers(), nn.CrossEntropyLoss(), blobs(), num_classes=3)
+    (unused,) = [check for check in report.checks if check.name == "gradients"]
+    assert unused.detail.startswith(
+        "spare.0.weight, spare.1.weight, spare.2.weight, spare.3.weight and 2 more get no gradient"
+    )
+    model = _SixUnusedLayers()
+    del model.spare[4:]
+    (unused,) = [
+        check for check in preflight(model, nn.CrossEntropyLoss(), blobs()).checks if check.name == "gradients"
+    ]
+    assert unused.detail.startswith("spare.0.weight, spare.1.weight, spare.2.weight, spare.3.weight get no gradient")
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [
+        __import__("functools").partial(nn.functional.cross_entropy, reduction="none"),  # torch's function
+        eval(compile("lambda output, targets: (output - output).sum(1)", "<typed in>", "eval")),  # no source file
+    ],
+    ids=["partial_of_torch", "no_source"],
+)
+def test_a_loss_without_a_file_of_the_learners_names_no_place(loss_fn):
+    (failure,) = preflight(nn.Linear(4, 3), loss_fn, blobs(), num_classes=3).failures
+    assert failure.detail == "the loss is [64], not one number"
+
+
+class _FailsInEvaluation(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        x = self.fc(x)
+        if not self.training:  # a test-time branch with a mistake in it
+            x = x.flatten()
+        return self.head(x)
+
+
+def test_the_layer_table_explains_a_model_that_fails_in_evaluation_mode():
+    from trainer.diagnostics import layer_summary
+    from trainer.errors import UserError
+
+    model = _FailsInEvaluation()
+    with pytest.raises(UserError) as caught:
+        layer_summary(model, torch.randn(2, 4))
+    lines = str(caught.value).splitlines()
+    line = _line_of(_FailsInEvaluation, "return self.head(x)")
+    assert [text.strip() for text in lines] == [
+        f"layer 'head' (Linear) expects 3 input features, but 6 arrive (at {line.rsplit(': ', 1)[0]})",
+        line,  # the learner's line, with the shapes on it
+        "on that line: x: [6] float32",
+        "during the forward pass in evaluation mode (model.eval(), 2 samples)",
+        "layer 'head' (Linear) got [6] float32; its weights are float32",
+        "torch said: RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x6 and 3x2)",
+    ]
+    assert caught.value.fix == "in_features: 3 -> 6 for that layer (or change the layers before it)"
+    assert model.training  # the mode is given back after a failure too
+
+
+@pytest.mark.parametrize(
+    "model, where",
+    [
+        (nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid()), " (layer '3', Sigmoid)"),
+        (nn.Sequential(nn.Linear(4, 1), nn.Sigmoid(), nn.Flatten(0)), ""),  # not the last layer: no place to name
+    ],
+    ids=["last_layer", "unnamed"],
+)
+def test_a_squashed_output_names_the_last_layer_when_it_is_the_squashing_one(model, where):
+    inputs, targets = blobs()
+    report = preflight(model, nn.BCEWithLogitsLoss(), (inputs, (targets == 1).float().reshape(model(inputs).shape)))
+    (squashed,) = [check for check in report.checks if check.name == "output range"]
+    assert squashed.detail == (
+        f"the model's output comes out of a sigmoid (scores in 0..1){where}, but BCEWithLogitsLoss applies its own "
+        "softmax or sigmoid and wants raw scores, so the model learns slowly or not at all"
+    )
+
+
+def test_a_failed_check_points_at_its_config_section():
+    from trainer.diagnostics import Report, raise_on_failures
+    from trainer.errors import UserError
+
+    def raised(*checks: tuple[str, str]) -> UserError:
+        report = Report()
+        for name, detail in checks:
+            report.add("fail", name, detail, "a fix")
+        with pytest.raises(UserError) as caught:
+            raise_on_failures(report)
+        return caught.value
+
+    loss = raised(("loss vs targets", "labels 0..3"), ("initial loss", "far too high"))
+    assert str(loss) == (
+        "checking one batch before training found what would go wrong:\n"
+        "  [FAIL] loss vs targets: labels 0..3. Try: a fix\n  [FAIL] initial loss: far too high. Try: a fix"
+    )
+    assert loss.fix == "`python -m trainer check CONFIG` prints the whole checklist and the model's layers"
+    assert (loss.key, raised(("inputs", "NaN")).key, raised(("model output", "a tuple")).key) == (
+        "loss",
+        "data",
+        "model",
+    )
+    assert raised(("model output", "a tuple"), ("loss", "not one number")).key == ""  # two sections: no single line
+    raise_on_failures(Report())  # nothing failed: nothing raised
+
+
+def test_a_model_without_trainable_parameters_is_refused_before_the_optimizer():
+    from trainer.diagnostics import check_model_structure
+    from trainer.errors import UserError
+
+    frozen = nn.Sequential(nn.Linear(4, 3)).requires_grad_(False)
+    with pytest.raises(UserError) as caught:
+        check_model_structure(frozen)
+    assert str(caught.value).endswith(
+        "\n  [FAIL] parameters: the model has no trainable parameters. Try: make each layer an attribute of the model "
+        "(self.layer = nn.Linear(...)) inside __init__"
+    )
+    assert caught.value.key == "model"
+
+    class Listed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Linear(4, 3)]  # hidden from torch: the model has no parameters at all
+
+    with pytest.raises(UserError) as caught:
+        check_model_structure(Listed())
+    assert "[FAIL] hidden layers: `layers` is a plain Python list" in str(caught.value)
+    assert "no trainable parameters" not in str(caught.value)  # the cause is said, not its consequence too
+    check_model_structure(nn.Linear(4, 3))

@@ -171,18 +171,17 @@ def test_the_check_command_reports_the_data_the_warnings_and_the_whole_checklist
     assert out[0] == "data: synthetic: 180 train / 20 val / 500 test samples" and out[1].startswith("feeding: ")
     assert out[2].startswith("warning: scheduler.eta_min: 0.01 is the lowest lr")
     assert out[3].startswith("warning: train.grad_clip: 1e-06 caps the gradient norm") and len(out) == 4
-    assert [check.detail for check in report.warnings if check.name == "loss vs targets"] == [
-        "the model outputs 5 scores but the data has 3 classes"
+    assert [(check.status, check.detail) for check in report.checks if check.name == "loss vs targets"] == [
+        ("warn", "the model outputs 5 scores but the data has 3 classes")  # one line for the check: no pass beside it
     ]
     names = {check.name for check in report.checks}
     assert {"overfit one batch", "data loading"} <= names  # the full checklist, with an optimizer and loader
     assert [layer[1] for layer in report.layers] == ["Linear", "ReLU", "Linear"]
 
 
-def ten_classes(**sections) -> Config:
-    return Config.model_validate(
-        {"data": {"dataset": "synthetic", "classes": 10, "samples": 300}, "model": {"name": "mlp"}, **sections}
-    )
+def ten_classes(data_val_split: float = 0.1, **sections) -> Config:
+    data = {"dataset": "synthetic", "classes": 10, "samples": 300, "val_split": data_val_split}
+    return Config.model_validate({"data": data, "model": {"name": "mlp"}, **sections})
 
 
 def test_log_metrics_of_another_task_are_refused_under_their_key():
@@ -273,3 +272,23 @@ def test_a_schedule_cut_short_on_resume_points_back_at_the_run(finished_run):
     with pytest.raises(ConfigError) as caught:
         check_resumable(shorter, finished_run)
     assert caught.value.problems[0].message.endswith(f"Try: python -m trainer resume {finished_run}")
+
+
+def test_without_a_validation_split_only_train_numbers_may_be_monitored():
+    """val_split 0: no val/ number is logged, so monitoring one is refused up front, and the message says why."""
+    from trainer.run import build, check_metric_settings
+
+    cfg = ten_classes(data_val_split=0, train={"early_stopping": {"monitor": "val/loss"}})
+    with pytest.raises(ConfigError) as caught:
+        check_metric_settings(cfg, build(cfg).data)
+    (problem,) = caught.value.problems
+    assert problem.message == (
+        "'val/loss' is not a metric of this run (this run has no validation split: data.val_split is 0) "
+        "(did you mean 'train/loss'?). Choose one of: train/loss, lr, train/accuracy"
+    )
+    train_loss = ten_classes(data_val_split=0, train={"early_stopping": {"monitor": "train/loss"}})
+    check_metric_settings(train_loss, build(train_loss).data)
+    typo = ten_classes(train={"early_stopping": {"monitor": "val/los"}})
+    with pytest.raises(ConfigError) as caught:  # with a validation split, a wrong name gets no such hint
+        check_metric_settings(typo, build(typo).data)
+    assert "no validation split" not in caught.value.problems[0].message
