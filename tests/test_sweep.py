@@ -338,3 +338,43 @@ def test_a_sweep_under_a_file_names_the_file_and_a_log_dir_that_works(write_conf
     assert ": notes.txt is a file, not a folder" in err and "Traceback" not in err
     assert "Try: log.dir=runs (a folder, or a path not yet there), or move notes.txt away" in err
     assert (tmp_path / "notes.txt").read_text() == "lr 1e-2 was best\n"
+
+
+def test_a_sweep_whose_every_trial_fails_says_the_first_failure_and_exits_2(write_config, run_cli, tmp_path):
+    """A mistake only training meets (here a model one output short) fails every trial: the sweep ends with the
+    first failure, where its log is and how to train the failed trials again, not with exit 0 and a table."""
+    (tmp_path / "short.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Linear):\n    def __init__(self, num_classes):\n"
+        "        super().__init__(2, num_classes - 1)\n"
+    )
+    config = write_config(SYNTHETIC.replace("model: {name: mlp, hidden: [16]}", "model: short.py:Net"))
+    code, out, err = run_cli("sweep", config, "optimizer.lr=1e-3,1e-2")
+    assert code == 2, err
+    (sweep_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    sweep_dir = sweep_dir.relative_to(tmp_path)  # as the learner types it
+    assert "trial-000" in out and "trial-001" in out  # the table of failures is still shown
+    assert (
+        "error: no trial of the sweep finished: 2 of 2 failed. The first, trial-000: [FAIL] loss vs targets: the "
+        "targets go from 0 to 2, but the model outputs 2 scores"
+    ) in err
+    assert (
+        f"Try: fix that (the whole output is in {sweep_dir / 'trial-000' / 'log.txt'}), then train the failed "
+        f"trials again: python -m trainer sweep --resume {sweep_dir}"
+    ) in err.replace("\n", " ")
+    assert "best config" not in out and not (sweep_dir / "best.yaml").exists()
+
+
+def test_an_optuna_sweep_with_no_finished_trial_says_to_start_again(tmp_path):
+    """Optuna counts failed trials toward `trials`, so --resume would not train them again: the advice differs."""
+    data = {"name": "tiny", "data": {"dataset": "synthetic"}, "model": {"name": "mlp"}}
+    data["sweep"] = {"method": "optuna", "trials": 2, "params": {"optimizer.lr": [1e-3, 1e-2]}}
+    plan = sweep.make_plan(data, {}, {})
+    for name in ("trial-000", "trial-001"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.txt").write_text("epoch 1\nerror: out of memory on the GPU\n")
+    err = sweep.no_trial_finished(tmp_path, plan)
+    assert str(err) == "no trial of the sweep finished: 2 of 2 failed. The first, trial-000: out of memory on the GPU"
+    assert err.fix == (
+        f"fix that (the whole output is in {tmp_path / 'trial-000' / 'log.txt'}), then start the sweep again (failed "
+        "trials count toward sweep.trials)"
+    )

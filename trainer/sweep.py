@@ -567,14 +567,40 @@ def score(outcome: Outcome, monitor: str) -> float:
     return outcome.metrics.get(monitor, math.nan)
 
 
+def outcomes_of(sweep_dir: Path, plan: Plan) -> list[Outcome]:
+    """Every trial the sweep has a folder or a plan for, in trial order."""
+    if plan.sweep.method == "optuna":
+        folders = sorted(p for p in sweep_dir.glob("trial-*") if p.is_dir())
+        return [outcome_of(p, read_values(p, plan)) for p in folders]
+    return [outcome_of(sweep_dir / t.name, t.values) for t in plan.trials]
+
+
+def no_trial_finished(sweep_dir: Path, plan: Plan) -> UserError:
+    """The end of a sweep in which no trial gave a result: the first failure, where its log is, how to go on."""
+    outcomes = outcomes_of(sweep_dir, plan)
+    failed = [o for o in outcomes if o.status == "failed"]
+    again = (
+        "then start the sweep again (failed trials count toward sweep.trials)"
+        if plan.sweep.method == "optuna"
+        else f"then train the failed trials again: python -m trainer sweep --resume {sweep_dir}"
+    )
+    if not failed:
+        return UserError(
+            f"no trial of the sweep gave a {monitor_of(plan)[0]} to rank by ({len(outcomes)} trials)",
+            fix=f"read a trial's log.txt in {sweep_dir}; {again}",
+        )
+    first = failed[0]
+    return UserError(
+        f"no trial of the sweep finished: {len(failed)} of {len(outcomes)} failed. The first, {first.name}: "
+        f"{first.error.removeprefix('error: ').strip()}",
+        fix=f"fix that (the whole output is in {sweep_dir / first.name / 'log.txt'}), {again}",
+    )
+
+
 def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
     """The table of every trial, best first; written as CSV and Markdown. Returns (table, best config path)."""
     monitor, higher = monitor_of(plan)
-    if plan.sweep.method == "optuna":
-        folders = sorted(p for p in sweep_dir.glob("trial-*") if p.is_dir())
-        outcomes = [outcome_of(p, read_values(p, plan)) for p in folders]
-    else:
-        outcomes = [outcome_of(sweep_dir / t.name, t.values) for t in plan.trials]
+    outcomes = outcomes_of(sweep_dir, plan)
 
     def rank(outcome: Outcome) -> tuple[int, float]:
         value = score(outcome, monitor)
