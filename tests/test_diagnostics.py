@@ -471,6 +471,15 @@ def _line_of(cls: type, text: str) -> str:
 
 
 class _ReturnsAPair(nn.Module):
+    """class Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x), x
+    """
+
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 3)
@@ -507,7 +516,11 @@ def test_a_wrong_output_names_the_learners_forward(model, detail):
     assert failure.detail == detail + where
     torch_model = nn.Sequential(nn.Linear(4, 3), nn.Unflatten(0, (32, 2)))  # torch's own forward: no place to name
     (failure,) = preflight(torch_model, nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
-    assert failure.detail.startswith("the output has 32 rows for a batch of 64") and "forward at" not in failure.detail
+    assert failure.detail == "the output has 32 rows for a batch of 64"
+    typed_in = {"nn": nn}  # a class typed into an interpreter: no source file to point at
+    exec(compile(_ReturnsAPair.__doc__, "<typed in>", "exec"), typed_in)
+    (failure,) = preflight(typed_in["Pair"](), nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
+    assert failure.detail == "the model returns a tuple, not a tensor"
 
 
 class _TrailingComma(nn.Module):
@@ -529,6 +542,17 @@ class _PlainTensorWeight(nn.Module):
         return self.fc(x) * self.scale
 
 
+class _WeightSetByName(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        for name in ("scale", "shift"):  # no `self.scale =` line to point at
+            setattr(self, name, torch.ones(3, requires_grad=True))
+
+    def forward(self, x):
+        return self.fc(x) * self.scale + self.shift
+
+
 def test_hidden_layers_and_weights_name_the_line_that_made_them():
     from trainer.diagnostics import check_model_structure
     from trainer.errors import UserError
@@ -543,6 +567,10 @@ def test_hidden_layers_and_weights_name_the_line_that_made_them():
     report = preflight(_PlainTensorWeight(), nn.CrossEntropyLoss(), blobs(), num_classes=3)
     (hidden,) = [check for check in report.checks if check.name == "hidden weights"]
     assert hidden.detail.startswith(f"`scale` ({_line_of(_PlainTensorWeight, 'self.scale =')}) is a plain tensor")
+    report = preflight(_WeightSetByName(), nn.CrossEntropyLoss(), blobs(), num_classes=3)
+    scale, shift = [check for check in report.checks if check.name == "hidden weights"]
+    assert scale.detail.startswith("`scale` is a plain tensor, not a weight of the model")
+    assert shift.detail.startswith("`shift` is a plain tensor, not a weight of the model")
 
 
 class _EndsInSigmoid(nn.Module):
@@ -624,6 +652,69 @@ class _FailsInEvaluation(nn.Module):
         if not self.training:  # a test-time branch with a mistake in it
             x = x.flatten()
         return self.head(x)
+
+
+class _FixedBatchInEvaluation(nn.Module):
+    """class Fixed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.fc(x)
+        if not self.training:
+            x = x.view(4, 3)
+        return x
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.fc(x)
+        if not self.training:
+            x = x.view(4, 3)  # written for a batch of 4
+        return x
+
+
+def test_the_layer_table_names_a_batch_size_written_into_forward():
+    """The table is made from a few samples: a view that fixes the batch size fails there, and is named."""
+    from trainer.diagnostics import layer_summary
+    from trainer.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        layer_summary(_FixedBatchInEvaluation(), torch.randn(2, 4))
+    assert str(caught.value).startswith("view/reshape to [4, 3] fixes the batch at 4 samples, but this batch has 2")
+    assert (
+        caught.value.fix == "keep the batch size free: x.view(x.size(0), -1) or x.flatten(1) instead of x.view(4, ...)"
+    )
+    typed_in = {"nn": nn}  # typed into an interpreter: no line to read the batch from, only the table's own count
+    exec(compile(_FixedBatchInEvaluation.__doc__, "<typed in>", "exec"), typed_in)
+    with pytest.raises(UserError) as caught:
+        layer_summary(typed_in["Fixed"](), torch.randn(2, 4))
+    assert str(caught.value).startswith("view/reshape to [4, 3] fixes the batch at 4 samples, but this batch has 2")
+
+
+class _ForwardMisspelled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def foward(self, x):
+        return self.fc(x)
+
+
+def test_the_layer_table_names_a_misspelled_forward():
+    from trainer.diagnostics import layer_summary
+    from trainer.errors import UserError
+    from trainer.failure import short_path
+
+    with pytest.raises(UserError) as caught:
+        layer_summary(_ForwardMisspelled(), torch.randn(2, 4))
+    where = f"{short_path(__file__)}:{_ForwardMisspelled.foward.__code__.co_firstlineno}"
+    assert str(caught.value).startswith(f"the model has no forward method, but a method 'foward' at {where}")
+    assert caught.value.fix == "rename 'foward' to 'forward' (the Trainer calls model(x), which runs forward)"
 
 
 def test_the_layer_table_explains_a_model_that_fails_in_evaluation_mode():

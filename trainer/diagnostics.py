@@ -502,7 +502,7 @@ def _loss_label(loss_fn: LossFn, kind: str) -> str:
     if type(loss_fn).__name__ == kind:
         return kind
     called = next((p for p, name in FUNCTIONAL_LOSSES.items() if name == kind), "")
-    functional = re.sub(r"[\\()?<!]|\\w", "", called).strip("\\") or kind
+    functional = re.sub(r"[\\()?<!]|\\w", "", called) or kind
     return f"{functional}{_where(loss_fn).replace(' (loss defined at', ' (in your loss,')}"
 
 
