@@ -4,16 +4,29 @@ the logged means, early stopping, best.pt, schedules stepped per batch or per ep
 from __future__ import annotations
 
 import json
+import platform
+import re
+import signal
+import sys
 import time
 
 import pytest
 import torch
+import torchvision
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from trainer import Trainer
+from trainer import Trainer, distributed
 from trainer.checkpoint import Monitor, load_checkpoint
 from trainer.errors import UserError
-from trainer.loop import Evaluation, MetricTotals, default_task, resolve_device, step_epoch_scheduler
+from trainer.loop import (
+    Evaluation,
+    MetricTotals,
+    StoppedBySignal,
+    default_task,
+    resolve_device,
+    step_epoch_scheduler,
+)
 from trainer.metrics import Metrics
 
 
@@ -441,3 +454,285 @@ def test_evaluation_puts_the_wrong_answers_first_by_the_prediction_of_each_sampl
     logits = torch.tensor([[0.0, 5, 0], [0, 5, 0], [0, 0, 9], [9, 0, 0]])  # predicts 1, 1, 2, 0
     few.keep_samples(torch.arange(4.0).reshape(4, 1), logits, torch.tensor([1, 1, 0, 1]), limit=2)
     assert few.samples[0][:, 0].tolist() == [2.0, 3.0]  # a batch larger than the limit: its two wrong answers
+
+
+class RecordsItsInputs(nn.Module):
+    """A small CNN that writes down, for every forward, the layout and dtype of what it sees."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.seen: list[tuple[bool, bool, torch.dtype]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.conv(x).mean(dim=(2, 3))
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        self.seen.append((self.training, channels_last, logits.dtype))
+        return logits
+
+
+def images(n: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Three channels, so that the channels-last layout differs from the default one (with one they are the same)."""
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.randn(4, 3, 5, 5, generator=generator), torch.randint(0, 3, (4,), generator=generator))] * n
+
+
+def test_channels_last_gives_the_model_channels_last_images_in_training_and_evaluation():
+    model = RecordsItsInputs()
+    trainer_for(model, channels_last=True).fit(images(), images(1))
+    assert model.seen == [(True, True, torch.float32)] * 2 + [(False, True, torch.float32)]
+    plain = RecordsItsInputs()
+    trainer_for(plain).fit(images(1), images(1))
+    assert plain.seen == [(True, False, torch.float32), (False, False, torch.float32)]
+    flat = trainer_for(linear(), channels_last=True)  # inputs that are not images are left as they are
+    assert flat.fit(batches(2))["train/loss"] > 0
+
+
+def test_bf16_runs_the_forward_in_bfloat16_on_the_cpu_in_training_and_evaluation():
+    model = RecordsItsInputs()
+    trainer_for(model, precision="bf16").fit(images(1), images(1))
+    assert model.seen == [(True, False, torch.bfloat16), (False, False, torch.bfloat16)]
+
+
+def test_the_progress_bar_names_the_epoch_and_the_number_of_epochs(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as if in a terminal
+    trainer_for(linear(), epochs=2, progress=True).fit(batches(2))
+    bars = capsys.readouterr().err
+    assert "epoch 1/2:   0%|          | 0/2" in bars and "epoch 2/2:   0%|          | 0/2" in bars
+
+
+def test_a_distributed_sampler_gets_each_epoch_number_and_so_a_new_order_every_epoch():
+    class RecordsOrder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.order = nn.Linear(3, 3), []
+
+        def forward(self, x):
+            self.order += x[:, 0].long().tolist()
+            return self.fc(x)
+
+    dataset = TensorDataset(torch.arange(8.0)[:, None].expand(8, 3).contiguous(), torch.zeros(8).long())
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=0)  # what torchrun's loader has
+    model = RecordsOrder()
+    trainer_for(model, epochs=2).fit(DataLoader(dataset, batch_size=4, sampler=sampler))
+    orders = []
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    assert orders[0] != orders[1]
+    assert model.order == orders[0] + orders[1]
+
+
+def test_a_parameter_a_batch_leaves_unused_is_not_moved_by_momentum():
+    """The gradients are reset to None, not to zeros, before each step: the optimizer then skips a parameter that
+    got no gradient, as torch's own zero_grad() does by default (zeros would let momentum and decay move it)."""
+
+    class UsesItsGateOnce(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc, self.gate, self.calls = nn.Linear(3, 3), nn.Parameter(torch.ones(3)), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.fc(x) * self.gate if self.calls == 1 else self.fc(x)
+
+    def trained(n: int) -> nn.Module:
+        model = UsesItsGateOnce()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        Trainer(model, nn.CrossEntropyLoss(), optimizer, epochs=1, preflight=False, progress=False, device="cpu").fit(
+            batches(n)
+        )
+        return model
+
+    one, three = trained(1), trained(3)
+    assert not torch.equal(one.gate, torch.ones(3))  # the first step moved it
+    assert torch.equal(three.gate, one.gate)  # the next two did not
+    assert not torch.equal(three.fc.weight, one.fc.weight)
+
+
+def test_a_generator_serves_one_epoch_and_a_resumed_run_may_read_one_for_its_last_epoch(tmp_path):
+    with pytest.raises(ValueError) as refused:
+        trainer_for(linear(), epochs=2).fit(iter(batches(2)))
+    assert str(refused.value).startswith(
+        "train_loader is a generator (an iterator): its batches can be read only once, but epochs=2 reads them 2 "
+        "times. Try: a list of batches, a DataLoader, or an object whose __iter__ makes a new generator each time"
+    )
+    assert trainer_for(linear()).fit(iter(batches(2)))["train/loss"] > 0  # one epoch: fine
+
+    trainer_for(linear(), out_dir=tmp_path, pictures=False).fit(batches(2))
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    last_epoch = trainer_for(linear(), epochs=2)
+    last_epoch.load(checkpoint)
+    last_epoch.fit(iter(batches(2)))  # epoch 2 of 2: read once
+    assert (last_epoch.state.epoch, last_epoch.state.step) == (2, 4)
+    two_more = trainer_for(linear(), epochs=3)
+    two_more.load(checkpoint)
+    with pytest.raises(ValueError, match=r"^val_loader is a generator .* but epochs=3 reads them 2 times\. Try: "):
+        two_more.fit(batches(2), iter(batches(2)))
+
+
+def test_ctrl_c_during_a_step_finishes_it_saves_it_and_says_how_to_resume(tmp_path, capsys):
+    class PressesCtrlCInStepTwo(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc, self.calls = nn.Linear(3, 3), 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 2:
+                signal.raise_signal(signal.SIGINT)
+            return self.fc(x)
+
+    before = signal.getsignal(signal.SIGINT)
+    trainer = trainer_for(PressesCtrlCInStepTwo(), out_dir=tmp_path, epochs=2, pictures=False)
+    with pytest.raises(StoppedBySignal) as stopped:
+        trainer.fit(batches(4))
+    assert (
+        stopped.value.message
+        == f"stopped by Ctrl-C after step 2; saved. Resume with: python -m trainer resume {tmp_path}"
+    )
+    assert stopped.value.exit_code == 130
+    assert "Ctrl-C: finishing this step and saving (press Ctrl-C again to stop at once)" in capsys.readouterr().out
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["state"]
+    assert (state["epoch"], state["batch"], state["step"]) == (0, 2, 2)  # in the middle of epoch 1
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C does again what it did before
+
+
+def test_under_ddp_the_gradients_are_shared_only_on_the_last_batch_before_each_step(tmp_path):
+    """DDP's no_sync: the batches accumulated before a step keep their gradients to themselves; the last one before
+    each step (the short last group's too) shares the sum. A process group of one process is enough to see it."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = linear()
+        trainer = trainer_for(model, accumulate=3)
+        trainer.model = torch.nn.parallel.DistributedDataParallel(model)  # what torchrun's processes train
+        shared = []
+        trainer.model.register_forward_pre_hook(lambda ddp, args: shared.append(ddp.require_backward_grad_sync))
+        trainer.fit(batches(7))
+    finally:
+        dist.destroy_process_group()
+    assert shared == [False, False, True, False, False, True, True] and trainer.state.step == 3
+
+
+def test_under_torchrun_a_stop_is_agreed_at_a_step_log_when_any_process_asks(monkeypatch):
+    trainer = trainer_for(linear(), log_every=5)
+    other_process_asks = False
+    votes = []
+
+    def sum_across(values):  # this process's vote, plus the other process's
+        (vote,) = values
+        votes.append((vote.item(), vote.device))
+        return [vote + float(other_process_asks)]
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "sum_across", sum_across)
+    trainer.stop_requested, trainer.state.step = True, 3
+    assert not trainer.stop_is_agreed() and votes == []  # between logs: no process stops alone
+    trainer.state.step = 5
+    assert trainer.stop_is_agreed() and votes == [(1.0, trainer.device)]
+    trainer.stop_requested = False
+    assert not trainer.stop_is_agreed()  # nobody asked
+    other_process_asks = True
+    assert trainer.stop_is_agreed()  # Ctrl-C on another process stops this one at the same step
+    assert votes[1:] == [(0.0, trainer.device)] * 2
+
+
+class WrongInputSize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class ChangesInPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        h = torch.sigmoid(self.fc(x))
+        h += 1  # sigmoid's backward needs its output as it was
+        return h
+
+
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weights = nn.Parameter(torch.ones(3))
+
+    def forward(self, h):
+        return h * torch.mv(h, self.weights)[:, None]  # mv is not autocast: bfloat16 h, float32 weights
+
+
+def failure_in_training(model: nn.Module, **options) -> str:
+    with pytest.raises(UserError) as failure:
+        trainer_for(model, **options).fit(batches(2, size=9))
+    return failure.value.message
+
+
+def test_an_error_in_the_forward_names_the_layer_and_what_it_got():
+    message = failure_in_training(WrongInputSize())
+    assert re.match(
+        r"layer 'fc' \(Linear\) expects 4 input features, but 3 arrive \(at \S*test_loop\.py:\d+\)", message
+    )
+    assert "\n    layer 'fc' (Linear) got [9, 3] float32; its weights are float32\n" in message
+
+
+def test_an_error_in_backward_names_the_forward_line_that_made_the_tensor():
+    message = failure_in_training(ChangesInPlace())
+    assert re.match(
+        r"autograd needs the output of Sigmoid \(shape \[9, 3\]\), made at \S*test_loop\.py:\d+, as it was, but it is "
+        r"changed in place before backward at \S*test_loop\.py:\d+: h \+= 1",
+        message,
+    )
+    assert re.search(r"\n    made by \S*test_loop\.py:\d+: h = torch\.sigmoid\(self\.fc\(x\)\)\n", message)
+
+
+def test_an_error_only_bf16_makes_is_explained_with_the_bfloat16_the_layer_got():
+    torch.manual_seed(0)
+    message = failure_in_training(nn.Sequential(nn.Linear(3, 3), Gate()), precision="bf16")
+    assert re.match(r"RuntimeError in layer '1' \(Gate\) \(at \S*test_loop\.py:\d+\)", message)
+    assert "\n    layer '1' (Gate) got [9, 3] bfloat16; its weights are float32\n" in message
+
+
+def test_without_a_split_evaluated_the_run_ends_with_no_table_and_the_time(capsys):
+    trainer_for(linear()).fit(batches(2))
+    assert re.fullmatch(
+        r"epoch 1/1  train/loss \d\.\d{4}  train/accuracy \d+\.\d\d%  lr 1\.00e-01  \(\d+\.\ds\)\n\ndone in \d+\.\ds\n",
+        capsys.readouterr().out,
+    )
+
+
+def test_summary_json_names_the_python_torch_and_torchvision_versions(tmp_path):
+    trainer_for(linear(), out_dir=tmp_path, pictures=False).fit(batches(2))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["versions"] == {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
+
+
+def test_long_epochs_sum_the_loss_in_float64_and_count_the_right_answers_exactly():
+    many = 2**24  # a float32 sum stops counting at 2**24: 2**24 + 1 is rounded back to 2**24
+    totals = MetricTotals(classification=True)
+    totals.add(torch.tensor(1.0), torch.zeros(1, 2).expand(many, 2), torch.zeros(1).long().expand(many))  # all right
+    totals.add(torch.tensor(1.0), torch.zeros(1, 2), torch.zeros(1).long())
+    assert totals.compute("train") == {"train/loss": 1.0, "train/accuracy": 1.0}
+
+
+def test_a_monitor_that_names_no_metric_of_the_run_is_refused_with_the_closest_name():
+    trainer = trainer_for(linear(), monitor=Monitor("val/acuracy"), patience=2)
+    with pytest.raises(ValueError) as refused:
+        trainer.fit(batches(2), batches(1))
+    assert str(refused.value) == (
+        "monitor 'val/acuracy' is not a metric of this run (did you mean 'val/accuracy'?). "
+        "Try one of: train/loss, train/accuracy, val/loss, val/accuracy, lr"
+    )

@@ -20,7 +20,7 @@ from torch import nn
 from trainer import distributed
 from trainer.checkpoint import CheckpointWriter, Monitor, TrainState, rng_states, save_checkpoint, set_rng_states
 from trainer.diagnostics import check_one_batch, first_batch
-from trainer.errors import StoppedByUser, UserError
+from trainer.errors import StoppedByUser, UserError, did_you_mean
 from trainer.explain import explain_batch_failure
 from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
 from trainer.metrics import Metrics, format_table
@@ -298,7 +298,12 @@ class Trainer:
         self.state.epoch, self.state.batch, self.state.totals = epoch, 0, None
         generator = getattr(loader, "generator", None)
         self.state.loader_rng = generator.get_state() if generator is not None else None
-        value = metrics.get(self.monitor.name, math.nan)
+        if self.monitor.name not in metrics:  # a config's monitor is checked before training; the Python API's here
+            raise ValueError(
+                f"monitor {self.monitor.name!r} is not a metric of this run{did_you_mean(self.monitor.name, metrics)}. "
+                f"Try one of: {', '.join(metrics)}"
+            )
+        value = metrics[self.monitor.name]
         if self.monitor.improved(value, self.state.best_metric):
             self.state.best_metric, self.state.best_epoch, self.state.bad_epochs = value, epoch, 0
         else:
