@@ -806,3 +806,105 @@ def test_a_model_without_trainable_parameters_is_refused_before_the_optimizer():
     assert "[FAIL] hidden layers: `layers` is a plain Python list" in str(caught.value)
     assert "no trainable parameters" not in str(caught.value)  # the cause is said, not its consequence too
     check_model_structure(nn.Linear(4, 3))
+
+
+# --- The first loss, judged against what a fresh model gives -----------------------------------------------------
+def _own_nll(output, targets):
+    return nn.functional.nll_loss(output, targets)
+
+
+def initial_loss_checks(logits, loss_fn=None, loss: float = 1.0) -> list[tuple[str, str, str]]:
+    """The "initial loss" line for these outputs of a 3-class model and this first loss."""
+    from trainer.diagnostics import Report, _initial_loss_check
+
+    report = Report()
+    report.initial_loss = loss
+    _initial_loss_check(nn.Linear(4, 3), loss_fn or nn.CrossEntropyLoss(), torch.tensor(logits), report)
+    return [(check.status, check.detail, check.fix) for check in report.checks]
+
+
+SOFTMAX_TWICE = (
+    "warn",
+    "the model's output already ends in softmax; cross_entropy applies log-softmax itself, so learning is slow",
+    "remove the final softmax from the model",
+)
+LOG_SOFTMAX_TWICE = (
+    "warn",
+    "the model's output already ends in log_softmax; cross_entropy applies log-softmax itself, so learning is slow",
+    "remove the final log_softmax from the model",
+)
+RAW_FOR_NLL = (
+    "nll expects log-probabilities (all <= 0), but the model outputs raw scores{}: nll_loss would go negative "
+    "without end while nothing is learned"
+)
+NLL_FIX = "end the model with F.log_softmax(x, dim=1), or use cross_entropy, which does both"
+A_FRESH_ONE = "(a fresh 3-class model gives about ln(3) = 1.099)"
+
+
+@pytest.mark.parametrize(
+    "logits, loss_fn, expected",
+    [
+        ([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], None, SOFTMAX_TWICE),  # certain probabilities: zeros are probabilities
+        ([[0.3334, 0.3334, 0.3334]], None, SOFTMAX_TWICE),  # rounded: the rows sum to 1.0002
+        ([[0.5, 0.0, 0.2]], None, ("pass", f"1.000 {A_FRESH_ONE}", "")),  # not negative, yet no probabilities
+        ([[0.0, -30.0, -30.0]], None, LOG_SOFTMAX_TWICE),  # log(1) = 0 is a log-probability
+        ([[-1.0984, -1.0984, -1.0984]], None, LOG_SOFTMAX_TWICE),  # rounded: the exps sum to 1.0002
+        ([[-0.5, -2.0, -1.0]], None, ("pass", f"1.000 {A_FRESH_ONE}", "")),  # negative, yet the exps sum to 1.11
+        ([[0.5, -0.2, 0.1]], nn.NLLLoss(), ("fail", RAW_FOR_NLL.format(""), NLL_FIX)),
+        ([[-1.0986, -1.0986, -1.0986]], nn.NLLLoss(), ("pass", f"1.000 {A_FRESH_ONE}", "")),
+    ],
+    ids=["one_hot", "rounded_probabilities", "relu", "log_one_hot", "rounded_log", "negative", "nll_raw", "nll_log"],
+)
+def test_the_first_loss_tells_probabilities_and_log_probabilities_from_scores(logits, loss_fn, expected):
+    assert initial_loss_checks(logits, loss_fn) == [expected]
+
+
+def test_raw_scores_into_the_learners_nll_are_a_warning_that_names_the_loss():
+    """A loss function of the learner's is judged from its source, so it is a warning, not a certain failure."""
+    from trainer.failure import short_path
+
+    where = f" (loss defined at {short_path(__file__)}:{_own_nll.__code__.co_firstlineno})"
+    assert initial_loss_checks([[0.5, -0.2, 0.1]], _own_nll) == [("warn", RAW_FOR_NLL.format(where), NLL_FIX)]
+
+
+@pytest.mark.parametrize(
+    "loss, expected",
+    [
+        (0.0, ("pass", f"0.000 {A_FRESH_ONE}", "")),
+        (3.0, ("pass", f"3.000 {A_FRESH_ONE}", "")),
+        (3 * __import__("math").log(3), ("pass", f"3.296 {A_FRESH_ONE}", "")),  # exactly three times: not far above
+        (
+            3.5,
+            (
+                "warn",
+                "3.50, far above ln(3) = 1.10 that an unsure fresh model gives: its outputs start very large",
+                "normalize the inputs (mean 0, std 1) or use a smaller weight init",
+            ),
+        ),
+    ],
+    ids=["zero", "three", "three_times_ln3", "far_above"],
+)
+def test_a_first_loss_far_above_ln_of_the_classes_is_a_warning(loss, expected):
+    assert initial_loss_checks([[0.0, 0.0, 0.0]], loss=loss) == [expected]
+
+
+def test_the_first_loss_is_judged_only_for_class_scores_of_one_sample_per_row():
+    from trainer.diagnostics import Report, _initial_loss_check
+
+    for loss_fn, logits in ((nn.MSELoss(), torch.zeros(2, 3)), (nn.CrossEntropyLoss(), torch.zeros(2, 3, 5))):
+        report = Report()
+        report.initial_loss = 9.0
+        _initial_loss_check(nn.Linear(4, 3), loss_fn, logits, report)
+        assert report.checks == []
+
+
+def test_a_softmax_layer_before_cross_entropy_is_named():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(dim=1))
+    report = preflight(model, nn.CrossEntropyLoss(), blobs(), num_classes=3)
+    (initial,) = [check for check in report.checks if check.name == "initial loss"]
+    assert initial.detail.startswith("the model's output already ends in softmax (layer '3', Softmax); cross_entropy")
+    model = nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(dim=1))
+    (initial,) = [
+        c for c in preflight(model, nn.CrossEntropyLoss(), blobs(), num_classes=3).checks if c.name == "initial loss"
+    ]
+    assert initial.detail.startswith("the model's output already ends in log_softmax (layer '1', LogSoftmax);")
