@@ -820,6 +820,7 @@ def initial_loss_checks(logits, loss_fn=None, loss: float = 1.0) -> list[tuple[s
     report = Report()
     report.initial_loss = loss
     _initial_loss_check(nn.Linear(4, 3), loss_fn or nn.CrossEntropyLoss(), torch.tensor(logits), report)
+    assert all(check.name == "initial loss" for check in report.checks)
     return [(check.status, check.detail, check.fix) for check in report.checks]
 
 
@@ -908,3 +909,85 @@ def test_a_softmax_layer_before_cross_entropy_is_named():
         c for c in preflight(model, nn.CrossEntropyLoss(), blobs(), num_classes=3).checks if c.name == "initial loss"
     ]
     assert initial.detail.startswith("the model's output already ends in log_softmax (layer '1', LogSoftmax);")
+
+
+# --- Do the model's output and the targets fit the loss? ---------------------------------------------------------
+def contract(loss_fn, logits, targets, num_classes=None) -> tuple[bool, list[tuple[str, str, str]]]:
+    """(training may go on, the "loss vs targets" lines) for this output and these targets."""
+    from trainer.diagnostics import Report, _loss_contract
+
+    report = Report()
+    goes_on = _loss_contract(loss_fn, logits, targets, num_classes, report)
+    assert all(check.name == "loss vs targets" for check in report.checks)
+    return goes_on, [(check.status, check.detail, check.fix) for check in report.checks]
+
+
+LABELS = torch.tensor([0, 1, 2, 1, 0, 2, 1, 0])
+SCORES = torch.zeros(8, 3)
+FOR_NUMBERS = "loss: mse (or l1, huber) to predict numbers; for classes, one output per class and integer labels"
+
+
+@pytest.mark.parametrize(
+    "loss_fn, logits, targets, num_classes, goes_on, line",
+    [
+        (nn.CrossEntropyLoss(), torch.zeros(8), LABELS, None, False, (
+            "fail", "CrossEntropyLoss needs one score per class, but the output is [8]",
+            "make the last layer output one score per class",
+        )),
+        (nn.NLLLoss(), torch.zeros(8, 1), LABELS.float(), None, False, (
+            "fail", "NLLLoss over a single output is always 0 (the softmax of one score is 1), and the targets are "
+            "numbers [8]: nothing would be learned", FOR_NUMBERS,
+        )),
+        (nn.CrossEntropyLoss(), torch.zeros(8, 1), torch.zeros(8, dtype=torch.int64), None, True, (
+            "pass", "1 class scores, targets within 0..0", "",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, LABELS, 3, True, ("pass", "3 class scores, targets within 0..2", "")),
+        (nn.CrossEntropyLoss(), SCORES, LABELS, 4, True, (
+            "warn", "the model outputs 3 scores but the data has 4 classes", "make the last layer output 4 scores",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, torch.where(LABELS == 1, -100, LABELS), None, True, (
+            "pass", "3 class scores, targets within 0..2 (3 of 8 at the ignore_index -100: left out)", "",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, torch.full((8,), -100), None, True, (
+            "pass", "3 class scores, targets within 0..2 (8 of 8 at the ignore_index -100: left out)", "",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, LABELS.float(), None, False, (
+            "fail", "CrossEntropyLoss takes class indices (int64, shape [8]) or class probabilities (float, shape "
+            "[8, 3]), but the targets are torch.float32 [8]",
+            "for numbers to predict use loss: mse; for class labels give int64 targets",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, torch.full((8, 3), 1 / 3), None, True, (
+            "pass", "3 class scores, targets within 0..2", "",
+        )),
+        (nn.MSELoss(), torch.zeros(8, 1), LABELS.float(), None, False, (
+            "fail", "MSELoss compares output and targets element by element, but the output is [8, 1] and the "
+            "targets [8] (torch would broadcast them and learn the wrong thing)",
+            "make the model output [8] (e.g. .squeeze(1) for one number per sample)",
+        )),
+        (nn.L1Loss(), SCORES, LABELS, None, False, (
+            "fail", "L1Loss compares output and targets element by element, but the output is [8, 3] and the "
+            "targets [8] (torch would broadcast them and learn the wrong thing)",
+            "loss: cross_entropy (the targets are class labels)",
+        )),
+        (nn.MSELoss(), torch.zeros(8, 1), LABELS, None, False, (
+            "fail", "MSELoss compares output and targets element by element, but the output is [8, 1] and the "
+            "targets [8] (torch would broadcast them and learn the wrong thing)",
+            "make the model output [8] (e.g. .squeeze(1) for one number per sample)",
+        )),
+        (nn.BCELoss(), torch.zeros(8, 1), LABELS[:, None], None, False, (
+            "fail", "BCELoss needs float targets (0.0 or 1.0), got torch.int64",
+            "convert the targets with .float(), or use loss: cross_entropy for class labels",
+        )),
+        (nn.HuberLoss(), torch.zeros(8, 1), torch.zeros(8, 1), None, True, (
+            "pass", "output [8, 1], targets [8, 1]", "",
+        )),
+        (_own_bce, torch.zeros(8, 1), LABELS[:, None], None, True, ("pass", "output [8, 1], targets [8, 1]", "")),
+    ],
+    ids=[
+        "one_score", "single_output_numbers", "single_output_labels", "labels", "fewer_classes_in_data",
+        "some_ignored", "all_ignored", "float_labels", "probabilities", "mse_shapes", "l1_labels", "mse_int",
+        "bce_int", "same_shape", "own_loss",
+    ],
+)  # fmt: skip
+def test_the_output_and_the_targets_are_checked_against_the_loss(loss_fn, logits, targets, num_classes, goes_on, line):
+    assert contract(loss_fn, logits, targets, num_classes) == (goes_on, [line])
