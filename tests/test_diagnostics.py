@@ -991,3 +991,143 @@ FOR_NUMBERS = "loss: mse (or l1, huber) to predict numbers; for classes, one out
 )  # fmt: skip
 def test_the_output_and_the_targets_are_checked_against_the_loss(loss_fn, logits, targets, num_classes, goes_on, line):
     assert contract(loss_fn, logits, targets, num_classes) == (goes_on, [line])
+
+
+class _WeightedLoss(nn.CrossEntropyLoss):
+    def __init__(self):
+        super().__init__(weight=torch.tensor([1.0, 2.0, 1.0]))
+
+
+def _ce_with_notes(output, targets):
+    return nn.functional.cross_entropy(output, targets)  # not F.softmax(output) first # see the docs
+
+
+def _own_log_softmax_nll(output, targets):
+    return nn.functional.nll_loss(nn.functional.log_softmax(output, dim=1), targets)
+
+
+def _own_mse(output, targets):
+    return nn.functional.mse_loss(output, targets)
+
+
+@pytest.mark.parametrize(
+    "loss_fn, kind",
+    [
+        (nn.CrossEntropyLoss(), "CrossEntropyLoss"),
+        (_WeightedLoss(), "_WeightedLoss"),  # a subclass of a torch loss is taken at its name, not read
+        (_ce_with_notes, "CrossEntropyLoss"),  # what follows the first # is a comment, softmax( in it too
+        (_own_log_softmax_nll, ""),  # it makes its own probabilities: no rule about raw scores applies
+        (_own_mse, ""),
+        (_own_nll, "NLLLoss"),
+    ],
+    ids=["torch", "subclass", "comment", "own_probabilities", "unknown", "nll"],
+)
+def test_a_loss_is_judged_by_the_torch_loss_it_calls(loss_fn, kind):
+    from trainer.diagnostics import loss_kind
+
+    assert loss_kind(loss_fn) == kind
+
+
+def test_an_output_made_without_autograd_has_no_last_operation():
+    from trainer.diagnostics import last_operation
+
+    assert last_operation(torch.zeros(3)) == ""
+    assert last_operation(torch.zeros(3, requires_grad=True).sigmoid().view(3, 1)) == "Sigmoid"
+
+
+class _MakesLayersInForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = nn.ReLU()(self.fc(x))  # weightless: made anew at no cost
+        x = nn.PReLU()(x)
+        return nn.Linear(3, 3)(x)
+
+
+def test_layers_with_weights_made_in_forward_are_named_by_line():
+    report = preflight(_MakesLayersInForward(), nn.CrossEntropyLoss(), blobs(), num_classes=3)
+    made = [
+        (check.status, check.detail, check.fix) for check in report.checks if check.name == "layers made in forward"
+    ]
+    why = "a layer made here is new, with fresh random weights, on every call, so it is never trained (the optimizer "
+    assert made == [
+        (
+            "warn",
+            f"{_line_of(_MakesLayersInForward, 'nn.PReLU()')}: {why}only knows the layers made in __init__)",
+            "make it once in __init__ (self.prelu = nn.PReLU(...)) and call it in forward",
+        ),
+        (
+            "warn",
+            f"{_line_of(_MakesLayersInForward, 'nn.Linear(3, 3)')}: {why}only knows the layers made in __init__)",
+            "make it once in __init__ (self.linear = nn.Linear(...)) and call it in forward",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "model, loss_fn, squashed, initial",
+    [
+        (
+            nn.Sequential(nn.Linear(4, 3), nn.Sigmoid()),
+            nn.CrossEntropyLoss(),
+            True,
+            False,
+        ),  # said once: no initial-loss line beside it
+        (nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1)), nn.CrossEntropyLoss(), False, True),  # initial loss's
+        (nn.Sequential(nn.Linear(4, 1), nn.Softmax(dim=0)), nn.BCEWithLogitsLoss(), True, False),
+        (nn.Sequential(nn.Linear(4, 1), nn.Sigmoid()), nn.MSELoss(), False, False),  # mse takes any range
+    ],
+    ids=["sigmoid_ce", "softmax_ce", "softmax_bce", "sigmoid_mse"],
+)
+def test_a_squashed_output_is_said_once_by_the_check_that_explains_it(model, loss_fn, squashed, initial):
+    inputs, targets = blobs()
+    if not isinstance(loss_fn, nn.CrossEntropyLoss):
+        targets = (targets == 1).float()[:, None]
+    checks = preflight(model, loss_fn, (inputs, targets)).checks
+    lines = [(c.status, c.fix) for c in checks if c.name == "output range"]
+    fix = "remove the final activation from forward (return the last Linear layer's output)"
+    assert lines == ([("warn", fix)] if squashed else [])
+    assert [c.status for c in checks if c.name == "initial loss"] == (["warn"] if initial else [])
+
+
+class CrossEntropyLoss(nn.Module):
+    """A learner's own cross entropy, named as torch names it, without an ignore_index."""
+
+    def forward(self, output, targets):
+        return nn.functional.cross_entropy(output, targets)
+
+
+@pytest.mark.parametrize(
+    "loss_fn, logits, targets, line",
+    [
+        (nn.CrossEntropyLoss(), torch.zeros(8, 2), torch.tensor([-1, 1] * 4), (
+            "fail", "the targets go from -1 to 1, but class labels are 0..1 for the 2 scores the model outputs: a "
+            "negative label has no score",
+            "labels -1 and +1 (as an SVM takes them) are two classes: make them 0 and 1, (labels + 1) // 2",
+        )),
+        (CrossEntropyLoss(), SCORES, LABELS - 1, (
+            "fail", "the targets go from -1 to 1, but class labels are 0..2 for the 3 scores the model outputs: a "
+            "negative label has no score",
+            "number the classes from 0 (labels 1..K: subtract 1); to leave samples out, give them the label -100 "
+            "(the loss's ignore_index) or drop them",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, LABELS + 1, (
+            "fail", "the targets go from 1 to 3, but the model outputs 3 scores (classes 0..2): the labels look "
+            "numbered from 1",
+            "subtract 1 from the labels so they run 0..2 (or make the last layer output 4 scores and leave score 0 "
+            "unused)",
+        )),
+        (nn.CrossEntropyLoss(), SCORES, LABELS * 2, (
+            "fail", "the targets go from 0 to 4, but the model outputs 3 scores (classes 0..2)",
+            "make the last layer output 5 scores",
+        )),
+        (nn.CrossEntropyLoss(), torch.zeros(8, 1), torch.full((8,), -100), (
+            "pass", "1 class scores, targets within 0..0 (8 of 8 at the ignore_index -100: left out)", "",
+        )),
+    ],
+    ids=["plus_minus_one", "own_class_negative", "from_one", "beyond", "one_output_all_ignored"],
+)  # fmt: skip
+def test_labels_outside_the_scores_are_told_what_to_change(loss_fn, logits, targets, line):
+    assert contract(loss_fn, logits, targets) == (line[0] == "pass", [line])
