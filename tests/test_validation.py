@@ -460,3 +460,119 @@ def test_every_union_key_left_empty_is_one_problem_under_its_own_name_saying_wha
 def test_the_kinds_a_future_union_key_may_take_are_named_in_the_learners_words(kind, words):
     # what `'x' is not allowed here: give ...` will say for a union member no key of today's schema has
     assert validation._words(kind) == words
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        # `optimizer.lr:` and nothing after: no kind it takes, and no default a sweep value has to offer
+        ("", "is empty: give a list of values or a distribution {dist: ..., low: ..., high: ...}"),
+        ("true", "True is not allowed here: give a list of values or a distribution {dist: ..., low: ..., high: ...}"),
+    ],
+)
+def test_a_sweep_value_with_no_fix_to_offer_ends_without_a_try(value, message):
+    assert problem_list(SWEEP.replace("VALUE", value)) == [("sweep.params.optimizer.lr", message)]
+
+
+def refused(value: object, members: list[object], default: object = None) -> str:
+    """The message of a future union key `data.size` of these members, with this default, refusing the value."""
+    field = pydantic.Field(default=default)
+    return validation._refused(value, validation.UnionKey(("data", "size"), members, members[0], field)).message
+
+
+@pytest.mark.parametrize(
+    ("members", "default", "message"),
+    [
+        # two members a learner would name alike (a plain and a strict whole number): one kind, no `or`
+        (
+            [int, typing.Annotated[int, pydantic.Field(strict=True)]],
+            None,
+            "'big' is not allowed here: give a whole number",
+        ),
+        (
+            [int, typing.Literal["auto"], list[int]],
+            None,
+            "'big' is not allowed here: give a whole number, auto or a list of whole numbers. "
+            "Try: [big] (a list of one)",
+        ),
+        (
+            [int, tuple[int, int]],
+            (64, 64),
+            "'big' is not allowed here: give a whole number or a list of 2 whole numbers. Try: [64, 64] (the default)",
+        ),
+        (
+            [bool, typing.Literal["auto"]],
+            True,
+            "'big' is not allowed here: give true or false or auto. Try: true (the default)",
+        ),
+    ],
+)
+def test_a_future_union_key_names_each_kind_it_takes_and_its_default_in_yaml(members, default, message):
+    assert refused("big", members, default) == message
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        (typing.Literal["min", "max"], "min or max"),
+        (typing.Literal["auto"], "auto"),
+        (tuple[int, ...], "a list of whole numbers"),
+        (tuple[int, int], "a list of 2 whole numbers"),
+        (list[bool], "a list of true or false"),
+        (list[float], "a list of numbers"),
+        (type(None), "nothing"),
+        (list[type(None)], "a list of nothing"),
+        # a class the learner's words have no noun for is named as Python names it
+        (Path, "a Path"),
+        (list[Path], "a list of Paths"),
+    ],
+)
+def test_choices_and_lists_of_any_length_are_named_in_the_learners_words(kind, words):
+    assert validation._words(kind) == words
+
+
+def test_a_list_of_exactly_one_item_is_named_not_a_crash():
+    assert validation._words(tuple[int]).startswith("a list of 1 whole number")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("train: Device:cpu", "reads as the text 'Device:cpu': a space is missing after ':'. Try: Device: cpu"),
+        ("train: Epochs=3", "reads as the text 'Epochs=3': YAML keys take ':', not '='. Try: Epochs: 3"),
+    ],
+)
+def test_a_section_that_reads_as_a_plain_value_says_why_whatever_the_case_of_its_key(line, message):
+    assert problems_of(SMALL_CONFIG + line + "\n") == {"train": message}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("type: mnist", "needs a 'dataset' key; 'type' is another tool's word for it. Try: dataset: mnist"),
+        ("root: x", "needs a 'dataset' key saying which one to use"),
+    ],
+)
+def test_a_data_section_without_a_dataset_says_which_key_chooses_it(line, message):
+    assert problem_list(SMALL_CONFIG.replace("dataset: synthetic", line)) == [("data", message)]
+
+
+def test_a_dataset_outside_the_choices_is_reported_at_the_dataset_key_with_the_closest():
+    found = problem_list(SMALL_CONFIG.replace("dataset: synthetic", "dataset: mnistt"))
+    assert found == [
+        (
+            "data.dataset",
+            "'mnistt' is not one of the choices (did you mean 'mnist'?). "
+            "Choose one of: mnist, fashion_mnist, cifar10, cifar100, image_folder, csv, synthetic",
+        )
+    ]
+
+
+def test_a_comma_list_for_a_key_of_one_number_points_at_a_sweep():
+    assert problem_list(SMALL_CONFIG + "train: {epochs: '2,3'}\n") == [
+        (
+            "train.epochs",
+            "takes one value, not the list '2,3'. Try: one value; to train with each, "
+            "python -m trainer sweep CONFIG train.epochs=2,3",
+        )
+    ]
