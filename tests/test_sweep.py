@@ -369,10 +369,12 @@ def test_an_optuna_sweep_with_no_finished_trial_says_to_start_again(tmp_path):
     data = {"name": "tiny", "data": {"dataset": "synthetic"}, "model": {"name": "mlp"}}
     data["sweep"] = {"method": "optuna", "trials": 2, "params": {"optimizer.lr": [1e-3, 1e-2]}}
     plan = sweep.make_plan(data, {}, {})
+    assert sweep.no_trial_finished(tmp_path, plan) is None  # no trial failed (all pruned, say): nothing to say
     for name in ("trial-000", "trial-001"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "log.txt").write_text("epoch 1\nerror: out of memory on the GPU\n")
     err = sweep.no_trial_finished(tmp_path, plan)
+    assert err is not None
     assert str(err) == "no trial of the sweep finished: 2 of 2 failed. The first, trial-000: out of memory on the GPU"
     assert err.fix == (
         f"fix that (the whole output is in {tmp_path / 'trial-000' / 'log.txt'}), then start the sweep again (failed "

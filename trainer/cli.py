@@ -535,9 +535,10 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
     table, best = sweep.summarize(sweep_dir, plan)
     print(f"\n{table}\n")
     print(f"table: {sweep_dir / 'sweep_summary.md'} (and .csv)")
-    if best is None:
-        raise sweep.no_trial_finished(sweep_dir, plan)
-    print(f"best config: {best}  (rerun it: python -m trainer {best})")
+    if best is None and (failure := sweep.no_trial_finished(sweep_dir, plan)):
+        raise failure
+    if best is not None:
+        print(f"best config: {best}  (rerun it: python -m trainer {best})")
     print(f"compare the trials: tensorboard --logdir {sweep_dir}  (HParams tab)")
     return 0
 

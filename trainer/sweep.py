@@ -575,20 +575,18 @@ def outcomes_of(sweep_dir: Path, plan: Plan) -> list[Outcome]:
     return [outcome_of(sweep_dir / t.name, t.values) for t in plan.trials]
 
 
-def no_trial_finished(sweep_dir: Path, plan: Plan) -> UserError:
-    """The end of a sweep in which no trial gave a result: the first failure, where its log is, how to go on."""
+def no_trial_finished(sweep_dir: Path, plan: Plan) -> UserError | None:
+    """When no trial gave a result and some failed: the first failure, where its log is, how to go on. (Trials that
+    were all pruned are a result too.)"""
     outcomes = outcomes_of(sweep_dir, plan)
     failed = [o for o in outcomes if o.status == "failed"]
+    if not failed:
+        return None
     again = (
         "then start the sweep again (failed trials count toward sweep.trials)"
         if plan.sweep.method == "optuna"
         else f"then train the failed trials again: python -m trainer sweep --resume {sweep_dir}"
     )
-    if not failed:
-        return UserError(
-            f"no trial of the sweep gave a {monitor_of(plan)[0]} to rank by ({len(outcomes)} trials)",
-            fix=f"read a trial's log.txt in {sweep_dir}; {again}",
-        )
     first = failed[0]
     return UserError(
         f"no trial of the sweep finished: {len(failed)} of {len(outcomes)} failed. The first, {first.name}: "
