@@ -470,16 +470,16 @@ def _line_of(cls: type, text: str) -> str:
     return f"{short_path(inspect.getsourcefile(cls))}:{number}: {lines[number - start].strip()}"
 
 
+def _typed_in(cls: type) -> type:
+    """The same class typed into an interpreter: its code has no source file to point at."""
+    import inspect
+
+    namespace = {"nn": nn, "torch": torch}
+    exec(compile(inspect.getsource(cls), "<typed in>", "exec"), namespace)
+    return namespace[cls.__name__]
+
+
 class _ReturnsAPair(nn.Module):
-    """class Pair(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        return self.fc(x), x
-    """
-
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 3)
@@ -517,9 +517,7 @@ def test_a_wrong_output_names_the_learners_forward(model, detail):
     torch_model = nn.Sequential(nn.Linear(4, 3), nn.Unflatten(0, (32, 2)))  # torch's own forward: no place to name
     (failure,) = preflight(torch_model, nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
     assert failure.detail == "the output has 32 rows for a batch of 64"
-    typed_in = {"nn": nn}  # a class typed into an interpreter: no source file to point at
-    exec(compile(_ReturnsAPair.__doc__, "<typed in>", "exec"), typed_in)
-    (failure,) = preflight(typed_in["Pair"](), nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
+    (failure,) = preflight(_typed_in(_ReturnsAPair)(), nn.CrossEntropyLoss(), blobs(), num_classes=3).failures
     assert failure.detail == "the model returns a tuple, not a tensor"
 
 
@@ -655,18 +653,6 @@ class _FailsInEvaluation(nn.Module):
 
 
 class _FixedBatchInEvaluation(nn.Module):
-    """class Fixed(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        x = self.fc(x)
-        if not self.training:
-            x = x.view(4, 3)
-        return x
-    """
-
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 3)
@@ -689,10 +675,8 @@ def test_the_layer_table_names_a_batch_size_written_into_forward():
     assert (
         caught.value.fix == "keep the batch size free: x.view(x.size(0), -1) or x.flatten(1) instead of x.view(4, ...)"
     )
-    typed_in = {"nn": nn}  # typed into an interpreter: no line to read the batch from, only the table's own count
-    exec(compile(_FixedBatchInEvaluation.__doc__, "<typed in>", "exec"), typed_in)
-    with pytest.raises(UserError) as caught:
-        layer_summary(typed_in["Fixed"](), torch.randn(2, 4))
+    with pytest.raises(UserError) as caught:  # no line to read the batch from, only the table's own count
+        layer_summary(_typed_in(_FixedBatchInEvaluation)(), torch.randn(2, 4))
     assert str(caught.value).startswith("view/reshape to [4, 3] fixes the batch at 4 samples, but this batch has 2")
 
 
