@@ -45,6 +45,7 @@ from torch import nn
 from trainer.components.data import InMemoryLoader, build_data
 from trainer.components.models import build_model
 from trainer.config import CNNModel, MLPModel, VisionData
+from trainer.loop import Options
 
 BATCH_SIZE = 128
 VAL_BATCH_SIZE = BATCH_SIZE * 4  # what build_data gives the validation loader
@@ -157,7 +158,7 @@ def trainer_loop(
         epochs=epochs,
         device=data.train_y.device,
         out_dir=out_dir,
-        pictures=TRAINER_PICTURES["on"],
+        options=Options(pictures=TRAINER_PICTURES["on"]),
     )
     return trainer.fit(train, val)
 

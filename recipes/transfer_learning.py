@@ -28,6 +28,7 @@ from trainer import Trainer
 from trainer.components.data import build_data
 from trainer.config import ImageFolderData
 from trainer.logger import new_run_dir
+from trainer.loop import Options
 
 SHAPES = ("circle", "square", "triangle")
 
@@ -153,7 +154,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     optimizer = torch.optim.AdamW(trainable, lr=3e-3)  # only the head's weights
     out_dir = new_run_dir(args.runs, "recipe-transfer")
     trainer = Trainer(
-        model, nn.CrossEntropyLoss(), optimizer, epochs=epochs, out_dir=out_dir, class_names=data.class_names
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        epochs=epochs,
+        out_dir=out_dir,
+        options=Options(class_names=data.class_names),
     )
     return trainer.fit(data.train, data.val)
 

@@ -222,6 +222,22 @@ CHECKED_BY |= {
         "test_trust.py::test_the_learners_own_model_and_loss_are_accepted",
     ],
     "docs/config.md: sweep.jobs": ["test_sweep.py::test_trials_run_in_parallel_processes"],  # --jobs 2
+    # docs/architecture.md: the hooks table
+    **{
+        f"docs/architecture.md: {hook}": [
+            "test_callbacks.py::test_every_hook_is_called_in_order_with_what_the_contract_says"
+        ]
+        for hook in (
+            "on_fit_start(trainer)",
+            "on_step_log(trainer, step, values)",
+            "on_epoch_end(trainer, epoch, metrics)",
+            "on_warning(trainer, text)",
+            "on_fit_end(trainer, metrics)",
+        )
+    },
+    "docs/architecture.md: on_exception(trainer, error)": [
+        "test_callbacks.py::test_a_failed_run_tells_every_callback_and_the_error_is_not_hidden"
+    ],
     "docs/troubleshooting.md": [
         "test_mistakes.py::test_mistake_gives_a_message_with_place_and_fix",
         "test_mistakes.py::test_troubleshooting_page_is_generated_from_the_gallery",

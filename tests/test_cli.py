@@ -34,6 +34,21 @@ def test_init_writes_a_commented_config_that_validates(template, run_cli, tmp_pa
     assert cfg.name == "starter" and cfg.data.dataset == template
 
 
+def test_init_says_what_each_component_sections_other_keys_do_with_an_example_of_that_section(run_cli, tmp_path):
+    run_cli("init", "--template", "mnist", "-o", "starter.yaml")
+    names = {}
+    section = ""
+    for line in (tmp_path / "starter.yaml").read_text().splitlines():
+        if not line.startswith(" "):
+            section = line.partition(":")[0]
+        elif line.strip().startswith("name:"):
+            names[section] = line
+    assert "(e.g. label_smoothing for cross_entropy)" in names["loss"]
+    assert "(e.g. weight_decay for adamw)" in names["optimizer"]
+    assert "(e.g. step_size for step)" in names["scheduler"]
+    assert "other keys" not in names["model"]  # the cnn's keys are all listed: none are passed on
+
+
 def test_init_refuses_to_overwrite_and_unknown_templates(run_cli, tmp_path):
     (tmp_path / "my_config.yaml").write_text("keep me")
     code, _, err = run_cli("init")

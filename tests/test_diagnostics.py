@@ -102,11 +102,11 @@ def test_float_targets_for_cross_entropy_are_a_failure():
 def test_watchdog_gives_each_advice_once():
     dog = Watchdog(lr=0.1)
     for loss in (1.0, 1.2, 1.8, 2.5):
-        dog.on_step_log({"train/loss": loss})
+        dog.on_step_log(None, 0, {"train/loss": loss})
     (rising,) = dog.epoch_advice({"train/loss": 1.6})
     assert "optimizer.lr=0.01" in rising
     for loss in (1.0, 1.2, 1.8, 2.5):
-        dog.on_step_log({"train/loss": loss})
+        dog.on_step_log(None, 0, {"train/loss": loss})
     assert dog.epoch_advice({"train/loss": 1.6}) == []
 
 
@@ -222,7 +222,7 @@ def test_a_settled_loss_in_a_later_epoch_is_not_called_flat():
     dog = Watchdog(lr=0.1)
     for epoch_windows in ([2.0, 1.0, 0.5, 0.3], [0.06, 0.0601, 0.0599, 0.06]):
         for loss in epoch_windows:
-            dog.on_step_log({"train/loss": loss})
+            dog.on_step_log(None, 0, {"train/loss": loss})
         assert dog.epoch_advice({"train/loss": sum(epoch_windows) / 4}) == []
 
 

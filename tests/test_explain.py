@@ -18,7 +18,7 @@ from trainer import explain as translator_module
 from trainer import torch_errors
 from trainer.errors import UserError
 from trainer.explain import explain, explain_batch_failure
-from trainer.loop import Trainer
+from trainer.loop import Options, Trainer
 
 
 def learner_module(tmp_path: Path, source: str, name: str = "net"):
@@ -132,7 +132,7 @@ def test_a_step_that_fails_after_the_preflight_names_the_layer_and_closes_the_ru
         torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=1,
         out_dir=tmp_path / "run",
-        progress=False,
+        options=Options(progress=False),
     )
     with pytest.raises(UserError) as caught:
         trainer.fit(batches)

@@ -19,6 +19,7 @@ from trainer import Trainer
 from trainer.checkpoint import load_checkpoint
 from trainer.diagnostics import preflight
 from trainer.errors import UserError
+from trainer.loop import Options
 
 OWN_MODEL = SYNTHETIC.replace("model: {name: mlp, hidden: [16]}", "model: my_model.py:Net")
 
@@ -131,8 +132,8 @@ def test_the_python_api_stops_on_any_nonfinite_loss_mid_epoch(value, tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     inputs, targets = blobs()
     batches = [(inputs[i : i + 16], targets[i : i + 16]) for i in range(0, 96, 16)]
-    options = {"epochs": 1, "task": "classification", "out_dir": tmp_path, "preflight": False, "progress": False}
-    trainer = Trainer(model, loss_fn, optimizer, **options)
+    options = Options(preflight=False, progress=False)
+    trainer = Trainer(model, loss_fn, optimizer, epochs=1, task="classification", out_dir=tmp_path, options=options)
     with pytest.raises(UserError, match=rf"the loss became {value} at step 5 \(epoch 1, batch 5\)") as raised:
         trainer.fit(batches)
     path = tmp_path / "checkpoints" / "nonfinite-step5.pt"
@@ -170,8 +171,7 @@ def test_gradients_that_break_the_weights_are_named_at_the_next_step(tmp_path):
         torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=1,
         out_dir=tmp_path,
-        preflight=False,
-        progress=False,
+        options=Options(preflight=False, progress=False),
     )
     with pytest.raises(UserError) as raised:
         trainer.fit(batches)
@@ -394,7 +394,7 @@ def test_fit_trains_on_a_generator_of_batches():
             yield inputs, targets
 
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, epochs=1, progress=False)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, epochs=1, options=Options(progress=False))
     metrics = trainer.fit(batches(), iter(Stream(4, seed=100)), iter(Stream(4, seed=200)))
     assert len(seen) == 40 and trainer.state.step == 40  # every batch trained, none taken by the preflight
     assert 0 < metrics["val/loss"] < before and 0 < metrics["test/loss"] < before  # both read, once each
@@ -440,7 +440,7 @@ def test_a_generator_for_several_epochs_is_refused_before_training(split):
 def test_accumulation_over_a_loader_without_len_is_refused_with_the_reason():
     model = nn.Linear(2, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, epochs=1, accumulate=2)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, epochs=1, options=Options(accumulate=2))
     with pytest.raises(ValueError, match=r"accumulate=2 .* train_loader has no len"):
         trainer.fit(DataLoader(Stream(4), batch_size=None))
     assert trainer.state.step == 0

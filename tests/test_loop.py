@@ -3,6 +3,7 @@ the logged means, early stopping, best.pt, schedules stepped per batch or per ep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -17,11 +18,13 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from trainer import Trainer, distributed
+from trainer.callbacks import EarlyStopping
 from trainer.checkpoint import Monitor, load_checkpoint
 from trainer.errors import UserError
 from trainer.loop import (
     Evaluation,
     MetricTotals,
+    Options,
     StoppedBySignal,
     default_task,
     resolve_device,
@@ -43,9 +46,16 @@ def linear(seed: int = 0, features: int = 3, outputs: int = 3) -> nn.Linear:
     return nn.Linear(features, outputs)
 
 
-def trainer_for(model: nn.Module, lr: float = 0.1, **options) -> Trainer:
-    options = {"epochs": 1, "preflight": False, "progress": False, "device": "cpu", **options}
-    return Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=lr), **options)
+def trainer_for(model: nn.Module, lr: float = 0.1, **settings) -> Trainer:
+    """A Trainer with SGD on a cross-entropy loss; settings of Options are passed in `options`."""
+    settings = {"epochs": 1, "preflight": False, "progress": False, "device": "cpu", **settings}
+    options = Options(**{name: settings.pop(name) for name in list(settings) if name in OPTION_NAMES})
+    return Trainer(
+        model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=lr), options=options, **settings
+    )
+
+
+OPTION_NAMES = {field.name for field in dataclasses.fields(Options)}
 
 
 def by_hand(model: nn.Module, groups: list[list[tuple[torch.Tensor, torch.Tensor]]], lr: float, clip=None):
@@ -93,7 +103,7 @@ def test_logged_values_are_the_means_since_the_last_log_and_the_epoch_is_the_mea
     data = batches(6)
     logged = []
     trainer = trainer_for(linear(), lr=0.0, log_every=2)  # lr 0: every batch sees the starting weights
-    monkeypatch.setattr(trainer.logger, "log_step", lambda step, values: logged.append((step, values)))
+    monkeypatch.setattr(trainer.logger, "on_step_log", lambda _, step, values: logged.append((step, values)))
     metrics = trainer.fit(data)
     with torch.no_grad():
         model = linear()
@@ -138,7 +148,7 @@ class Scripted(nn.Module):
         return (x[:, :1] * 0 + self.bias).expand(len(x), 1)
 
 
-def scripted_run(val_losses: list[float], tmp_path, **options) -> tuple[Trainer, dict]:
+def scripted_run(val_losses: list[float], tmp_path, **settings) -> tuple[Trainer, dict]:
     model = Scripted(val_losses)
     data = [(torch.zeros(4, 1), torch.zeros(4, 1))]
     trainer = Trainer(
@@ -146,12 +156,10 @@ def scripted_run(val_losses: list[float], tmp_path, **options) -> tuple[Trainer,
         nn.MSELoss(),
         torch.optim.SGD(model.parameters(), lr=0.0),
         epochs=len(val_losses),
-        preflight=False,
-        progress=False,
         device="cpu",
         out_dir=tmp_path,
-        pictures=False,
-        **options,
+        options=Options(preflight=False, progress=False, pictures=False),
+        **settings,
     )
     original = trainer.end_epoch
 
@@ -165,7 +173,7 @@ def scripted_run(val_losses: list[float], tmp_path, **options) -> tuple[Trainer,
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
-    trainer, summary = scripted_run([5, 4, 4, 4.5, 3, 3, 6], tmp_path, patience=2)
+    trainer, summary = scripted_run([5, 4, 4, 4.5, 3, 3, 6], tmp_path, callbacks=[EarlyStopping(2)])
     assert trainer.state.epoch == 4 and summary["status"] == "stopped early"
     assert summary["best_epoch"] == 2 and summary["best_metric"] == pytest.approx(4.0)
     assert trainer.stop_reason == "early stop: val/loss has not improved for 2 epochs"
@@ -174,7 +182,9 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path
 
 
 def test_patience_of_one_epoch_and_a_min_delta(tmp_path):
-    trainer, _ = scripted_run([5, 4.95, 4.5, 4.45], tmp_path, patience=1, monitor=Monitor("val/loss", "min", 0.1))
+    trainer, _ = scripted_run(
+        [5, 4.95, 4.5, 4.45], tmp_path, callbacks=[EarlyStopping(1)], monitor=Monitor("val/loss", "min", 0.1)
+    )
     assert trainer.state.epoch == 2 and trainer.stop_reason.endswith("has not improved for 1 epoch")
     assert trainer.state.best_epoch == 1
 
@@ -185,14 +195,15 @@ def test_without_patience_every_epoch_runs_and_best_pt_is_the_best_one(tmp_path)
     assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["state"]["epoch"] == 2
 
 
-def test_a_judge_may_stop_the_run_with_its_reason(tmp_path):
+def test_a_callback_may_stop_the_run_with_its_reason(tmp_path):
     seen = []
 
-    def judge(epoch, metrics):
-        seen.append((epoch, metrics["val/loss"]))
-        return "pruned: worse than the median" if epoch == 2 else None
+    class Judge:
+        def on_epoch_end(self, trainer, epoch, metrics):
+            seen.append((epoch, metrics["val/loss"]))
+            return "pruned: worse than the median" if epoch == 2 else None
 
-    trainer, summary = scripted_run([5, 4, 3, 2], tmp_path, judge=judge)
+    trainer, summary = scripted_run([5, 4, 3, 2], tmp_path, callbacks=[Judge()])
     assert seen == [(1, pytest.approx(5.0)), (2, pytest.approx(4.0))]
     assert trainer.state.epoch == 2 and summary["status"] == "stopped early"
     assert trainer.stop_reason == "pruned: worse than the median"
@@ -216,15 +227,13 @@ def test_a_per_batch_schedule_steps_after_each_step_and_a_per_epoch_one_after_ea
         nn.CrossEntropyLoss(),
         optimizer,
         scheduler=per_batch,
-        scheduler_every_batch=True,
         epochs=2,
-        preflight=False,
-        progress=False,
         device="cpu",
         log_every=1,
+        options=Options(scheduler_every_batch=True, preflight=False, progress=False),
     )
     logged = []
-    monkeypatch.setattr(trainer.logger, "log_step", lambda step, values: logged.append((step, values["lr"])))
+    monkeypatch.setattr(trainer.logger, "on_step_log", lambda _, step, values: logged.append((step, values["lr"])))
     trainer.fit(batches(3))
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5**6)
     assert logged == [(s, pytest.approx(0.5 ** (s - 1))) for s in range(1, 7)]  # the lr each step trained with
@@ -238,9 +247,8 @@ def test_a_per_batch_schedule_steps_after_each_step_and_a_per_epoch_one_after_ea
         optimizer,
         scheduler=per_epoch,
         epochs=2,
-        preflight=False,
-        progress=False,
         device="cpu",
+        options=Options(preflight=False, progress=False),
     ).fit(batches(3))
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
 
@@ -326,11 +334,11 @@ def test_the_python_api_preflight_checks_the_classes_and_passes_its_warnings_on(
     warned = []
     softmaxed = nn.Sequential(nn.Linear(3, 3), nn.Softmax(dim=1))  # cross entropy takes raw scores
     trainer = trainer_for(softmaxed, preflight=True)
-    monkeypatch.setattr(trainer.logger, "warn", warned.append)
+    monkeypatch.setattr(trainer, "warn", warned.append)
     trainer.fit(batches(2))
     assert len(warned) == 1 and "softmax" in warned[0].lower()
     fewer = trainer_for(linear(), preflight=True, num_classes=4)
-    monkeypatch.setattr(fewer.logger, "warn", warned.append)
+    monkeypatch.setattr(fewer, "warn", warned.append)
     fewer.fit(batches(2))
     assert "the model outputs 3 scores but the data has 4 classes" in warned[1]
 
@@ -377,7 +385,7 @@ def test_a_checkpoint_from_before_the_per_step_curves_were_kept_still_resumes(tm
     trainer = trainer_for(linear(), out_dir=tmp_path / "run", pictures=False)
     trainer.fit(batches(2))
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    del checkpoint["step_tags"], checkpoint["threads"]
+    del checkpoint["callbacks"], checkpoint["threads"]
     again = trainer_for(linear(), out_dir=tmp_path / "run", pictures=False, epochs=2)
     again.load(checkpoint)
     assert again.fit(batches(2))["train/loss"] > 0 and again.state.epoch == 2
@@ -431,7 +439,7 @@ def test_summary_json_gives_the_wall_seconds_to_the_millisecond(tmp_path):
     elapsed = time.perf_counter() - started
     wall = json.loads((tmp_path / "summary.json").read_text())["wall_seconds"]
     assert 0 < wall <= elapsed + 0.001
-    assert trainer.summary(metrics, 12.34567)["wall_seconds"] == 12.346
+    assert trainer.summary_of(metrics, 12.34567)["wall_seconds"] == 12.346
 
 
 def test_evaluation_keeps_the_first_thousand_points_of_a_two_feature_problem_to_draw():
@@ -541,9 +549,14 @@ def test_a_parameter_a_batch_leaves_unused_is_not_moved_by_momentum():
     def trained(n: int) -> nn.Module:
         model = UsesItsGateOnce()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        Trainer(model, nn.CrossEntropyLoss(), optimizer, epochs=1, preflight=False, progress=False, device="cpu").fit(
-            batches(n)
-        )
+        Trainer(
+            model,
+            nn.CrossEntropyLoss(),
+            optimizer,
+            epochs=1,
+            device="cpu",
+            options=Options(preflight=False, progress=False),
+        ).fit(batches(n))
         return model
 
     one, three = trained(1), trained(3)
@@ -590,15 +603,23 @@ def test_ctrl_c_during_a_step_finishes_it_saves_it_and_says_how_to_resume(tmp_pa
     trainer = trainer_for(PressesCtrlCInStepTwo(), out_dir=tmp_path, epochs=2, pictures=False)
     with pytest.raises(StoppedBySignal) as stopped:
         trainer.fit(batches(4))
-    assert (
-        stopped.value.message
-        == f"stopped by Ctrl-C after step 2; saved. Resume with: python -m trainer resume {tmp_path}"
+    last = tmp_path / "checkpoints" / "last.pt"
+    # The Python API's folder has no config.yaml, so `resume` could not rebuild it: the Python that carries on is said.
+    assert stopped.value.message == (
+        f"stopped by Ctrl-C after step 2; saved. Carry on in Python: trainer.load(trainer.checkpoint_file('{last}')), "
+        "then trainer.fit(...) with the same loaders"
     )
     assert stopped.value.exit_code == 130
     assert "Ctrl-C: finishing this step and saving (press Ctrl-C again to stop at once)" in capsys.readouterr().out
-    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["state"]
+    state = load_checkpoint(last)["state"]
     assert (state["epoch"], state["batch"], state["step"]) == (0, 2, 2)  # in the middle of epoch 1
     assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C does again what it did before
+    model = PressesCtrlCInStepTwo()
+    model.calls = 2  # past its Ctrl-C
+    again = trainer_for(model, out_dir=tmp_path, epochs=2, pictures=False)
+    again.load(again.checkpoint_file(last))  # the printed lines, as written
+    again.fit(batches(4))
+    assert again.state.step == 8 and again.state.epoch == 2
 
 
 def test_under_ddp_the_gradients_are_shared_only_on_the_last_batch_before_each_step(tmp_path):
@@ -729,7 +750,7 @@ def test_long_epochs_sum_the_loss_in_float64_and_count_the_right_answers_exactly
 
 
 def test_a_monitor_that_names_no_metric_of_the_run_is_refused_with_the_closest_name():
-    trainer = trainer_for(linear(), monitor=Monitor("val/acuracy"), patience=2)
+    trainer = trainer_for(linear(), monitor=Monitor("val/acuracy"), callbacks=[EarlyStopping(2)])
     with pytest.raises(ValueError) as refused:
         trainer.fit(batches(2), batches(1))
     assert str(refused.value) == (

@@ -49,11 +49,11 @@ def test_a_stopped_sweep_resumes_with_only_the_missing_trials(write_config, run_
     trained = []
     real = sweep.run_trial
 
-    def stop_at_the_third(sweep_dir, trial, base, judge=None):
+    def stop_at_the_third(sweep_dir, trial, base, callbacks=None):
         if len(trained) == 2:
             raise KeyboardInterrupt  # Ctrl-C in the middle of the sweep
         trained.append(trial.name)
-        return real(sweep_dir, trial, base, judge)
+        return real(sweep_dir, trial, base, callbacks)
 
     monkeypatch.setattr(sweep, "run_trial", stop_at_the_third)
     code, _, err = run_cli("sweep", config, "optimizer.lr=1e-3,3e-3,1e-2,3e-2")
@@ -301,7 +301,7 @@ def test_an_optuna_sweep_whose_every_trial_fails_ends_after_its_trials(optuna, t
     data["sweep"] = {"method": "optuna", "trials": 3, "params": {"optimizer.lr": [1e-3, 1e-2]}}
     plan = sweep.make_plan(data, {}, {})
 
-    def fails(sweep_dir, trial, base, judge=None):
+    def fails(sweep_dir, trial, base, callbacks=None):
         return sweep.Outcome(trial.name, "failed", trial.values, {}, 0.0, "error: out of memory")
 
     monkeypatch.setattr(sweep, "run_trial", fails)

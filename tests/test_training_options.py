@@ -13,6 +13,7 @@ from PIL import Image
 from tests.conftest import SYNTHETIC
 from trainer import Trainer
 from trainer.components.data import InMemoryLoader
+from trainer.loop import Options
 
 
 def test_early_stopping_stops_and_says_so(write_config, run_cli, tmp_path):
@@ -52,8 +53,7 @@ def one_step(batch_size: int, accumulate: int) -> torch.Tensor:
         torch.nn.MSELoss(),
         torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=1,
-        accumulate=accumulate,
-        preflight=False,
+        options=Options(accumulate=accumulate, preflight=False),
     )
     trainer.fit(InMemoryLoader(inputs, targets, batch_size, shuffle=False))
     assert trainer.state.step == 1
@@ -74,8 +74,7 @@ def clipped_update(grad_clip: float | None) -> float:
         torch.nn.MSELoss(),
         torch.optim.SGD(model.parameters(), lr=1.0),
         epochs=1,
-        grad_clip=grad_clip,
-        preflight=False,
+        options=Options(grad_clip=grad_clip, preflight=False),
     )
     trainer.fit(InMemoryLoader(inputs, targets, 8, shuffle=False))
     return torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before, strict=True)]).norm()
@@ -176,10 +175,19 @@ def test_compile_wraps_the_model_the_trainer_runs_but_not_the_one_it_saves():
     from torch._dynamo.eval_frame import OptimizedModule
 
     model = torch.nn.Linear(3, 2)
-    options = {"epochs": 1, "preflight": False}
-    plain = Trainer(model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), **options)
+    plain = Trainer(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1,
+        options=Options(preflight=False),
+    )
     compiled = Trainer(
-        model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), compile=True, **options
+        model,
+        torch.nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1,
+        options=Options(compile=True, preflight=False),
     )
     assert not isinstance(plain.model, OptimizedModule)
     assert isinstance(compiled.model, OptimizedModule) and compiled.model._orig_mod is model

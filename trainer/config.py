@@ -272,6 +272,20 @@ class LogConfig(Section):
     progress: bool = Field(
         True, description="progress bars in a terminal or notebook (never in a log file: one line per epoch there)"
     )
+    loggers: list[Literal["tensorboard", "csv", "mlflow"]] = Field(
+        ["tensorboard"],
+        description="where metrics go besides metrics.jsonl: tensorboard, csv (metrics.csv in the run folder), "
+        "mlflow (pip install leaptrain[mlflow])",
+    )
+    mlflow_uri: str | None = Field(
+        None, description="mlflow's tracking store: sqlite:///mlflow.db, http://host:5000, ...; default: under log.dir"
+    )
+
+
+class CallbackConfig(Component):
+    """An observer called at the Trainer's hooks: a built-in name, or file.py:Class; other keys go to its __init__."""
+
+    name: str = Field(description="a built-in callback (early_stopping, stop_at) or file.py:Class")
 
 
 class Distribution(Section):
@@ -323,6 +337,10 @@ class Config(Section):
     train: TrainConfig = Field(TrainConfig(), description="how to train")
     log: LogConfig = Field(LogConfig(), description="what the run shows and keeps")
     sweep: SweepConfig | None = Field(None, description="used by `python -m trainer sweep`; ignored by a plain run")
+    callbacks: list[CallbackConfig] = Field(
+        default_factory=list,
+        description="observers called every step log and epoch: [{name: recorder.py:Recorder, path: seen.txt}]",
+    )
 
 
 def expand_shorthands(data: dict[str, Any]) -> None:
@@ -330,3 +348,5 @@ def expand_shorthands(data: dict[str, Any]) -> None:
     for section in COMPONENT_SECTIONS:
         if isinstance(data.get(section), str):
             data[section] = {"name": data[section]}
+    if isinstance(data.get("callbacks"), list):  # `callbacks: [early_stopping]` names them alone too
+        data["callbacks"] = [{"name": item} if isinstance(item, str) else item for item in data["callbacks"]]

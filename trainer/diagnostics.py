@@ -29,7 +29,21 @@ from trainer.failure import (
 from trainer.torch_errors import KIND_HINTS, batch_mixing
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The losses that take class indices as targets: a run with one of them is a classification run.
 CLASS_INDEX_LOSSES = ("CrossEntropyLoss", "NLLLoss")
+CLASS_INDEX_FUNCTIONS = ("cross_entropy", "nll_loss")  # the same losses as torch.nn.functional's functions
+
+
+def takes_class_indices(loss_fn: Any) -> bool:
+    """True for cross entropy and NLL losses: torch's modules, classes of that name, or torch's functions."""
+    import torch.nn.functional as functional
+
+    cls = loss_fn if isinstance(loss_fn, type) else type(loss_fn)
+    if any(base.__name__ in CLASS_INDEX_LOSSES for base in cls.__mro__):
+        return True
+    return any(loss_fn is getattr(functional, name) for name in CLASS_INDEX_FUNCTIONS)
+
+
 SAME_SHAPE_LOSSES = ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCEWithLogitsLoss", "BCELoss")
 
 

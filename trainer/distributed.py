@@ -54,18 +54,17 @@ def stop() -> None:
         dist.destroy_process_group()
 
 
-def check_same_config(config: dict[str, Any]) -> None:
-    """Every rank must train the same config: a rank started with other overrides is an error on all ranks."""
+def check_same_config(settings: dict[str, Any]) -> None:
+    """Every rank must train the same config (given as flat `key: value` settings): a rank started with other
+    overrides is an error on all ranks, naming the keys that differ."""
     if world_size() == 1:
         return
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     digests: list[Any] = [None] * world_size()
-    dist.all_gather_object(digests, (digest, config))
+    dist.all_gather_object(digests, (digest, settings))
     differing = [r for r, (d, _) in enumerate(digests) if d != digests[0][0]]
     if differing:
-        from trainer.yamlio import flatten
-
-        first, other = flatten(digests[0][1]), flatten(digests[differing[0]][1])
+        first, other = digests[0][1], digests[differing[0]][1]
         keys = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
         raise UserError(
             f"rank {differing[0]} was started with another config than rank 0 (they differ in {', '.join(keys)})",

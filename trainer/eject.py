@@ -12,6 +12,7 @@ import textwrap
 from typing import Any
 
 from trainer.config import CNNModel, Config, MLPModel, SyntheticData, VisionData
+from trainer.diagnostics import takes_class_indices
 from trainer.errors import UserError
 
 TOTAL_STEPS = 987_654_321  # a marker for the schedule's length, which the script computes from the data it loads
@@ -188,7 +189,7 @@ def _loop(cfg: Config) -> str:
         scheduler_line = f"torch.optim.lr_scheduler.{scheduler.__name__}(optimizer, {kwargs})"
     plateau = scheduler is not None and scheduler.__name__ == "ReduceLROnPlateau"
     epoch_step = "scheduler.step(val_loss)" if plateau else "scheduler.step()"
-    classification = loss.__name__ in ("CrossEntropyLoss", "NLLLoss")
+    classification = takes_class_indices(loss)
     accuracy = "(outputs.argmax(dim=1) == y).sum().item()" if classification else "0"
     model_input = "tuple(train_x.shape[1:])" if isinstance(cfg.model, CNNModel) else "train_x[0].numel()"
     val_accuracy_text = "  val/accuracy {val_accuracy:.4f}" if classification else ""

@@ -60,8 +60,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: dict[str, Any], split: str) -> 
     model = build_model(cfg.model, data.input_shape, data.num_classes)
     model.load_state_dict(checkpoint["model"])
     loss_fn = build_loss(cfg.loss)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # evaluation takes no step; the Trainer wants one
-    trainer = Trainer(model, loss_fn, optimizer, device=device, task=data.task, preflight=False)
+    trainer = Trainer(model, loss_fn, device=device, task=data.task)  # no optimizer: evaluation takes no step
     return trainer.evaluate(loader, split)
 
 

@@ -81,36 +81,16 @@ class ConsoleLogger:
         finally:  # also when training stops with an error: the message is not mixed with a half bar
             self.bar.close()
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
+    def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(format_metrics(values), refresh=False)
 
-    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
         seconds = time.perf_counter() - self.epoch_started
-        tqdm.write(f"epoch {epoch}/{epochs}  {format_metrics(metrics)}  ({seconds:.1f}s)")
+        tqdm.write(f"epoch {epoch}/{trainer.epochs}  {format_metrics(metrics)}  ({seconds:.1f}s)")
 
     def info(self, text: str) -> None:
         tqdm.write(text)
-
-    def warn(self, text: str) -> None:
-        tqdm.write(f"warning: {text}")
-        self.record(text)
-
-    def record(self, text: str) -> None:
-        """Keep a diagnosis with the run (the console logger has nowhere to keep it)."""
-
-    def log_evaluation(
-        self,
-        evaluation: Any,
-        step: int,
-        class_names: list[str] | None,
-        last: bool = False,
-        predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
-        """Only a run folder keeps pictures."""
-
-    def log_histograms(self, model: Any, step: int) -> None:
-        """Only a run folder keeps histograms."""
 
     def log_graph(self, model: Any, inputs: Any) -> None:
         """Only a run folder keeps the graph."""
@@ -133,16 +113,17 @@ class ConsoleLogger:
         summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
         self.tensorboard.file_writer.add_summary(summary, step)
 
-    def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
+    def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        table = trainer.final_table(metrics)
         if table:
             tqdm.write(table)
         else:
-            tested = {k: v for k, v in final.items() if k.startswith("test/")}
+            tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
             tqdm.write(f"test  {format_metrics(tested)}" if tested else "")
-        tqdm.write(f"done in {summary['wall_seconds']:.1f}s")
+        tqdm.write(f"done in {trainer.summary['wall_seconds']:.1f}s")
 
-    def close(self) -> None:
-        """The run ended without `finish` (an error, Ctrl-C): release what is open."""
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        """The run ended without on_fit_end (an error, Ctrl-C): release what is open."""
 
 
 class SilentLogger(ConsoleLogger):
@@ -151,37 +132,49 @@ class SilentLogger(ConsoleLogger):
     def progress(self, loader: Iterable[Batch], description: str) -> Iterator[Batch]:
         yield from loader
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
+    def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
         pass
 
-    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
         pass
 
     def info(self, text: str) -> None:
         pass
 
-    def warn(self, text: str) -> None:
-        pass
-
-    def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
+    def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         pass
 
 
 class RunLogger(ConsoleLogger):
     """Also keeps the run folder: TensorBoard events, metrics.jsonl (one line per epoch) and summary.json."""
 
-    def __init__(self, run_dir: str | Path, hparams: dict[str, Any], progress: bool = True):
+    def __init__(self, run_dir: str | Path, progress: bool = True, pictures: bool = True, histograms: int = 0):
         super().__init__(progress)
         self.run_dir = Path(run_dir)
+        self.pictures, self.histograms = pictures, histograms
         self.writer: Any = None
         self.purge_step: int | None = None
-        self.hparams = hparams
+        self.hparams: dict[str, Any] = {}
+        self.undrawn: Any = None  # the last validation's pictures, when the time budget skipped them
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.step_tags: set[str] = set()  # curves drawn per step; their epoch means stay out of TensorBoard
         self.warnings: list[str] = []
         self.picture_seconds = 0.05  # a first guess at the drawing time, measured once drawn
         self.pictures_drawn_at = time.perf_counter()
+
+    def on_fit_start(self, trainer: Any) -> None:
+        from trainer.yamlio import flatten  # the HParams row names the config's keys as overrides do
+
+        self.hparams = flatten(trainer.config) or {"lr": trainer.lr, "epochs": trainer.epochs}
+        if trainer.state.step > 0:
+            self.resume_at(trainer.state.epoch, trainer.state.step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step_tags": sorted(self.step_tags)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step_tags.update(state.get("step_tags", ()))
 
     def resume_at(self, epoch: int, step: int, step_tags: Iterable[str] = ()) -> None:
         """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from.
@@ -203,16 +196,16 @@ class RunLogger(ConsoleLogger):
             self.writer = SummaryWriter(str(self.run_dir), purge_step=self.purge_step)
         return self.writer
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
-        super().log_step(step, values)
+    def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
+        super().on_step_log(trainer, step, values)
         self.step = step
         self.step_tags.update(values)
         for name, value in values.items():
             self.tensorboard.add_scalar(name, value, step)
 
-    def log_epoch(self, epoch: int, epochs: int, metrics: dict[str, float], step: int) -> None:
-        super().log_epoch(epoch, epochs, metrics, step)
-        self.step = step
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        super().on_epoch_end(trainer, epoch, metrics)
+        self.step = step = trainer.state.step
         for name, value in metrics.items():
             if name not in self.step_tags:
                 self.tensorboard.add_scalar(name, value, self.step)
@@ -220,6 +213,12 @@ class RunLogger(ConsoleLogger):
         self.tensorboard.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+        evaluation = trainer.evaluation
+        if self.pictures and evaluation is not None and evaluation.split == "val":
+            drawn = self.log_evaluation(evaluation, step, trainer.class_names, epoch == trainer.epochs, trainer.predict)
+            self.undrawn = None if drawn else (evaluation, step)
+        if self.histograms and epoch % self.histograms == 0:
+            self.log_histograms(trainer.raw_model, step)  # weights and their last gradients
 
     def log_histograms(self, model: Any, step: int) -> None:
         """Weights and their last gradients, one histogram per parameter tensor (TensorBoard's Histograms tab)."""
@@ -239,7 +238,7 @@ class RunLogger(ConsoleLogger):
         except Exception as err:
             self.info(f"(no graph in TensorBoard: tracing the model failed: {str(err).splitlines()[0][:100]})")
 
-    def record(self, text: str) -> None:
+    def on_warning(self, trainer: Any, text: str) -> None:
         """Kept in diagnosis.txt and TensorBoard's Text tab."""
         self.warnings.append(text)
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
@@ -252,18 +251,18 @@ class RunLogger(ConsoleLogger):
         class_names: list[str] | None,
         last: bool = False,
         predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
+    ) -> bool:
         """Pictures of the last evaluation: the confusion matrix and sample inputs with their predictions; for
         problems with two input features the regions the model gives each class, with one feature its curve.
 
         Drawing them takes some 50 ms. When epochs are short they are drawn less often, so that they never take
-        more than 1% of the training time; the last epoch always gets them.
+        more than 1% of the training time; the last epoch always gets them. Returns whether they were drawn.
         """
         from trainer.visuals import confusion_matrix_image, fitted_curve_image, region_map_image, sample_grid_image
 
         started = time.perf_counter()
         if not last and self.picture_seconds > PICTURE_BUDGET * (started - self.pictures_drawn_at):
-            return
+            return False
 
         matrix = evaluation.metrics.confusion_matrix()
         names = class_names if class_names and matrix is not None and len(class_names) == len(matrix) else None
@@ -284,18 +283,22 @@ class RunLogger(ConsoleLogger):
                 self.add_picture(f"{evaluation.split}/fitted curve", fitted_curve_image(predict, inputs, targets), step)
         self.pictures_drawn_at = time.perf_counter()
         self.picture_seconds = self.pictures_drawn_at - started
+        return True
 
-    def finish(self, final: dict[str, float], summary: dict[str, Any], table: str = "") -> None:
-        for name, value in final.items():
+    def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if self.undrawn is not None:  # the run stopped before its last epoch: its last pictures are drawn all the same
+            evaluation, step = self.undrawn
+            self.log_evaluation(evaluation, step, trainer.class_names, True, trainer.predict)
+        for name, value in metrics.items():
             if name.startswith("test/"):
                 self.tensorboard.add_scalar(name, value, self.step)
-        self._write_hparams(final)
+        self._write_hparams(metrics)
         self.tensorboard.close()
-        write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        super().finish(final, summary, table)
+        write_atomic(self.run_dir / "summary.json", json.dumps(trainer.summary, indent=2) + "\n")
+        super().on_fit_end(trainer, metrics)
         tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent})")
 
-    def close(self) -> None:
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
         if self.writer is not None:  # flush the events written so far, and end the writer's thread
             self.writer.close()
             self.writer = None

@@ -18,99 +18,144 @@ import torch
 from torch import nn
 
 from trainer import distributed
-from trainer.checkpoint import CheckpointWriter, Monitor, TrainState, rng_states, save_checkpoint, set_rng_states
-from trainer.diagnostics import check_one_batch, first_batch
+from trainer.callbacks import call_hook, check_hooks
+from trainer.checkpoint import (
+    CheckpointWriter,
+    Monitor,
+    TrainState,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from trainer.diagnostics import check_one_batch, first_batch, takes_class_indices
 from trainer.errors import StoppedByUser, UserError, did_you_mean
 from trainer.explain import explain_batch_failure
 from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
 from trainer.metrics import Metrics, format_table
 from trainer.watchdog import Watchdog, diagnose_nonfinite
-from trainer.yamlio import flatten
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+@dataclass
+class Options:
+    """The Trainer's less often changed settings, checked when made (the YAML path fills them from the config).
+
+    `accumulate` adds up the gradients of that many batches before each step; `grad_clip` caps the gradients'
+    total norm; `config` and `data_info` are kept in checkpoints (what `resume` and `predict` need to know).
+    """
+
+    accumulate: int = 1
+    grad_clip: float | None = None
+    scheduler_every_batch: bool = False  # a schedule planned in steps (one_cycle), not in epochs
+    compile: bool = False
+    channels_last: bool = False
+    preflight: bool = True  # one batch through model, loss and backward before training
+    progress: bool = True
+    pictures: bool = True  # TensorBoard's confusion matrix and samples (a run folder only)
+    histograms: int = 0  # weights and gradients every N epochs (0: none)
+    metrics: list[str] | None = None
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    config: dict[str, Any] | None = None
+    data_info: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.accumulate < 1:
+            raise ValueError(f"Options(accumulate={self.accumulate}): batches added up per step. Try: 1 or more")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"Options(grad_clip={self.grad_clip}): the largest gradient norm. Try: 1.0, or None")
+        if self.histograms < 0:
+            raise ValueError(f"Options(histograms={self.histograms}): every N epochs. Try: 0 (none) or more")
+
+
 class Trainer:
-    """Trains `model` by minimizing `loss_fn(model(inputs), targets)` with `optimizer`.
+    """Trains `model` by minimizing `loss_fn(model(inputs), targets)` with `optimizer` (None: evaluation only).
 
     `out_dir` (optional) receives checkpoints, TensorBoard events, metrics.jsonl and summary.json.
     `task` is "classification" (reports accuracy) or "regression"; by default it follows the loss: cross entropy
-    and NLL mean classification, anything else (a loss you wrote as a function, too) regression.
-    `monitor` is the metric best.pt follows; with `patience`, training stops after that many epochs without
-    improvement. `accumulate` adds up the gradients of that many batches before each step; `grad_clip` caps
-    the gradients' total norm.
+    and NLL (as modules or as F.cross_entropy and F.nll_loss) mean classification, anything else regression.
+    `monitor` is the metric best.pt follows. `callbacks` observe the run at the hooks `fit` calls (see
+    trainer/callbacks.py): early stopping, loggers, your own. `options`: the rest (see Options).
     """
 
     def __init__(
         self,
         model: nn.Module,
         loss_fn: LossFn,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None = None,
         *,
         scheduler: Any = None,
-        scheduler_every_batch: bool = False,
         epochs: int = 3,
         device: str | torch.device = "auto",
         precision: str = "fp32",
         task: str | None = None,
         out_dir: str | Path | None = None,
         log_every: int = 50,
-        config: dict[str, Any] | None = None,
-        preflight: bool = True,
-        num_classes: int | None = None,
         monitor: Monitor | None = None,
-        patience: int | None = None,
-        accumulate: int = 1,
-        grad_clip: float | None = None,
-        compile: bool = False,
-        channels_last: bool = False,
-        histograms: int = 0,
-        metrics: list[str] | None = None,
-        class_names: list[str] | None = None,
-        pictures: bool = True,
-        data_info: dict[str, Any] | None = None,
-        progress: bool = True,
-        judge: Callable[[int, dict[str, float]], str | None] | None = None,
+        callbacks: Iterable[Any] = (),
+        options: Options | None = None,
     ):
+        options = options or Options()
+        self.options = options
         self.device = resolve_device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.raw_model = model.to(self.device, memory_format=self.memory_format)  # what checkpoints hold
         self.model = self.raw_model
         if distributed.world_size() > 1:  # under torchrun: DDP averages the gradients of all processes
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)
-        self.model = torch.compile(self.model) if compile else self.model
+        self.model = torch.compile(self.model) if options.compile else self.model
         self.loss_fn, self.optimizer = loss_fn, optimizer
-        self.scheduler, self.scheduler_every_batch = scheduler, scheduler_every_batch
+        self.scheduler, self.scheduler_every_batch = scheduler, options.scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
-        self.accumulate, self.grad_clip, self.histograms = accumulate, grad_clip, histograms
-        self.metric_names, self.class_names, self.pictures = metrics, class_names, pictures
+        self.accumulate, self.grad_clip = options.accumulate, options.grad_clip
+        self.metric_names, self.class_names = options.metrics, options.class_names
+        self.pictures = options.pictures
         self.evaluation: Evaluation | None = None  # the last evaluation, for pictures and the final table
         self.classification = (task or default_task(loss_fn)) == "classification"
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("fp16 training needs a CUDA GPU; use precision 'bf16' (or 'fp32') on this device")
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-        self.config = config or {}
-        self.data_info = data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
+        self.config = options.config or {}
+        self.data_info = options.data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
         # Under torchrun only rank 0 writes the run folder; the other processes train and keep nothing.
         self.out_dir = Path(out_dir) if out_dir is not None and distributed.is_main() else None
-        self.monitor, self.patience = monitor or Monitor(), patience
-        self.judge = judge  # after each epoch, may give a reason to stop (a sweep pruning a poor trial)
+        self.monitor = monitor or Monitor()
         self.stop_reason = ""
         self.state = TrainState()
         self.resumed_metrics: dict[str, float] = {}  # the last epoch's, when carrying on from a checkpoint
-        self.preflight, self.num_classes = preflight, num_classes
-        self.watchdog = Watchdog(optimizer.param_groups[0]["lr"])
+        self.preflight, self.num_classes = options.preflight, options.num_classes
         self.stop_requested = False  # by Ctrl-C or SIGTERM (stop_signal says which), or by a failed save
         self.stop_signal = signal.SIGINT
         # A save that fails stops training at the next step: the error is then raised with the path and free space.
         self.checkpoints = CheckpointWriter(on_failure=lambda: setattr(self, "stop_requested", True))
-        self.logger: ConsoleLogger = ConsoleLogger(progress) if distributed.is_main() else SilentLogger()
+        self.diagnosis: list[str] = []  # the warnings of this run, kept with it by the loggers
+        self.summary: dict[str, Any] = {}  # what summary.json holds, made before on_fit_end
+        self.logger: ConsoleLogger = ConsoleLogger(options.progress) if distributed.is_main() else SilentLogger()
         if self.out_dir is not None:
-            hparams = flatten(self.config) or {"lr": optimizer.param_groups[0]["lr"], "epochs": epochs}
-            self.logger = RunLogger(self.out_dir, hparams, progress)
+            self.logger = RunLogger(self.out_dir, options.progress, options.pictures, options.histograms)
+        # The observers, in the order they are called: the console and run files, the watchdog's advice, yours.
+        self.callbacks = [self.logger, Watchdog(self.lr if optimizer is not None else 0.0), *callbacks]
+        for callback in self.callbacks:
+            check_hooks(callback)
+
+    def hook(self, name: str, *arguments: Any) -> list[Any]:
+        """Call the hook `name` of every callback that has it, in order; what each returned."""
+        return [call_hook(callback, name, self, *arguments) for callback in self.callbacks]
+
+    def warn(self, text: str) -> None:
+        """A diagnosis: said now, and kept with the run (diagnosis.txt, TensorBoard's Text tab)."""
+        self.logger.info(f"warning: {text}")
+        self.record(text)
+
+    def record(self, text: str) -> None:
+        """A diagnosis kept with the run but not printed (the error that stops it is printed by its catcher)."""
+        self.diagnosis.append(text)
+        self.hook("on_warning", text)
 
     def fit(
         self,
@@ -122,6 +167,8 @@ class Trainer:
 
         Each loader is any iterable of (inputs, targets) batches: a DataLoader, a list, an IterableDataset's loader;
         a generator, which can be read only once, serves one epoch."""
+        if self.optimizer is None:
+            raise ValueError("fit needs an optimizer: Trainer(model, loss_fn, optimizer); without one, evaluate")
         started, metrics = time.perf_counter(), dict(self.resumed_metrics)
         train_loader, n_batches = self.batches_per_epoch(train_loader)  # n_batches: None when it has no len
         self.check_read_once(val_loader, "val_loader")  # read every epoch; test_loader is read once
@@ -130,6 +177,7 @@ class Trainer:
         if val_loader is None and self.monitor == Monitor():
             self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
         with ctrl_c_finishes_the_step(self), self.run_files_complete_at_the_end():
+            self.hook("on_fit_start")
             for epoch in range(self.state.epoch + 1, self.epochs + 1):
                 self.model.train()
                 totals, batches = self.epoch_batches(train_loader, epoch)
@@ -159,8 +207,7 @@ class Trainer:
                     self.optimizer_step()  # clip, then each parameter moves against its gradient
                     if self.state.step % self.log_every == 0:
                         values = {**totals.since_last_log("train"), "lr": lr}
-                        self.logger.log_step(self.state.step, values)
-                        self.watchdog.on_step_log(values)
+                        self.hook("on_step_log", self.state.step, values)  # the bar, TensorBoard, the watchdog
                     if self.stop_is_agreed():
                         return self.save_and_stop(totals)
 
@@ -170,15 +217,11 @@ class Trainer:
                 metrics["lr"] = self.lr
                 if self.scheduler is not None and not self.scheduler_every_batch:
                     step_epoch_scheduler(self.scheduler, metrics)
-                self.end_epoch(epoch, train_loader, metrics)  # counters, best metric, early stopping
-                self.logger.log_epoch(epoch, self.epochs, metrics, self.state.step)
-                last = epoch == self.epochs or self.state.stopped_early
-                if self.pictures and val_loader is not None:
-                    self.logger.log_evaluation(self.evaluation, self.state.step, self.class_names, last, self.predict)
-                if self.histograms and epoch % self.histograms == 0:
-                    self.logger.log_histograms(self.raw_model, self.state.step)  # weights and last gradients
-                for advice in self.watchdog.epoch_advice(metrics):
-                    self.logger.warn(advice)
+                self.end_epoch(epoch, train_loader, metrics)  # counters, the best metric
+                # The epoch line, TensorBoard, the watchdog's advice, early stopping: any callback may stop the run.
+                reasons = [reason for reason in self.hook("on_epoch_end", epoch, metrics) if reason]
+                if reasons and not self.state.stopped_early:
+                    self.state.stopped_early, self.stop_reason = True, reasons[0]
                 self.save_checkpoints(metrics)
                 if self.state.stopped_early:
                     self.logger.info(self.stop_reason)
@@ -186,7 +229,9 @@ class Trainer:
 
         if test_loader is not None:
             metrics |= self.evaluate(test_loader, "test")
-        self.logger.finish(metrics, self.summary(metrics, time.perf_counter() - started), self.final_table(metrics))
+        with self.run_files_complete_at_the_end():
+            self.summary = self.summary_of(metrics, time.perf_counter() - started)
+            self.hook("on_fit_end", metrics)  # summary.json, the final table, the loggers' last values
         return metrics
 
     def batches_per_epoch(self, loader: Iterable[Batch]) -> tuple[Iterable[Batch], int | None]:
@@ -256,8 +301,10 @@ class Trainer:
         fails also closes its TensorBoard file, so that what it logged is kept."""
         try:
             yield
-        except BaseException:
-            self.logger.close()
+        except BaseException as err:
+            for callback in self.callbacks:  # each closes what it has open; one that fails does not hide the error
+                with contextlib.suppress(Exception):
+                    call_hook(callback, "on_exception", self, err)
             raise
         finally:
             self.checkpoints.wait()
@@ -308,12 +355,6 @@ class Trainer:
             self.state.best_metric, self.state.best_epoch, self.state.bad_epochs = value, epoch, 0
         else:
             self.state.bad_epochs += 1
-        self.state.stopped_early = self.patience is not None and self.state.bad_epochs >= self.patience
-        if self.state.stopped_early:
-            epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
-            self.stop_reason = f"early stop: {self.monitor.name} has not improved for {epochs}"
-        elif self.judge is not None and (reason := self.judge(epoch, metrics)):
-            self.state.stopped_early, self.stop_reason = True, reason
 
     def to_device(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = inputs.to(self.device, non_blocking=True)
@@ -329,9 +370,29 @@ class Trainer:
         if self.out_dir is not None:
             self.checkpoints.save(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
             self.checkpoints.wait()  # on disk before the resume command is printed
-        where = f" Resume with: python -m trainer resume {self.out_dir}" if self.out_dir is not None else ""
         by = STOP_SIGNALS[self.stop_signal]
-        raise StoppedBySignal(f"stopped by {by} after step {self.state.step}; saved.{where}", self.stop_signal)
+        saved = "" if self.out_dir is None else " saved."
+        raise StoppedBySignal(
+            f"stopped by {by} after step {self.state.step};{saved}{self.how_to_resume()}", self.stop_signal
+        )
+
+    def how_to_resume(self) -> str:
+        """The command that carries on: `resume` for a run folder made from a config; from the Python API (a folder
+        without config.yaml, which `resume` could not rebuild) the two lines of Python that do it."""
+        if self.out_dir is None:
+            return " (no out_dir: nothing was saved to resume from)"
+        if (self.out_dir / "config.yaml").exists():
+            return f" Resume with: python -m trainer resume {self.out_dir}"
+        last = self.out_dir / "checkpoints" / "last.pt"
+        return (
+            f" Carry on in Python: trainer.load(trainer.checkpoint_file('{last}')), then trainer.fit(...) with the "
+            "same loaders"
+        )
+
+    @staticmethod
+    def checkpoint_file(path: str | Path) -> dict[str, Any]:
+        """A checkpoint read back (weights_only, its checksum checked), for `load`."""
+        return load_checkpoint(path)
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable[Batch], split: str = "val") -> dict[str, float]:
@@ -393,7 +454,7 @@ class Trainer:
     def check_one_batch(self, loader: Iterable[Batch]) -> None:
         """The fast preflight: one batch through model, loss and backward; stops on what would fail."""
         for warning in check_one_batch(self.model, self.loss_fn, first_batch(loader), self.device, self.num_classes):
-            self.logger.warn(warning)
+            self.warn(warning)
 
     def stop_on_nonfinite(
         self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int
@@ -409,7 +470,7 @@ class Trainer:
             f"the loss became {loss.item()} at step {self.state.step + 1} (epoch {epoch}, batch {batch + 1}): "
             f"{cause}.{saved}"
         )
-        self.logger.record(message)  # the error itself is printed by whoever catches it
+        self.record(message)  # the error itself is printed by whoever catches it
         raise UserError(
             message,
             fix=f"optimizer.lr={self.lr / 10:g} (10x lower), gradient clipping, precision fp32 instead of fp16, "
@@ -446,7 +507,7 @@ class Trainer:
             "config": self.config,
             "data": self.data_info,
             "rng": rng_states(),
-            "step_tags": sorted(getattr(self.logger, "step_tags", ())),  # the curves TensorBoard has per step
+            "callbacks": self.callback_states(),  # what callbacks keep to resume exactly (the curves drawn per step)
             "threads": torch.get_num_threads(),  # a resume takes as many: another number rounds otherwise
         }
 
@@ -461,10 +522,17 @@ class Trainer:
         self.state = TrainState(**checkpoint["state"])
         self.resumed_metrics = checkpoint["metrics"]
         set_rng_states(checkpoint["rng"])
-        if isinstance(self.logger, RunLogger):
-            self.logger.resume_at(self.state.epoch, self.state.step, checkpoint.get("step_tags", ()))
+        # Checkpoints of earlier versions kept the run logger's curves drawn per step as "step_tags".
+        states = checkpoint.get("callbacks") or {"RunLogger": {"step_tags": checkpoint.get("step_tags", [])}}
+        for callback in self.callbacks:
+            if hasattr(callback, "load_state_dict") and type(callback).__name__ in states:
+                callback.load_state_dict(states[type(callback).__name__])
 
-    def summary(self, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
+    def callback_states(self) -> dict[str, Any]:
+        """Each callback's `state_dict()`, by its class name, for checkpoints."""
+        return {type(c).__name__: c.state_dict() for c in self.callbacks if hasattr(c, "state_dict")}
+
+    def summary_of(self, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
         import torchvision
 
         return {
@@ -646,8 +714,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def default_task(loss_fn: LossFn) -> str:
-    """Class-index losses (cross entropy, NLL) make a classification run; anything else is regression."""
-    return "classification" if type(loss_fn).__name__ in ("CrossEntropyLoss", "NLLLoss") else "regression"
+    """Class-index losses (cross entropy, NLL; as modules or as torch's functions) make a classification run;
+    anything else is regression."""
+    return "classification" if takes_class_indices(loss_fn) else "regression"
 
 
 def step_epoch_scheduler(scheduler: Any, metrics: dict[str, float]) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 
 from trainer import cores, distributed
 from trainer.atomic import write_atomic
+from trainer.callbacks import EarlyStopping, callbacks_from_config
 from trainer.checkpoint import Monitor
 from trainer.components.catalog import load_catalog
 from trainer.components.data import DataSplits, build_data
@@ -33,7 +35,7 @@ from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
 from trainer.inference import read_checkpoint
 from trainer.logger import new_run_dir, refuse_a_file_in_the_way
-from trainer.loop import Trainer, resolve_device
+from trainer.loop import Options, Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.metric_names import check_metric_names, default_metrics
 from trainer.numbers import check_numbers, number_warnings
@@ -50,10 +52,21 @@ def check_components(cfg: Config) -> None:
         *check_optimizer(cfg.optimizer, catalog.optimizers),
         *check_scheduler(cfg.scheduler, catalog.schedulers),
         *_check_device(cfg),
+        *_check_callbacks(cfg),
     ]
     problems = check_numbers(cfg, problems)  # each number against its job (a few ms: the CLI checked them first too)
     if problems:
         raise ConfigError(problems)
+
+
+def _check_callbacks(cfg: Config) -> list[Problem]:
+    """The learner's callbacks are imported and made once here, so that a misspelled argument or hook is said with
+    the other problems, before any data is read."""
+    try:
+        callbacks_from_config(cfg.callbacks)
+    except ConfigError as err:
+        return err.problems
+    return []
 
 
 def _check_device(cfg: Config) -> list[Problem]:
@@ -104,6 +117,22 @@ def build(cfg: Config, data: DataSplits | None = None, device: torch.device | No
     check_model_structure(model)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     return Built(data, model, build_loss(cfg.loss), optimizer, device)
+
+
+def callbacks_of(cfg: Config) -> list[Any]:
+    """The observers a config asks for: early stopping, the loggers of log.loggers, then `callbacks:`."""
+    made: list[Any] = []
+    if cfg.train.early_stopping is not None:
+        made.append(EarlyStopping(cfg.train.early_stopping.patience))
+    if "csv" in cfg.log.loggers:
+        from trainer.tracking import CsvLogger
+
+        made.append(CsvLogger())
+    if "mlflow" in cfg.log.loggers:
+        from trainer.tracking import MlflowLogger
+
+        made.append(MlflowLogger(cfg.log.mlflow_uri))
+    return [*made, *callbacks_from_config(cfg.callbacks)]
 
 
 def monitor_of(cfg: Config) -> Monitor:
@@ -256,18 +285,18 @@ def train_from_config(
     *,
     run_dir: Path | None = None,
     data: DataSplits | None = None,
-    judge: Any = None,
+    callbacks: Iterable[Any] = (),
 ) -> Path:
     """Train the run a validated config describes (or carry on the run in `resume`); returns its run folder.
 
-    A sweep passes its trial's `run_dir`, the `data` it already loaded, and a `judge` that may stop a poor trial.
+    A sweep passes its trial's `run_dir`, the `data` it already loaded, and `callbacks` (its pruning).
     Started by torchrun, each process joins the process group and trains its share; rank 0 alone shows and saves.
     """
     if not distributed.launched_by_torchrun():
-        return train_in_this_process(cfg, resume, run_dir=run_dir, data=data, judge=judge)
+        return train_in_this_process(cfg, resume, run_dir=run_dir, data=data, callbacks=callbacks)
     device = distributed.start(cfg.train.device)
     try:
-        distributed.check_same_config(cfg.model_dump(mode="json"))
+        distributed.check_same_config(flatten(cfg.model_dump(mode="json")))
         world, size = distributed.world_size(), cfg.data.batch_size
         with contextlib.ExitStack() as stack:
             if not distributed.is_main():  # the other processes train in silence: rank 0 speaks for all
@@ -276,7 +305,7 @@ def train_from_config(
                 f"torchrun: {world} processes on {device.type}; data.batch_size {size} is the global batch, "
                 f"about {size // world} samples per process per step"
             )
-            return train_in_this_process(cfg, resume, run_dir=run_dir, data=data, judge=judge, device=device)
+            return train_in_this_process(cfg, resume, run_dir=run_dir, data=data, callbacks=callbacks, device=device)
     finally:
         distributed.stop()
 
@@ -287,7 +316,7 @@ def train_in_this_process(
     *,
     run_dir: Path | None = None,
     data: DataSplits | None = None,
-    judge: Any = None,
+    callbacks: Iterable[Any] = (),
     device: torch.device | None = None,
 ) -> Path:
     """Build, check one batch, make the run folder and train: the work of one process (of one rank)."""
@@ -295,6 +324,7 @@ def train_in_this_process(
     built = build(cfg, data, device)
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
+    observers = callbacks_of(cfg)  # the learner's callbacks are made (and checked) before the run folder is
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
     saved = checkpoint["scheduler"] if checkpoint else None  # a planned schedule resumed longer: a restart is added
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch, saved)
@@ -324,34 +354,35 @@ def train_in_this_process(
         built.loss_fn,
         built.optimizer,
         scheduler=scheduler,
-        scheduler_every_batch=steps_every_batch(cfg.scheduler),
         epochs=cfg.train.epochs,
         device=built.device,
         precision=cfg.train.precision,
+        task=data.task,
         out_dir=run_dir,
         log_every=cfg.log.every_n_steps,
-        config=resolved,
-        task=data.task,
-        preflight=False,
-        num_classes=data.num_classes,
         monitor=monitor_of(cfg),
-        patience=cfg.train.early_stopping.patience if cfg.train.early_stopping else None,
-        accumulate=cfg.train.accumulate,
-        grad_clip=cfg.train.grad_clip,
-        compile=cfg.train.compile,
-        channels_last=cfg.train.channels_last,
-        histograms=cfg.log.histograms,
-        metrics=cfg.log.metrics,
-        pictures=cfg.log.pictures,
-        class_names=data.class_names,
-        data_info=data.info,
-        progress=cfg.log.progress,
-        judge=judge,
+        callbacks=[*observers, *callbacks],
+        options=Options(
+            accumulate=cfg.train.accumulate,
+            grad_clip=cfg.train.grad_clip,
+            scheduler_every_batch=steps_every_batch(cfg.scheduler),
+            compile=cfg.train.compile,
+            channels_last=cfg.train.channels_last,
+            preflight=False,  # checked above, before the run folder was made
+            progress=cfg.log.progress,
+            pictures=cfg.log.pictures,
+            histograms=cfg.log.histograms,
+            metrics=cfg.log.metrics,
+            num_classes=data.num_classes,
+            class_names=data.class_names,
+            config=resolved,
+            data_info=data.info,
+        ),
     )
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)
     for warning in warnings:
-        trainer.logger.warn(warning)
+        trainer.warn(warning)
     if checkpoint is not None:
         trainer.load(checkpoint)
         print(f"resuming {run_dir} after epoch {trainer.state.epoch}, step {trainer.state.step}")

@@ -16,7 +16,14 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "csv": {"data": {"dataset": "csv", "path": "my_table.csv", "target": "label"}, "model": {"name": "mlp"}},
     "synthetic": {"data": {"dataset": "synthetic", "kind": "spirals"}, "model": {"name": "mlp"}},
 }
-COMPONENT_NOTE = "other keys are passed to the torch class it names (e.g. weight_decay for adamw)"
+# What a component section's other keys do, with an example that fits that section.
+COMPONENT_NOTES = {
+    "model": "other keys are passed to the model it names (e.g. dropout for mlp)",
+    "loss": "other keys are passed to the torch class it names (e.g. label_smoothing for cross_entropy)",
+    "optimizer": "other keys are passed to the torch class it names (e.g. weight_decay for adamw)",
+    "scheduler": "other keys are passed to the torch class it names (e.g. step_size for step)",
+    "callbacks": "other keys are passed to its __init__",
+}
 
 
 def starter_config(template: str, name: str) -> str:
@@ -27,11 +34,11 @@ def starter_config(template: str, name: str) -> str:
         "# Run it: python -m trainer THIS_FILE      Check it first: python -m trainer check THIS_FILE",
     ]
     values = cfg.model_dump(mode="json", exclude={"sweep"})
-    lines += _section(cfg, values, indent="")
+    lines += _section(cfg, values, indent="", section="")
     return "\n".join(lines) + "\n"
 
 
-def _section(model: BaseModel, values: dict[str, Any], indent: str) -> list[str]:
+def _section(model: BaseModel, values: dict[str, Any], indent: str, section: str) -> list[str]:
     lines = []
     fields = type(model).model_fields
     for key, value in values.items():
@@ -40,10 +47,10 @@ def _section(model: BaseModel, values: dict[str, Any], indent: str) -> list[str]
         if isinstance(child, BaseModel) and isinstance(value, dict):
             about = (type(child).__doc__ or "").strip().splitlines()[0] if type(child).__doc__ else description
             lines.append(f"{indent}{key}:{_comment(about or '')}")
-            lines += _section(child, value, indent + "  ")
+            lines += _section(child, value, indent + "  ", section or key)
         else:
-            if key == "name" and type(model).model_config.get("extra") == "allow":
-                description = f"{description}; {COMPONENT_NOTE}"
+            if key == "name" and section in COMPONENT_NOTES and type(model).model_config.get("extra") == "allow":
+                description = f"{description}; {COMPONENT_NOTES[section]}"
             lines.append(f"{indent}{key}: {json.dumps(value)}{_comment(description or '')}")
     return lines
 

@@ -318,7 +318,22 @@ class Outcome:
     error: str = ""
 
 
-def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], judge: Any = None) -> Outcome:
+class Pruning:
+    """A callback: report each epoch's monitored metric to the Optuna trial, and stop a trial that falls behind."""
+
+    def __init__(self, trial: Any, monitor: str):
+        self.trial, self.monitor = trial, monitor
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> str | None:
+        if self.monitor not in metrics:
+            return None
+        self.trial.report(metrics[self.monitor], epoch)
+        if self.trial.should_prune():
+            return f"pruned by the sweep: {self.monitor} is behind the median of earlier trials at epoch {epoch}"
+        return None
+
+
+def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], callbacks: list[Any] | None = None) -> Outcome:
     """Train one trial in its own run folder, its console output in log.txt; a failure is recorded, not raised."""
     from trainer.run import train_from_config
 
@@ -330,7 +345,7 @@ def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], judge: Any = 
     with open(run_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             cfg = trial_config(base, trial.values)
-            train_from_config(cfg, run_dir=run_dir, data=cached_data(cfg), judge=judge)
+            train_from_config(cfg, run_dir=run_dir, data=cached_data(cfg), callbacks=callbacks or [])
         except StoppedByUser:
             raise  # Ctrl-C stops the sweep, not just this trial
         except (ConfigError, UserError) as err:
@@ -524,15 +539,7 @@ def optuna_worker(sweep_dir_name: str, plan: Plan, worker: int = 0) -> Iterator[
         values = {key: suggest(trial, key, spec) for key, spec in sweep.params.items()}
         name = f"trial-{trial.number:03d}"
 
-        def judge(epoch: int, metrics: dict[str, float], trial: Any = trial) -> str | None:
-            if monitor not in metrics:
-                return None
-            trial.report(metrics[monitor], epoch)
-            if trial.should_prune():
-                return f"pruned by the sweep: {monitor} is behind the median of earlier trials at epoch {epoch}"
-            return None
-
-        outcome = run_trial(sweep_dir, Trial(name, values), plan.base, judge)
+        outcome = run_trial(sweep_dir, Trial(name, values), plan.base, [Pruning(trial, monitor)])
         if outcome.status == "stopped early" and trial.should_prune():
             (sweep_dir / name / "pruned").touch()
             outcome.status = "pruned"

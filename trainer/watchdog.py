@@ -11,7 +11,7 @@ from torch import nn
 
 
 class Watchdog:
-    """Reads the loss as it is logged and the metrics of each epoch; gives each piece of advice once."""
+    """A callback: reads the loss as it is logged and the metrics of each epoch; gives each piece of advice once."""
 
     def __init__(self, lr: float):
         self.lr = lr
@@ -19,9 +19,13 @@ class Watchdog:
         self.epochs: list[dict[str, float]] = []
         self.given: set[str] = set()
 
-    def on_step_log(self, values: dict[str, float]) -> None:
+    def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
         if "train/loss" in values:
             self.windows.append(values["train/loss"])
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        for advice in self.epoch_advice(metrics):
+            trainer.warn(advice)
 
     def epoch_advice(self, metrics: dict[str, float]) -> list[str]:
         self.epochs.append(metrics)

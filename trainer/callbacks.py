@@ -1,0 +1,226 @@
+"""The Trainer's hooks, and the observers built on them: early stopping, pictures, the watchdog, the loggers.
+
+A callback is any object with some of these methods; `Callback` offers them all as no-ops to subclass. `Trainer.fit`
+calls them in plain sight, in this order:
+
+    on_fit_start(trainer)                     before the first epoch (after a resume too: trainer.state says where)
+    on_step_log(trainer, step, values)        every log.every_n_steps optimizer steps: {"train/loss": ..., "lr": ...}
+    on_epoch_end(trainer, epoch, metrics)     after each epoch's validation; may return a reason to stop
+    on_warning(trainer, text)                 a diagnosis for the run (the preflight's, the watchdog's, ...)
+    on_fit_end(trainer, metrics)              after the test evaluation: the final metrics
+    on_exception(trainer, error)              the run failed or was stopped: close what is open
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError, UserError, closest, did_you_mean
+from trainer.metric_names import higher_is_better
+
+HOOKS = ("on_fit_start", "on_step_log", "on_epoch_end", "on_warning", "on_fit_end", "on_exception")
+
+
+class Callback:
+    """A base to subclass (optional): every hook, doing nothing."""
+
+    def on_fit_start(self, trainer: Any) -> None:
+        pass
+
+    def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> str | None:
+        return None
+
+    def on_warning(self, trainer: Any, text: str) -> None:
+        pass
+
+    def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored metric (the Trainer's `monitor`, which best.pt follows) has not improved for
+    `patience` epochs. The count of epochs without improvement is the Trainer's own (kept in checkpoints), so a
+    resumed run stops where the uninterrupted one would."""
+
+    def __init__(self, patience: int = 3):
+        if patience < 1:
+            raise ValueError(f"EarlyStopping(patience={patience}): patience counts epochs. Try: 1 or more")
+        self.patience = patience
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> str | None:
+        if trainer.state.bad_epochs < self.patience:
+            return None
+        epochs = f"{self.patience} epoch{'s' if self.patience != 1 else ''}"
+        return f"early stop: {trainer.monitor.name} has not improved for {epochs}"
+
+
+class StopAt(Callback):
+    """Stop as soon as `metric` reaches `value` (higher or lower, the way the metric improves): `val/accuracy`
+    at 0.99 is good enough, say."""
+
+    def __init__(self, metric: str, value: float):
+        self.metric, self.value = metric, value
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> str | None:
+        if self.metric not in metrics:
+            raise ValueError(
+                f"StopAt: {self.metric!r} is not a metric of this run{did_you_mean(self.metric, metrics)}. "
+                f"Try one of: {', '.join(metrics)}"
+            )
+        reached = (
+            metrics[self.metric] >= self.value if higher_is_better(self.metric) else metrics[self.metric] <= self.value
+        )
+        return f"stopped: {self.metric} reached {self.value:g}" if reached else None
+
+
+BUILT_IN = {"early_stopping": EarlyStopping, "stop_at": StopAt}
+
+
+class HookMistake(ValueError):
+    """A callback's method that would never be called as the learner meant."""
+
+
+def check_hooks(callback: Any) -> None:
+    """A method named like a hook but not one (`on_epoch_ends`) would never be called: refused, with the hook
+    meant; a hook that takes other arguments than the Trainer passes is refused before training too."""
+    name = type(callback).__name__
+    for attr in dir(type(callback)):
+        if attr.startswith("_") or attr in HOOKS or not callable(getattr(callback, attr, None)):
+            continue
+        meant = closest(attr, HOOKS, cutoff=0.8)
+        if meant is not None or attr.startswith("on_"):
+            instead = f"rename it {meant}" if meant else f"name it after one of the hooks: {', '.join(HOOKS)}"
+            raise HookMistake(
+                f"{_place(getattr(callback, attr))}the callback {name} has a method {attr}(), which is not a hook"
+                f"{did_you_mean(attr, HOOKS)}: the Trainer would never call it. Try: {instead}"
+            )
+    for hook, arguments in HOOK_ARGUMENTS.items():
+        method = getattr(callback, hook, None)
+        if method is None:
+            continue
+        try:
+            inspect.signature(method).bind(*arguments)
+        except TypeError:
+            expected = ", ".join(["self", *HOOK_PARAMETERS[hook]])
+            raise HookMistake(
+                f"{_place(method)}the callback {name}'s {hook}{inspect.signature(method)} takes other arguments "
+                f"than the Trainer passes. Try: def {hook}({expected})"
+            ) from None
+        except ValueError:  # a builtin without a signature: nothing to check
+            continue
+
+
+def _place(method: Any) -> str:
+    """'recorder.py:12: ' where a method is defined, or ''."""
+    try:
+        path, line = inspect.getsourcefile(method), inspect.getsourcelines(method)[1]
+    except (OSError, TypeError):
+        return ""
+    if path is None:
+        return ""
+    with contextlib.suppress(ValueError):
+        path = str(Path(path).resolve().relative_to(Path.cwd()))
+    return f"{path}:{line}: "
+
+
+HOOK_PARAMETERS = {
+    "on_fit_start": ("trainer",),
+    "on_step_log": ("trainer", "step", "values"),
+    "on_epoch_end": ("trainer", "epoch", "metrics"),
+    "on_warning": ("trainer", "text"),
+    "on_fit_end": ("trainer", "metrics"),
+    "on_exception": ("trainer", "error"),
+}
+HOOK_ARGUMENTS = {hook: tuple(None for _ in parameters) for hook, parameters in HOOK_PARAMETERS.items()}
+
+
+class CallbackFailed(UserError):
+    """A learner's callback raised: its place and hook are named; what was saved before stays."""
+
+
+def call_hook(callback: Any, hook: str, trainer: Any, *arguments: Any) -> Any:
+    """Call one callback's hook, if it has it. An exception from a callback the learner wrote stops the run with
+    the place in their file and the hook; leaptrain's own callbacks' errors pass as they are."""
+    method = getattr(callback, hook, None)
+    if method is None:
+        return None
+    try:
+        return method(trainer, *arguments)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        if type(callback).__module__.startswith("trainer."):
+            raise
+        from trainer.failure import user_location
+
+        where = user_location(err.__traceback__) or type(callback).__module__
+        first = (str(err).strip().splitlines() or [""])[0]
+        kept = ""
+        if trainer.out_dir is not None and (trainer.out_dir / "checkpoints" / "last.pt").exists():
+            kept = f"; the last checkpoint is kept: python -m trainer resume {trainer.out_dir}"
+        raise CallbackFailed(
+            f"{where}: {type(err).__name__} in the callback {type(callback).__name__}.{hook}(): {first}{kept}",
+            fix=f"fix {hook} in that file, or take the callback out of `callbacks`",
+            key="callbacks",
+        ) from err
+
+
+def callback_kind() -> Any:
+    """What `callbacks:` may name in a file: a class (its methods are the hooks it implements)."""
+    from trainer.components.resolve import Kind
+
+    class CallbackClass(Kind):
+        def accepts(self, target: Any) -> bool:
+            return isinstance(target, type)
+
+    return CallbackClass("a class", "name a class of your own file, e.g. recorder.py:Recorder", functions=False)
+
+
+def callbacks_from_config(items: list[Any], key: str = "callbacks") -> list[Any]:
+    """The `callbacks:` section's objects: built-in names, or file.py:Class, each made with its other keys as
+    keyword arguments (checked against its __init__ first), and its hooks checked."""
+    from trainer.components.resolve import check_arguments, is_path_reference, load_reference
+
+    made = []
+    for index, item in enumerate(items):
+        where = f"{key}.{index}"
+        if is_path_reference(item.name):
+            cls = load_reference(item.name, f"{where}.name", callback_kind())
+        elif item.name in BUILT_IN:
+            cls = BUILT_IN[item.name]
+        else:
+            raise UserError(
+                f"{where}.name: no callback '{item.name}'{did_you_mean(item.name, BUILT_IN)}",
+                fix=f"a built-in callback ({', '.join(BUILT_IN)}) or file.py:Class",
+                key=f"{where}.name",
+            )
+        if problems := check_arguments(cls, item.args, where):
+            raise ConfigError(problems)
+        try:
+            callback = cls(**item.args)
+            check_hooks(callback)
+        except (UserError, ConfigError):
+            raise
+        except HookMistake as err:
+            text, _, fix = str(err).partition(" Try: ")
+            raise UserError(text, fix=fix, key=f"{where}.name") from err
+        except Exception as err:
+            from trainer.failure import user_location
+
+            at = user_location(err.__traceback__)
+            raise UserError(
+                f"{at + ': ' if at else ''}the callback {item.name} could not be made: {type(err).__name__}: {err}",
+                fix="fix its arguments in the config, or its __init__",
+                key=where,
+            ) from err
+        made.append(callback)
+    return made
