@@ -115,6 +115,10 @@ def test_built_in_callbacks_by_name_and_an_unknown_one_with_a_suggestion(write_c
     code, out, err = run_cli(config, "train.epochs=5")
     assert code == 0, err
     assert "stopped: train/loss reached 100" in out and "epoch 2/5" not in out  # the first epoch reached it
+    config = write_config(with_callbacks("callbacks: [{name: stop_at, metric: val/acuracy, value: 0.9}]\n"))
+    code, _, err = run_cli(config)
+    assert code == 2 and "Traceback" not in err
+    assert "stop_at: 'val/acuracy' is not a metric of this run (did you mean 'val/accuracy'?)" in err
     config = write_config(with_callbacks("callbacks: [early_stoping]\n"))
     code, out, err = run_cli(config)
     assert code == 2 and "callbacks.0.name: no callback 'early_stoping' (did you mean 'early_stopping'?)" in err

@@ -4,6 +4,7 @@ and MLflow's own client reading the store."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import sys
 import time
@@ -25,7 +26,12 @@ STEPS_PER_EPOCH = 2
 def fake_trainer(out_dir: Path | None, config: dict[str, Any] | None = None) -> SimpleNamespace:
     warnings: list[str] = []
     return SimpleNamespace(
-        out_dir=out_dir, config=config or CONFIG, state=TrainState(), lr=0.01, epochs=3, warn=warnings.append,
+        out_dir=out_dir,
+        config=config or CONFIG,
+        state=TrainState(),
+        lr=0.01,
+        epochs=3,
+        warn=warnings.append,
         warnings=warnings,
     )
 
@@ -122,7 +128,9 @@ try:
     from mlflow.tracking import MlflowClient
 except ImportError:
     MlflowClient = None
-needs_mlflow = pytest.mark.skipif(MlflowClient is None, reason='MLflow is an optional extra: pip install "leaptrain[mlflow]"')
+needs_mlflow = pytest.mark.skipif(
+    MlflowClient is None, reason='MLflow is an optional extra: pip install "leaptrain[mlflow]"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +166,10 @@ def test_mlflow_client_reads_back_params_curves_tag_and_status(tmp_path, store):
     run = only_run(store)
     assert run.info.status == "FINISHED" and run.info.run_name == "20260101-000000"
     assert run.data.params == {
-        "name": "digits", "optimizer.name": "adamw", "optimizer.lr": "0.01", "train.epochs": "3",
+        "name": "digits",
+        "optimizer.name": "adamw",
+        "optimizer.lr": "0.01",
+        "train.epochs": "3",
         "train.batch_size": "32",
     }
     assert run.data.tags["leaptrain.run_dir"] == str(run_dir.resolve())
@@ -187,7 +198,6 @@ def test_mlflow_resume_carries_on_the_same_run(tmp_path, store):
     class Checkpoint:  # what Trainer.save_checkpoints keeps at the end of each epoch
         def on_epoch_end(self, trainer, epoch, metrics):
             checkpoint.update(state=TrainState(epoch=epoch, step=trainer.state.step), logger=logger.state_dict())
-
 
     with pytest.raises(RuntimeError):
         fit(trainer, [logger, Checkpoint()], epochs=3, crash_in=3)
@@ -245,3 +255,79 @@ def test_store_that_fails_during_the_run_is_one_warning(tmp_path, store):
     logger.on_epoch_end(trainer, 1, val_metrics(1))
     logger.on_fit_end(trainer, {"test/loss": 0.25})
     assert len(trainer.warnings) == 1 and "MLflow: could not log metrics" in trainer.warnings[0]
+
+
+@needs_mlflow
+def test_trainer_calls_both_loggers_and_keeps_the_mlflow_run_in_its_checkpoint(tmp_path, store):
+    import torch
+
+    from trainer.loop import Trainer
+
+    torch.manual_seed(0)
+    inputs = torch.randn(32, 4)
+    batches = [(inputs[i : i + 8], (inputs[i : i + 8, 0] > 0).long()) for i in range(0, 32, 8)]
+    model = torch.nn.Linear(4, 2)
+    run_dir = tmp_path / "runs" / "toy" / "1"
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    callbacks = [CsvLogger(), MlflowLogger(store, experiment="toy")]
+    for callback in callbacks:
+        check_hooks(callback)  # what the Trainer refuses: a method named almost like a hook
+    final = Trainer(model, torch.nn.CrossEntropyLoss(), optimizer, epochs=2, out_dir=run_dir, callbacks=callbacks).fit(
+        batches, batches, batches
+    )
+    rows = read_csv(run_dir / "metrics.csv")
+    assert [row["step"] for row in rows] == ["4", "8"]
+    assert float(rows[-1]["test/accuracy"]) == pytest.approx(final["test/accuracy"])
+    run = only_run(store, "toy")
+    assert run.info.status == "FINISHED" and run.data.metrics["val/loss"] == pytest.approx(final["val/loss"])
+    saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["callbacks"]["MlflowLogger"]
+    assert saved["run_id"] == run.info.run_id
+
+
+@needs_mlflow
+def test_mlflow_tracking_uri_in_the_environment_is_the_default(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    fit(fake_trainer(tmp_path / "runs" / "digits" / "1"), [MlflowLogger()], epochs=1)
+    assert only_run(store).info.status == "FINISHED"
+    assert not (tmp_path / "runs" / "mlflow.db").exists()
+
+
+@needs_mlflow
+def test_a_config_naming_csv_and_mlflow_writes_metrics_csv_and_a_run_mlflows_client_reads(
+    write_config, run_cli, tmp_path, store
+):
+    from tests.conftest import SYNTHETIC
+
+    text = SYNTHETIC.replace(
+        "log: {every_n_steps: 5}",
+        f"log: {{every_n_steps: 5, loggers: [tensorboard, csv, mlflow], mlflow_uri: '{store}'}}",
+    )
+    code, _, err = run_cli(write_config(text))
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    rows = read_csv(run_dir / "metrics.csv")
+    kept = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [float(row["val/loss"]) for row in rows] == pytest.approx([row["val/loss"] for row in kept])
+    run = only_run(store, "tiny")
+    assert run.info.status == "FINISHED" and run.data.params["optimizer.lr"] == "0.01"
+    assert run.data.tags["leaptrain.run_dir"] == str(run_dir.resolve())
+    assert [value for _, value in history(store, run.info.run_id, "val/loss")] == pytest.approx(
+        [row["val/loss"] for row in kept]
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run.data.metrics["test/accuracy"] == pytest.approx(summary["metrics"]["test/accuracy"])
+    assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard still written
+
+
+@needs_mlflow
+def test_a_config_with_an_unreachable_mlflow_store_trains_with_one_warning(write_config, run_cli, tmp_path):
+    from tests.conftest import SYNTHETIC
+
+    text = SYNTHETIC.replace("log: {every_n_steps: 5}", "log: {loggers: [mlflow], mlflow_uri: 'http://127.0.0.1:9'}")
+    started = time.perf_counter()
+    code, out, err = run_cli(write_config(text))
+    assert code == 0, err
+    assert time.perf_counter() - started < 60
+    assert (out + err).count("warning: MLflow: could not") == 1
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"

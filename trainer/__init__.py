@@ -6,12 +6,16 @@ Importing this package does not import torch, so the command line can reject a b
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Trainer", "__version__"]
+__all__ = ["Callback", "Options", "Trainer", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Trainer":
-        from trainer.loop import Trainer
+    if name in ("Trainer", "Options"):
+        from trainer import loop
 
-        return Trainer
+        return getattr(loop, name)
+    if name == "Callback":
+        from trainer.callbacks import Callback
+
+        return Callback
     raise AttributeError(f"module 'trainer' has no attribute {name!r}")

@@ -72,9 +72,10 @@ class StopAt(Callback):
 
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> str | None:
         if self.metric not in metrics:
-            raise ValueError(
-                f"StopAt: {self.metric!r} is not a metric of this run{did_you_mean(self.metric, metrics)}. "
-                f"Try one of: {', '.join(metrics)}"
+            raise UserError(
+                f"stop_at: {self.metric!r} is not a metric of this run{did_you_mean(self.metric, metrics)}",
+                fix=f"metric: one of {', '.join(metrics)}",
+                key="callbacks",
             )
         reached = (
             metrics[self.metric] >= self.value if higher_is_better(self.metric) else metrics[self.metric] <= self.value

@@ -129,9 +129,11 @@ def callbacks_of(cfg: Config) -> list[Any]:
 
         made.append(CsvLogger())
     if "mlflow" in cfg.log.loggers:
-        from trainer.tracking import MlflowLogger
+        from trainer.tracking import MlflowLogger, local_store
 
-        made.append(MlflowLogger(cfg.log.mlflow_uri))
+        # A sweep's trials lie deeper in log.dir than a run: the store is named from log.dir, not from the run folder.
+        uri = cfg.log.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or local_store(Path(cfg.log.dir))
+        made.append(MlflowLogger(uri))
     return [*made, *callbacks_from_config(cfg.callbacks)]
 
 
