@@ -30,9 +30,88 @@ def config_schema() -> dict[str, Any]:
         schema["$defs"][name]["properties"]["name"]["examples"] = examples
     # A built-in model's name picks its own section; any other name is a torchvision model or a file's class.
     schema["$defs"]["OtherModel"]["properties"]["name"]["not"] = {"enum": ["mlp", "cnn", "resnet"]}
+    _add_known_names(schema)
+    schema["properties"]["data"] = _data_by_dataset(schema["properties"]["data"])
     for section in COMPONENT_SECTIONS:  # `loss: mse` is short for `loss: {name: mse}`
-        schema["properties"][section] = {"anyOf": [schema["properties"][section], {"type": "string"}]}
+        name_def = {"model": "OtherModel", "loss": "LossConfig", "optimizer": "OptimizerConfig"}
+        name_def["scheduler"] = "SchedulerConfig"
+        short = {"type": "string", "anyOf": schema["$defs"][name_def[section]]["properties"]["name"]["anyOf"]}
+        if section == "model":  # the built-in models by name too; `not` stays on the object form only
+            short = {"type": "string", "anyOf": [{"enum": ["mlp", "cnn", "resnet"]}, *short["anyOf"]]}
+        schema["properties"][section] = {"anyOf": [schema["properties"][section], short]}
     return schema
+
+
+# A name naming code instead of a torch class: `path/to/file.py:Name` or `package.module:Name` (resolve.py).
+REFERENCE_PATTERN = r"^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _spellings(names: dict[str, Any], suffix: str = "") -> list[str]:
+    """The ways a config may write each class name (find_by_name folds case and a suffix such as 'Loss'); an
+    enum cannot fold case, so the usual spellings are listed: 'AdamW', 'adamw'."""
+    found: list[str] = []
+    for name in names:
+        found += [name, name.lower()]
+        if suffix and name.endswith(suffix) and name != suffix:
+            found.append(name[: -len(suffix)].lower())
+    return list(dict.fromkeys(found))
+
+
+def _add_known_names(schema: dict[str, Any]) -> None:
+    """Each component's `name` an enum of what the CLI accepts (so a typo is flagged as you type), each optimizer
+    its own arguments: from the catalog of the installed torch (trainer/components/catalog.py)."""
+    from trainer.components import losses, optim
+    from trainer.components.catalog import load_catalog
+
+    catalog = load_catalog()
+    defs = schema["$defs"]
+    known = {
+        "OptimizerConfig": ([*optim.OPTIMIZER_SHORT_NAMES, *_spellings(catalog.optimizers)], False),
+        "SchedulerConfig": (
+            [*optim.SCHEDULER_SHORT_NAMES, *_spellings(catalog.schedulers, "LR")],
+            False,
+        ),
+        "LossConfig": ([*losses.SHORT_NAMES, *_spellings(catalog.losses, "Loss")], True),
+        "OtherModel": (_spellings(catalog.models), True),
+    }
+    for section, (names, takes_code) in known.items():
+        field = defs[section]["properties"]["name"]
+        choices: list[dict[str, Any]] = [{"enum": list(dict.fromkeys(names))}]
+        if takes_code:
+            choices.append({"pattern": REFERENCE_PATTERN, "description": "your own code: path/to/file.py:Name"})
+        field.pop("type", None)
+        field["anyOf"] = choices
+    # Each optimizer takes the arguments of its torch class and no other (the CLI refuses the rest).
+    branches = []
+    for class_name, signature in catalog.optimizers.items():
+        spellings = [n for n in _spellings({class_name: None})]
+        spellings += [short for short in optim.OPTIMIZER_SHORT_NAMES if short == class_name.lower()]
+        args = [a for a in signature.args if a != "params"]  # leaptrain passes the model's parameters
+        then: dict[str, Any] = {"properties": {"name": True, **{a: True for a in args}}}
+        if not signature.takes_any:
+            then["additionalProperties"] = False
+        branches.append({"if": {"properties": {"name": {"enum": sorted(set(spellings))}}}, "then": then})
+    defs["OptimizerConfig"]["allOf"] = branches
+
+
+def _data_by_dataset(data: dict[str, Any]) -> dict[str, Any]:
+    """The data section's shape chosen by `dataset` with if/then: yaml-language-server ignores OpenAPI's
+    `discriminator`, so under oneOf a wrong dataset lists the choices of only some branches."""
+    mapping: dict[str, str] = data["discriminator"]["mapping"]
+    by_shape: dict[str, list[str]] = {}
+    for dataset, ref in mapping.items():
+        by_shape.setdefault(ref, []).append(dataset)
+    return {
+        "description": data["description"],
+        "title": data.get("title", "Data"),
+        "type": "object",
+        "required": ["dataset"],
+        "properties": {"dataset": {"enum": list(mapping), "description": "which data set", "examples": ["mnist"]}},
+        "allOf": [
+            {"if": {"properties": {"dataset": {"enum": names}}, "required": ["dataset"]}, "then": {"$ref": ref}}
+            for ref, names in by_shape.items()
+        ],
+    }
 
 
 def schema_text() -> str:
