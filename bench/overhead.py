@@ -42,8 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.components.data import InMemoryLoader, build_data
+from trainer.components.data import build_data
 from trainer.components.models import build_model
+from trainer.components.splits import InMemoryLoader
 from trainer.config import CNNModel, MLPModel, VisionData
 from trainer.loop import Options
 

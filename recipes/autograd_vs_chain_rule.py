@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from trainer import Trainer
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 from trainer.logger import new_run_dir
 
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer import Trainer
-from trainer.components.data import DataSplits, build_data
+from trainer.components.data import build_data
+from trainer.components.splits import DataSplits
 from trainer.config import SyntheticData
 from trainer.logger import new_run_dir
 from trainer.loop import LossFn

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer import Trainer
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 from trainer.logger import new_run_dir
 
 # A 3 x 5 pixel font for the digits 0-9, one string per digit, read row by row ("1" is ink).

@@ -1,6 +1,7 @@
 """Recipe: your own model and your own loss function, trained by leaptrain's Trainer from plain Python.
 
     python recipes/custom_model_and_loss.py --root data --epochs 2
+    python recipes/custom_model_and_loss.py --root data --quick    # 1,000 images, 3 epochs: a few seconds
 
 Copy this file and change the model or the loss: that is the point of it. You write the forward pass and
 the loss with ordinary tensor operations; autograd works out every gradient, so there is no calculus to do.
@@ -16,7 +17,7 @@ from torch import nn
 from torchvision import datasets
 
 from trainer import Trainer
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 from trainer.logger import new_run_dir
 
 
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--root", default="data", help="folder holding MNIST/raw (downloaded when missing)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images (a quick try)")
+    parser.add_argument("--quick", action="store_true", help="1,000 images and three epochs: a few seconds (for CI)")
     parser.add_argument("--runs", default="runs", help="run folders go in RUNS/recipe-focal/<date-time>/")
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
-    train_images, train_labels = load_mnist(args.root, train=True, limit=args.limit)
-    test_images, test_labels = load_mnist(args.root, train=False, limit=args.limit)
+    limit, epochs = (1000, 3) if args.quick else (args.limit, args.epochs)
+    train_images, train_labels = load_mnist(args.root, train=True, limit=limit)
+    test_images, test_labels = load_mnist(args.root, train=False, limit=limit)
     n_val = len(train_labels) // 10  # hold out the last tenth of the training images to watch for overfitting
     train_loader = InMemoryLoader(train_images[:-n_val], train_labels[:-n_val], batch_size=128, shuffle=True)
     val_loader = InMemoryLoader(train_images[-n_val:], train_labels[-n_val:], batch_size=512, shuffle=False)
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = SmallNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     out_dir = new_run_dir(args.runs, "recipe-focal")
-    trainer = Trainer(model, focal_loss, optimizer, epochs=args.epochs, task="classification", out_dir=out_dir)
+    trainer = Trainer(model, focal_loss, optimizer, epochs=epochs, task="classification", out_dir=out_dir)
     return trainer.fit(train_loader, val_loader, test_loader)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from trainer import Trainer
-from trainer.components.data import DataSplits
+from trainer.components.splits import DataSplits
 from trainer.components.tables import build_table
 from trainer.config import CsvData
 from trainer.logger import new_run_dir

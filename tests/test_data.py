@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tests.conftest import make_fake_mnist
-from trainer.components.data import InMemoryLoader, build_data, check_split_classes
+from trainer.components.data import build_data
+from trainer.components.splits import InMemoryLoader, check_split_classes
 from trainer.config import SyntheticData, VisionData
 from trainer.errors import UserError
 
@@ -105,3 +106,32 @@ def test_a_class_with_no_training_example_is_the_callers_error():
     counts = {"train": Counter(cat=5), "val": Counter(dog=2, fox=1), "test": Counter()}
     with pytest.raises(UserError, match=r"no training rows: \['dog', 'fox'\]"):
         check_split_classes(["cat", "dog", "fox"], counts, "row", lambda names: UserError(f"no training rows: {names}"))
+
+
+BUILDERS = ["splits", "torchvision_data", "cifar", "image_folder", "tables", "toy", "augment"]
+
+
+def test_no_data_set_builder_imports_the_dispatcher():
+    """data.py imports the builders (build_data); a builder importing data.py back would make an import circle."""
+    import ast
+    from pathlib import Path
+
+    import trainer.components
+
+    folder = Path(trainer.components.__file__).parent
+    for name in BUILDERS:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "trainer.components.data" not in imported, f"{name}.py imports trainer.components.data"
+
+
+@pytest.mark.parametrize("first", BUILDERS)
+def test_each_builder_imports_first_in_a_fresh_interpreter(first):
+    import subprocess
+    import sys
+
+    modules = [first] + [name for name in BUILDERS if name != first] + ["data"]
+    code = "; ".join(f"import trainer.components.{name}" for name in modules)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

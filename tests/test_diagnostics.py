@@ -45,7 +45,7 @@ def test_training_with_and_without_preflight_gives_the_same_losses(write_config,
 
 
 def test_first_batch_does_not_change_the_shuffle_order():
-    from trainer.components.data import InMemoryLoader
+    from trainer.components.splits import InMemoryLoader
 
     a = InMemoryLoader(torch.arange(20).float(), torch.arange(20), 5, shuffle=True, seed=3)
     b = InMemoryLoader(torch.arange(20).float(), torch.arange(20), 5, shuffle=True, seed=3)

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 from trainer.lr_find import RULES, LRFindResult, log_to_tensorboard, lr_find, save_plot_png, suggest_lr
 
 

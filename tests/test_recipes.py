@@ -51,6 +51,21 @@ def test_custom_model_reads_mnist_from_root(tmp_path):
     assert metrics["test/accuracy"] > 0.3
 
 
+def test_custom_model_and_focal_loss_train_together_and_focal_loss_without_focus_is_cross_entropy(tmp_path):
+    recipe = load_recipe("custom_model_and_loss")
+    logits, targets = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    assert torch.allclose(
+        recipe.focal_loss(logits, targets, gamma=0.0), torch.nn.functional.cross_entropy(logits, targets)
+    )
+    assert recipe.focal_loss(logits, targets) < torch.nn.functional.cross_entropy(
+        logits, targets
+    )  # easy ones count less
+    make_fake_mnist(tmp_path / "data", train=1200)
+    metrics = recipe.main(["--quick", "--root", str(tmp_path / "data"), "--runs", str(tmp_path / "runs")])
+    assert metrics["test/accuracy"] > 0.3  # 10 classes: chance is 10%
+    assert (tmp_path / "runs" / "recipe-focal").is_dir()
+
+
 def test_custom_loss_matches_torch_label_smoothing_and_trains(tmp_path, capsys):
     recipe = load_recipe("custom_loss")
     logits, targets = torch.randn(5, 4), torch.tensor([0, 3, 1, 1, 2])

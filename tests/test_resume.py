@@ -18,7 +18,7 @@ import torch
 from tests.conftest import SYNTHETIC
 from trainer import Trainer
 from trainer.checkpoint import checksum, load_checkpoint
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 
 DROPOUT = ["model.dropout=0.3"]  # dropout draws random numbers every step: resuming must restore them too
 

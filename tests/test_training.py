@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.conftest import SYNTHETIC
 from trainer import Trainer
 from trainer.checkpoint import load_checkpoint
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 
 
 def only_run(tmp_path: Path, name: str = "tiny") -> Path:

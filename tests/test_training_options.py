@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import SYNTHETIC
 from trainer import Trainer
-from trainer.components.data import InMemoryLoader
+from trainer.components.splits import InMemoryLoader
 from trainer.loop import Options
 
 

@@ -62,7 +62,7 @@ def _header(cfg: Config, source_name: str) -> str:
 def _data(cfg: Config) -> str:
     data = cfg.data
     if isinstance(data, VisionData):
-        from trainer.components.data import PIXEL_STATS
+        from trainer.components.torchvision_data import PIXEL_STATS
 
         mean, std = PIXEL_STATS[data.dataset]
         dataset_class = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[data.dataset]

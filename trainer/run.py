@@ -18,7 +18,7 @@ from trainer.atomic import write_atomic
 from trainer.callbacks import EarlyStopping, callbacks_from_config
 from trainer.checkpoint import Monitor
 from trainer.components.catalog import load_catalog
-from trainer.components.data import DataSplits, build_data
+from trainer.components.data import build_data
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
 from trainer.components.optim import (
@@ -29,6 +29,7 @@ from trainer.components.optim import (
     planned_schedule,
     steps_every_batch,
 )
+from trainer.components.splits import DataSplits
 from trainer.config import Config
 from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, layer_summary, preflight
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from trainer.components.augment import batch_augment, pixel_pipeline
-from trainer.components.data import DataSplits, download_or_explain, in_memory_splits
+from trainer.components.splits import DataSplits, in_memory_splits
+from trainer.components.torchvision_data import download_or_explain
 from trainer.config import CifarData
 
 # Mean and standard deviation of each channel of the training pixels (in [0, 1]).

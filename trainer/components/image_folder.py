@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from trainer import distributed
 from trainer.components.augment import batch_augment, pixel_pipeline
-from trainer.components.data import DataSplits, check_split_classes, in_memory_splits, size_text
+from trainer.components.splits import DataSplits, check_split_classes, in_memory_splits, size_text
 from trainer.config import ImageFolderData
 from trainer.errors import UserError, did_you_mean_path
 

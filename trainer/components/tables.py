@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.components.data import DataSplits, check_split_classes, in_memory_splits
+from trainer.components.splits import DataSplits, check_split_classes, in_memory_splits
 from trainer.config import CsvData
 from trainer.errors import UserError, did_you_mean, did_you_mean_path, one_of
 

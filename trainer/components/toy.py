@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from trainer.components.data import DataSplits, in_memory_splits
+from trainer.components.splits import DataSplits, in_memory_splits
 from trainer.config import SyntheticData
 
 

@@ -1,0 +1,192 @@
+"""Data sets held in memory as tensors on the training device, batched by index with no per-sample work: the
+loaders, the splits of a run and the checks every data set builder shares."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from trainer import distributed
+from trainer.config import DataCommon
+from trainer.errors import UserError, one_of
+
+# A batch of stored inputs (and the loader's generator, for any randomness) -> what the model takes.
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class InMemoryLoader:
+    """Yields (inputs, targets) batches from two tensors, reshuffled each epoch by a seeded generator.
+
+    `transform`, when given, turns each batch of inputs into what the model takes (e.g. uint8 pixels into
+    normalized, augmented floats) on the tensors' own device; it draws its randomness from `generator`, so that
+    replaying an epoch from the generator's state replays its augmentation too.
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        transform: BatchTransform | None = None,
+    ):
+        self.inputs, self.targets = inputs, targets
+        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.targets)
+        order = torch.randperm(n, generator=self.generator).to(self.targets.device) if self.shuffle else None
+        world = distributed.world_size()
+        for start in range(0, n, self.batch_size):
+            end = min(start + self.batch_size, n)
+            batch = slice(start, end) if order is None else order[start:end]  # a view, or the shuffled samples
+            if world > 1:  # under torchrun: this process's part of the batch, the other processes take the rest
+                if end - start < world:
+                    continue  # too few samples to give every process one; the same on every process
+                whole = torch.arange(start, end, device=self.targets.device) if order is None else batch
+                batch = distributed.shard_of(whole)
+            inputs, targets = self.inputs[batch], self.targets[batch]
+            yield (inputs if self.transform is None else self.transform(inputs, self.generator)), targets
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.targets)
+
+
+Loader = InMemoryLoader | DataLoader
+
+
+@dataclass
+class DataSplits:
+    """The loaders of a run, and what the rest of the run needs to know about its data.
+
+    `feeding` is one line saying how batches reach the model and why. `info` is kept in every checkpoint: what
+    `predict` needs to treat new inputs as the training data were treated (class names, image size and
+    normalization, a table's columns and statistics), as plain data. `warnings` are what is wrong with the data
+    but need not stop a run (a class missing from the val split, files that could not be read): the run's logger
+    says them, so that the run's diagnosis.txt keeps them, and `check` prints them.
+    """
+
+    train: Loader
+    val: Loader | None
+    test: Loader | None
+    input_shape: tuple[int, ...]
+    num_classes: int  # outputs of the model: classes, or values to predict for regression
+    description: str
+    feeding: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        """Class-index targets make a classification run; numbers to predict make a regression run."""
+        return self.info.get("task") or (
+            "regression" if _dataset(self.train).targets.is_floating_point() else "classification"
+        )
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.info.get("class_names")
+
+
+def _dataset(loader: Loader) -> Any:
+    return loader if isinstance(loader, InMemoryLoader) else loader.dataset
+
+
+def in_memory_splits(
+    cfg: DataCommon,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    device: torch.device,
+    seed: int,
+    *,
+    info: dict[str, Any],
+    train_transform: BatchTransform | None = None,
+    eval_transform: BatchTransform | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> DataSplits:
+    """Loaders over tensors held on `device`; the validation split is cut from `train` (seeded) unless given."""
+    inputs, targets = train[0].to(device), train[1].to(device)
+    if val is None:
+        # A seeded split, so the same seed always holds out the same validation samples.
+        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed)).to(device)
+        n_val = int(len(targets) * cfg.val_split)
+        val_index, train_index = order[:n_val], order[n_val:]
+        val = (inputs[val_index], targets[val_index]) if n_val else None
+        inputs, targets = inputs[train_index], targets[train_index]
+    eval_size = cfg.batch_size * 4  # no gradients kept: bigger batches fit and run faster
+    train_loader = InMemoryLoader(inputs, targets, cfg.batch_size, shuffle=True, seed=seed, transform=train_transform)
+
+    def loader(split: tuple[torch.Tensor, torch.Tensor] | None) -> InMemoryLoader | None:
+        if split is None or len(split[1]) == 0:
+            return None
+        return InMemoryLoader(
+            split[0].to(device), split[1].to(device), eval_size, shuffle=False, transform=eval_transform
+        )
+
+    val_loader, test_loader = loader(val), loader(test)
+    splits = {"train": train_loader, "val": val_loader, "test": test_loader}
+    counts = " / ".join(f"{0 if split is None else split.num_samples:,} {name}" for name, split in splits.items())
+    held = sum(s.inputs.nbytes + s.targets.nbytes for s in splits.values() if s is not None)
+    feeding = (
+        f"in memory on {device.type} ({size_text(held)}): batches are cut from the tensors by index, so no "
+        "DataLoader workers are needed"
+    )
+    if train_transform is not None:
+        feeding += "; augmented and normalized a whole batch at a time on the device"
+    shape = tuple(inputs.shape[1:])
+    return DataSplits(
+        *splits.values(), shape, _outputs(targets, info), f"{cfg.dataset}: {counts} samples", feeding, info
+    )
+
+
+def check_split_classes(
+    class_names: list[str], counts: dict[str, Counter[str]], what: str, untrained: Callable[[list[str]], UserError]
+) -> list[str]:
+    """Every class needs training examples: else the error `untrained` makes for the classes that have none. A class
+    missing from val or test is a warning, as its metrics will say nothing about it.
+
+    `counts` holds the examples of each split ("train", "val", "test") by class name; `what` names one ("row").
+    """
+    missing = [name for name in class_names if not counts["train"][name]]
+    if missing:
+        raise untrained(missing)
+    total = counts["train"] + counts["val"] + counts["test"]
+    warnings = []
+    for split in ("val", "test"):
+        if counts[split].total() < 2 * len(class_names):
+            continue  # a split too small to hold every class: its size is the problem, not any class
+        absent = [name for name in class_names if not counts[split][name]]
+        if absent:
+            warnings.append(
+                f"{len(absent)} of {len(class_names)} classes have no {what} in the {split} split "
+                f"({one_of(absent, 5)}; {sum(total[name] for name in absent)} {what}s in all): {split} metrics say "
+                "nothing about them"
+            )
+    return warnings
+
+
+def size_text(nbytes: float) -> str:
+    """A number of bytes as people read it: 512 bytes, 14 KB, 210 MB, 1.5 GB."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if nbytes >= scale:
+            value = nbytes / scale
+            return f"{value:,.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def _outputs(targets: torch.Tensor, info: dict[str, Any]) -> int:
+    if "class_names" in info:
+        return len(info["class_names"])
+    return 1 if targets.dim() == 1 else targets.shape[1]
