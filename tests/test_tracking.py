@@ -331,3 +331,16 @@ def test_a_config_with_an_unreachable_mlflow_store_trains_with_one_warning(write
     assert (out + err).count("warning: MLflow: could not") == 1
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def test_loggers_without_tensorboard_write_no_event_files_and_the_end_line_says_where_the_metrics_are(
+    write_config, run_cli, tmp_path
+):
+    from tests.conftest import SYNTHETIC
+
+    code, out, err = run_cli(write_config(SYNTHETIC.replace("log: {every_n_steps: 5}", "log: {loggers: [csv]}")))
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert not list(run_dir.glob("events.out.tfevents.*"))
+    assert len(read_csv(run_dir / "metrics.csv")) == 2 and (run_dir / "summary.json").exists()
+    assert "tensorboard --logdir" not in out and f"run saved in {run_dir.relative_to(tmp_path)}  (metrics.jsonl" in out

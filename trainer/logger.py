@@ -148,9 +148,17 @@ class SilentLogger(ConsoleLogger):
 class RunLogger(ConsoleLogger):
     """Also keeps the run folder: TensorBoard events, metrics.jsonl (one line per epoch) and summary.json."""
 
-    def __init__(self, run_dir: str | Path, progress: bool = True, pictures: bool = True, histograms: int = 0):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        progress: bool = True,
+        pictures: bool = True,
+        histograms: int = 0,
+        events: bool = True,
+    ):
         super().__init__(progress)
         self.run_dir = Path(run_dir)
+        self.events = events  # TensorBoard's event files; log.loggers without tensorboard leaves them out
         self.pictures, self.histograms = pictures, histograms
         self.writer: Any = None
         self.purge_step: int | None = None
@@ -190,6 +198,8 @@ class RunLogger(ConsoleLogger):
 
     @property
     def tensorboard(self) -> Any:
+        if not self.events:
+            return NoTensorBoard()
         if self.writer is None:  # made on first use, so that a resumed run can drop the steps it will redo
             from torch.utils.tensorboard import SummaryWriter
 
@@ -296,7 +306,10 @@ class RunLogger(ConsoleLogger):
         self.tensorboard.close()
         write_atomic(self.run_dir / "summary.json", json.dumps(trainer.summary, indent=2) + "\n")
         super().on_fit_end(trainer, metrics)
-        tqdm.write(f"run saved in {self.run_dir}  (see the curves: tensorboard --logdir {self.run_dir.parent})")
+        look = (
+            f"see the curves: tensorboard --logdir {self.run_dir.parent}" if self.events else "metrics.jsonl has them"
+        )
+        tqdm.write(f"run saved in {self.run_dir}  ({look})")
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
         if self.writer is not None:  # flush the events written so far, and end the writer's thread
@@ -311,3 +324,14 @@ class RunLogger(ConsoleLogger):
         metrics = {k: v for k, v in final.items() if math.isfinite(v)}
         for summary in hparams(values, metrics):  # the dashboard shows each metric's last scalar
             self.tensorboard.file_writer.add_summary(summary)
+
+
+class NoTensorBoard:
+    """A SummaryWriter that writes nothing, for a run whose log.loggers leave tensorboard out."""
+
+    @property
+    def file_writer(self) -> NoTensorBoard:
+        return self
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None

@@ -56,6 +56,7 @@ class Options:
     progress: bool = True
     pictures: bool = True  # TensorBoard's confusion matrix and samples (a run folder only)
     histograms: int = 0  # weights and gradients every N epochs (0: none)
+    tensorboard: bool = True  # TensorBoard's event files in the run folder
     metrics: list[str] | None = None
     num_classes: int | None = None
     class_names: list[str] | None = None
@@ -137,7 +138,9 @@ class Trainer:
         self.summary: dict[str, Any] = {}  # what summary.json holds, made before on_fit_end
         self.logger: ConsoleLogger = ConsoleLogger(options.progress) if distributed.is_main() else SilentLogger()
         if self.out_dir is not None:
-            self.logger = RunLogger(self.out_dir, options.progress, options.pictures, options.histograms)
+            self.logger = RunLogger(
+                self.out_dir, options.progress, options.pictures, options.histograms, options.tensorboard
+            )
         # The observers, in the order they are called: the console and run files, the watchdog's advice, yours.
         self.callbacks = [self.logger, Watchdog(self.lr if optimizer is not None else 0.0), *callbacks]
         for callback in self.callbacks:

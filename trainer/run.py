@@ -375,6 +375,7 @@ def train_in_this_process(
             progress=cfg.log.progress,
             pictures=cfg.log.pictures,
             histograms=cfg.log.histograms,
+            tensorboard="tensorboard" in cfg.log.loggers,
             metrics=cfg.log.metrics,
             num_classes=data.num_classes,
             class_names=data.class_names,
