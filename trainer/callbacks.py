@@ -21,7 +21,17 @@ from typing import Any
 from trainer.errors import ConfigError, UserError, closest, did_you_mean
 from trainer.metric_names import higher_is_better
 
-HOOKS = ("on_fit_start", "on_step_log", "on_epoch_end", "on_warning", "on_fit_end", "on_exception")
+# Each hook's parameters after self: the one list both the calls and the checks of a learner's callback follow.
+HOOK_PARAMETERS = {
+    "on_fit_start": ("trainer",),
+    "on_step_log": ("trainer", "step", "values"),
+    "on_epoch_end": ("trainer", "epoch", "metrics"),
+    "on_warning": ("trainer", "text"),
+    "on_fit_end": ("trainer", "metrics"),
+    "on_exception": ("trainer", "error"),
+}
+HOOKS = tuple(HOOK_PARAMETERS)
+HOOK_ARGUMENTS = {hook: tuple(None for _ in parameters) for hook, parameters in HOOK_PARAMETERS.items()}
 
 
 class Callback:
@@ -131,17 +141,6 @@ def _place(method: Any) -> str:
     with contextlib.suppress(ValueError):
         path = str(Path(path).resolve().relative_to(Path.cwd()))
     return f"{path}:{line}: "
-
-
-HOOK_PARAMETERS = {
-    "on_fit_start": ("trainer",),
-    "on_step_log": ("trainer", "step", "values"),
-    "on_epoch_end": ("trainer", "epoch", "metrics"),
-    "on_warning": ("trainer", "text"),
-    "on_fit_end": ("trainer", "metrics"),
-    "on_exception": ("trainer", "error"),
-}
-HOOK_ARGUMENTS = {hook: tuple(None for _ in parameters) for hook, parameters in HOOK_PARAMETERS.items()}
 
 
 class CallbackFailed(UserError):
