@@ -194,14 +194,23 @@ CHECKED_BY |= {
     "docs/getting-started.md: python train_mnist.py": [
         "test_eject.py::test_an_ejected_mnist_cnn_gives_the_same_losses"
     ],
+    "docs/getting-started.md: Custom Scalars": [
+        "test_tensorboard_server.py::test_train_and_val_share_a_chart_and_hparams_shows_what_varied"
+    ],
     "docs/getting-started.md: Scalars": ["test_training.py::test_event_files_hold_the_scalars_and_real_hparams"],
     "docs/getting-started.md: Images": [
         "test_training_options.py::test_classification_runs_report_top5_per_class_accuracy_and_pictures",
         "test_promised_features.py::test_a_2d_toy_problem_shows_the_decision_regions_of_each_class",
     ],
     "docs/getting-started.md: Graphs": ["test_training_options.py::test_histograms_and_graph_reach_tensorboard"],
-    "docs/getting-started.md: HParams": ["test_training.py::test_event_files_hold_the_scalars_and_real_hparams"],
-    "docs/getting-started.md: Text": ["test_diagnostics.py::test_warnings_are_kept_in_diagnosis_txt_and_tensorboard"],
+    "docs/getting-started.md: HParams": [
+        "test_training.py::test_event_files_hold_the_scalars_and_real_hparams",
+        "test_tensorboard_server.py::test_train_and_val_share_a_chart_and_hparams_shows_what_varied",
+    ],
+    "docs/getting-started.md: Text": [
+        "test_diagnostics.py::test_warnings_are_kept_in_diagnosis_txt_and_tensorboard",
+        "test_tensorboard_server.py::test_train_and_val_share_a_chart_and_hparams_shows_what_varied",
+    ],
     # docs/distributed.md
     "docs/distributed.md: torchrun --standalone --nproc_per_node=4 -m trainer configs/cifar10.yaml": [
         "test_distributed.py::test_two_processes_train_like_one_with_the_same_global_batch"

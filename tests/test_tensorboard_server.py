@@ -1,7 +1,9 @@
-"""A real TensorBoard server, started on a free localhost port, serves a run's scalars over its HTTP API."""
+"""A real TensorBoard server, started on a free localhost port, serves what a learner looks at over its HTTP API:
+the scalars, train and val of each metric on one chart, the HParams columns that vary, and the Text tab."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import socket
@@ -9,6 +11,9 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,40 +26,75 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_tensorboard_serves_the_run_scalars(write_config, run_cli, tmp_path):
-    assert run_cli(write_config(SYNTHETIC))[0] == 0
+@contextlib.contextmanager
+def tensorboard(logdir: Path) -> Iterator[str]:
+    """A tensorboard server for `logdir`; yields its address once it listens."""
     port = free_port()
     # blocking reload: the server reads every event file before it starts serving, so no waiting is needed
-    command = [
-        sys.executable,
-        "-m",
-        "tensorboard.main",
-        "--logdir",
-        str(tmp_path / "runs"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--load_fast",
-        "false",
-        "--reload_task",
-        "blocking",
-        "--reload_interval",
-        "0",
-    ]
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--load_fast", "false", "--reload_task", "blocking", "--reload_interval", "0"]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True).start()
     try:
-        seen = []
+        seen: list[str] = []
         while not any(f"localhost:{port}" in line or f"127.0.0.1:{port}" in line for line in seen):
             seen.append(lines.get(timeout=60))  # the line TensorBoard prints once it is listening
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=30) as response:
-            tags = json.load(response)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def ask(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+def test_tensorboard_serves_the_run_scalars(write_config, run_cli, tmp_path):
+    assert run_cli(write_config(SYNTHETIC))[0] == 0
+    with tensorboard(tmp_path / "runs") as server:
+        tags = ask(f"{server}/data/plugin/scalars/tags")
     ((run, run_tags),) = tags.items()
     assert run.startswith("tiny/")
     assert {"train/loss", "val/loss", "val/accuracy", "test/accuracy", "lr"} <= set(run_tags)
+
+
+@pytest.mark.slow
+def test_train_and_val_share_a_chart_and_hparams_shows_what_varied(write_config, run_cli, tmp_path):
+    import re
+
+    config = write_config(SYNTHETIC)
+    assert run_cli(config)[0] == 0
+    assert run_cli(config, "optimizer.lr=0.05", "data.batch_size=16")[0] == 0
+    with tensorboard(tmp_path / "runs" / "tiny") as server:
+        layout = ask(f"{server}/data/plugin/custom_scalars/layout")
+        experiment = ask(f"{server}/data/plugin/hparams/experiment", {"experimentName": ""})
+        scalar_tags = ask(f"{server}/data/plugin/scalars/tags")
+        text_tags = ask(f"{server}/data/plugin/text/tags")
+        (run, *_) = sorted(text_tags)
+        config_text = ask(f"{server}/data/plugin/text/text?run={run}&tag=config/text_summary")
+        diagnosis = ask(f"{server}/data/plugin/text/text?run={run}&tag=diagnosis/text_summary")
+
+    # The first category's first chart is the loss, and its patterns match both the train and the val curve.
+    first = layout["category"][0]
+    assert first["title"] == "train and val"
+    loss, *others = first["chart"]
+    assert loss["title"] == "loss" and "accuracy" in [chart["title"] for chart in others]
+    patterns = loss["multiline"]["tag"]
+    plotted = {tag for tag in scalar_tags[run] if any(re.search(p, tag) for p in patterns)}
+    assert plotted == {"train/loss", "val/loss"}
+
+    columns = [info["name"] for info in experiment["hparamInfos"]]
+    assert {"optimizer.lr", "data.batch_size", "model.name"} <= set(columns) and len(columns) <= 5
+    assert not [name for name in columns if name.startswith("log.")]  # settings that changed nothing
+    types = {info["name"]: info["type"] for info in experiment["hparamInfos"]}
+    assert types["optimizer.lr"] == "DATA_TYPE_FLOAT64" and types["model.name"] == "DATA_TYPE_STRING"
+    metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
+    assert {"val/loss", "test/accuracy"} <= metrics and not metrics & {"lr", "epoch"}
+
+    assert "optimizer:" in config_text[0]["text"] and "lr: 0.01" in config_text[0]["text"]
+    assert "No warnings" in diagnosis[-1]["text"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -11,10 +10,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # tqdm.write: a line printed above the bar
 
 from trainer.atomic import file_in_the_way, write_atomic
+from trainer.board import (
+    chart_layout,
+    config_text,
+    diagnosis_text,
+    experiment_summary,
+    hparam_columns,
+    hparam_row,
+    result_metrics,
+    sibling_configs,
+)
 from trainer.errors import UserError
+from trainer.progress import progress_bar
+from trainer.yamlio import flatten
 
 Batch = TypeVar("Batch")
 PICTURE_BUDGET = 0.01  # the most of the training time that drawing pictures for TensorBoard may take
@@ -63,19 +74,21 @@ def format_metrics(metrics: dict[str, float]) -> str:
 class ConsoleLogger:
     """A progress bar per epoch and one line when it ends; used alone by the Python API without out_dir.
 
-    The bar shows in a terminal and in a notebook (tqdm.auto picks the widget). When the output goes to a file
-    or a CI log there is no bar, whose redraws would fill the log: only the line per epoch. `progress=False`
-    turns the bar off everywhere.
+    The bar shows in a terminal and in a notebook, as a widget or as a line redrawn in place (trainer/progress.py
+    chooses). When the output goes to a file or a CI log there is no bar, whose redraws would fill the log: only
+    the line per epoch. `progress=False` turns the bar off everywhere.
     """
 
     def __init__(self, progress: bool = True) -> None:
         self.bar: Any = None
         self.epoch_started = time.perf_counter()
-        self.bar_off = None if progress else True  # tqdm's `disable`: None turns the bar off when not a terminal
+        self.show_bar = progress
 
     def progress(self, loader: Iterable[Batch], description: str) -> Iterator[Batch]:
         self.epoch_started = time.perf_counter()
-        self.bar = tqdm(loader, desc=description, leave=False, unit="batch", dynamic_ncols=True, disable=self.bar_off)
+        self.bar = progress_bar(
+            loader, desc=description, unit="batch", enabled=self.show_bar, leave=False, dynamic_ncols=True
+        )
         try:
             yield from self.bar
         finally:  # also when training stops with an error: the message is not mixed with a half bar
@@ -162,7 +175,9 @@ class RunLogger(ConsoleLogger):
         self.pictures, self.histograms = pictures, histograms
         self.writer: Any = None
         self.purge_step: int | None = None
-        self.hparams: dict[str, Any] = {}
+        self.hparams: dict[str, Any] = {}  # this run's HParams row
+        self.sibling_hparams: list[dict[str, Any]] = []  # the rows of the other runs in the folder above
+        self.layout_written = False
         self.undrawn: Any = None  # the last validation's pictures, when the time budget skipped them
         self.history: list[dict[str, Any]] = []
         self.step = 0
@@ -172,11 +187,16 @@ class RunLogger(ConsoleLogger):
         self.pictures_drawn_at = time.perf_counter()
 
     def on_fit_start(self, trainer: Any) -> None:
-        from trainer.yamlio import flatten  # the HParams row names the config's keys as overrides do
-
-        self.hparams = flatten(trainer.config) or {"lr": trainer.lr, "epochs": trainer.epochs}
+        # The HParams row names the config's keys as overrides do; the Python API's run has no config to name.
+        own = flatten(trainer.config) or {"optimizer.lr": trainer.lr, "train.epochs": trainer.epochs}
+        siblings = sibling_configs(self.run_dir)
+        columns = hparam_columns(own, siblings)
+        self.hparams = hparam_row(own, columns)
+        self.sibling_hparams = [hparam_row(config, columns) for config in siblings]
         if trainer.state.step > 0:
             self.resume_at(trainer.state.epoch, trainer.state.step)
+        else:
+            self.tensorboard.add_text("config", config_text(trainer.config), 0)
 
     def state_dict(self) -> dict[str, Any]:
         return {"step_tags": sorted(self.step_tags)}
@@ -220,6 +240,9 @@ class RunLogger(ConsoleLogger):
             if name not in self.step_tags:
                 self.tensorboard.add_scalar(name, value, self.step)
         self.tensorboard.add_scalar("epoch", epoch, self.step)
+        if not self.layout_written and self.purge_step is None:  # a resumed run's first part wrote it already
+            self.tensorboard.add_custom_scalars(chart_layout(metrics))
+        self.layout_written = True
         self.tensorboard.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
@@ -252,7 +275,7 @@ class RunLogger(ConsoleLogger):
         """Kept in diagnosis.txt and TensorBoard's Text tab."""
         self.warnings.append(text)
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
-        self.tensorboard.add_text("diagnosis", "\n".join(f"- {w}" for w in self.warnings), self.step)
+        self.tensorboard.add_text("diagnosis", diagnosis_text(self.warnings), self.step)
 
     def log_evaluation(
         self,
@@ -280,7 +303,9 @@ class RunLogger(ConsoleLogger):
             self.add_picture(f"{evaluation.split}/confusion_matrix", confusion_matrix_image(matrix, names), step)
         if evaluation.samples is not None and matrix is not None:
             inputs, outputs, targets = evaluation.samples
-            grid = sample_grid_image(inputs, outputs, targets, names)
+            total = int(matrix.sum())  # the heading counts the whole split, not the few samples kept to draw
+            whole = (evaluation.split, total, total - int(matrix.trace()))
+            grid = sample_grid_image(inputs, outputs, targets, names, split=whole)
             if grid is not None:
                 self.add_picture(f"{evaluation.split}/samples (wrong first)", grid, step)
         if evaluation.points is not None and predict is not None:
@@ -302,6 +327,8 @@ class RunLogger(ConsoleLogger):
         for name, value in metrics.items():
             if name.startswith("test/"):
                 self.tensorboard.add_scalar(name, value, self.step)
+        if not self.warnings:  # the Text tab says so, rather than being empty
+            self.tensorboard.add_text("diagnosis", diagnosis_text(self.warnings), self.step)
         self._write_hparams(metrics)
         self.tensorboard.close()
         write_atomic(self.run_dir / "summary.json", json.dumps(trainer.summary, indent=2) + "\n")
@@ -317,12 +344,14 @@ class RunLogger(ConsoleLogger):
             self.writer = None
 
     def _write_hparams(self, final: dict[str, float]) -> None:
-        """The HParams dashboard's row for this run: its settings and its real final metrics."""
+        """The HParams dashboard's columns (the keys that matter or vary among the runs beside this one) and this
+        run's row: its settings and its real final results."""
         from torch.utils.tensorboard.summary import hparams
 
-        values = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in self.hparams.items()}
-        metrics = {k: v for k, v in final.items() if math.isfinite(v)}
-        for summary in hparams(values, metrics):  # the dashboard shows each metric's last scalar
+        results = result_metrics(final)
+        experiment = experiment_summary([*self.sibling_hparams, self.hparams], results)
+        _, session_start, session_end = hparams(self.hparams, results)
+        for summary in (experiment, session_start, session_end):  # the dashboard shows each metric's last scalar
             self.tensorboard.file_writer.add_summary(summary)
 
 

@@ -15,9 +15,12 @@ TEXT, AXIS, FAINT = (40, 40, 40), (110, 110, 110), (185, 185, 185)
 WRONG, RIGHT = (214, 39, 40), (30, 140, 45)
 # The colour scale from 0 to 1, white to dark blue through mid blue (close to matplotlib's "Blues").
 SCALE_STOPS = ((247, 251, 255), (107, 174, 214), (8, 48, 107))
-GRID_SIZE, MAX_CELL = 600, 80  # the matrix fits in GRID_SIZE pixels; cells of few classes stop growing at MAX_CELL
+# TensorBoard draws a picture at most about 360 pixels wide on its cards, shrinking wider ones, text and all; the
+# pictures are drawn for that width, so their text stays legible at the default card size.
+CARD_WIDTH = 360
+MAX_CELL = 40  # the side of a confusion matrix cell, for few classes
 COUNTS_UP_TO = 20  # classes; beyond that the cells are too small to write the counts in
-TILE, COLUMNS = 96, 8  # the side of each sample's image in the grid, and samples per row
+TILE, COLUMNS = 64, 4  # the side of each sample's image in the grid, and samples per row
 MAX_NAME = 16  # characters of a class name shown; longer names are cut
 
 
@@ -35,28 +38,37 @@ def confusion_matrix_image(matrix: torch.Tensor, class_names: list[str] | None =
     shares = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).tolist()
     total, right = int(counts.sum()), int(counts.trace())
 
-    cell = min(max(GRID_SIZE // c, 2), MAX_CELL)
+    font_size = 12
+    font = ImageFont.load_default(size=font_size)
+    # The row labels' width is known once their font is, and that depends on the cell: guess 12 pixels, then fit.
+    bar_width = 10 + 14 + 4 + int(font.getlength("100%")) + 8  # gap, bar, tick, "100%", margin
+    for label_size in (12, 11, 10, 9):
+        label_font = ImageFont.load_default(size=label_size)
+        label_width = int(max(label_font.getlength(name) for name in names))
+        left = 8 + font_size + 6 + label_width + 6  # axis title "true", row labels, gap
+        cell = min(max((CARD_WIDTH - left - bar_width) // c, 2), MAX_CELL)
+        if label_size <= cell - 2 or label_size == 9:
+            break
     grid = cell * c
-    font_size, label_size = 13, min(13, max(cell - 3, 9))
-    font, label_font = ImageFont.load_default(size=font_size), ImageFont.load_default(size=label_size)
     step = math.ceil((label_size + 2) / cell)  # with many classes label every step-th one, so labels never touch
     labelled = range(0, c, step)
-    label_width = int(max(label_font.getlength(names[i]) for i in labelled))
-    upright = label_width <= cell * step - 4  # column labels that fit across their column stay horizontal
-    column_labels_height = label_size + 2 if upright else label_width
+    column_width = int(max(label_font.getlength(names[i]) for i in labelled))
+    upright = column_width <= cell * step - 2  # column labels that fit across their column stay horizontal
+    column_labels_height = label_size + 2 if upright else column_width
 
-    left = 14 + font_size + 10 + label_width + 8  # axis title "true", row labels, gap
-    top = 58
-    bottom = top + grid + 8 + column_labels_height + 10 + font_size + 14
-    bar_left = left + grid + 24
-    width = bar_left + 14 + 8 + int(font.getlength("100%")) + 14
+    top = 50
+    bottom = top + grid + 6 + column_labels_height + 8 + font_size + 10
+    bar_left = left + grid + 10
     accuracy = f", {right / total:.1%} right" if total else ""
     title = f"Confusion matrix: {total:,} samples{accuracy}"
-    subtitle = "colour: share of the true class's samples (each row adds up to 100%)"
-    image = Image.new("RGB", (max(width, int(font.getlength(subtitle)) + 28), bottom), "white")
+    subtitle = "colour: share of the true class (rows add up to 100%)"
+    small = ImageFont.load_default(size=11)
+    title_font = ImageFont.load_default(size=14)
+    width = max(bar_left + bar_width - 10, int(title_font.getlength(title)) + 16, int(small.getlength(subtitle)) + 16)
+    image = Image.new("RGB", (width, bottom), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((14, 12), title, fill=TEXT, font=ImageFont.load_default(size=16))
-    draw.text((14, 34), subtitle, fill=AXIS, font=font)
+    draw.text((8, 8), title, fill=TEXT, font=title_font)
+    draw.text((8, 28), subtitle, fill=AXIS, font=small)
 
     count_font = _count_font(counts, cell) if c <= COUNTS_UP_TO else None
     gap = 1 if cell >= 6 else 0  # thin white lines between cells, while cells are big enough to spare them
@@ -79,7 +91,7 @@ def confusion_matrix_image(matrix: torch.Tensor, class_names: list[str] | None =
         else:
             _paste_vertical_text(image, names[i], label_font, (int(left + middle), top + grid + 8), align_top=True)
     draw.text((left + grid / 2, bottom - 12), "predicted", fill=TEXT, font=font, anchor="md")
-    _paste_vertical_text(image, "true", font, (14 + font_size // 2, top + grid // 2))
+    _paste_vertical_text(image, "true", font, (8 + font_size // 2, top + grid // 2))
     _draw_color_bar(image, bar_left, top, grid, font)
     return _to_tensor(image)
 
@@ -89,13 +101,15 @@ def sample_grid_image(
     predictions: torch.Tensor,
     targets: torch.Tensor,
     class_names: list[str] | None = None,
-    limit: int = 32,
+    limit: int = 16,
+    split: tuple[str, int, int] | None = None,
 ) -> torch.Tensor | None:
     """Up to `limit` input images with what the model predicted, wrong ones first, as a 3 x H x W image.
 
     `inputs` are the batch the model saw (N x C x H x W, C 1 or 3, normalized or not: each image is stretched to
     full contrast on its own); `predictions` are class indices (N,) or logits (N, classes); `targets` class
-    indices. Returns None when the inputs are not images (or there are none), since there is nothing to draw.
+    indices. `split`: (name, samples, wrong) of the whole split these samples were kept from, so that the heading
+    counts the split and not the kept few. Returns None when the inputs are not images (or there are none).
     """
     if inputs.dim() != 4 or inputs.shape[1] not in (1, 3) or len(inputs) == 0:
         return None
@@ -117,9 +131,9 @@ def sample_grid_image(
     images = images.round().to(torch.uint8).expand(-1, 3, -1, -1)  # grey images: the same value in R, G and B
     pixels = images.permute(0, 2, 3, 1).numpy()
 
-    font_size = 12
+    font_size = 11
     font = ImageFont.load_default(size=font_size)
-    cell_width = TILE + 28
+    cell_width = TILE + 20
     captions = [(f"pred {names[p]}", f"true {names[t]}") for p, t in pairs]
     # One line "pred X / true Y" when every caption fits in it, else the two halves on two lines.
     one_line = all(font.getlength(f"{a} / {b}") <= cell_width - 6 for a, b in captions)
@@ -128,13 +142,20 @@ def sample_grid_image(
     cell_height = TILE + 20 + len(lines[0]) * line_height  # the image, its frame and its caption
     columns = min(COLUMNS, len(order))
     rows = math.ceil(len(order) / columns)
-    top = 46
-    image = Image.new("RGB", (max(columns * cell_width + 16, 360), top + rows * cell_height + 6), "white")
+    top = 50
+    image = Image.new("RGB", (max(columns * cell_width + 16, CARD_WIDTH - 8), top + rows * cell_height + 6), "white")
     draw = ImageDraw.Draw(image)
-    shown = "" if len(order) == len(inputs) else f"; {len(order)} shown"
     wrong_first = ", wrong first" if wrong and len(order) > 1 else ""
-    heading = f"{len(inputs)} samples, {wrong} predicted wrong{shown}{wrong_first}"
-    draw.text((14, 14), heading, fill=TEXT, font=ImageFont.load_default(size=16))
+    if split is not None:
+        name, total, wrong_in_split = split
+        share = f" ({wrong_in_split / total:.1%})" if total else ""
+        heading = f"{name}: {total:,} samples, {wrong_in_split:,} predicted wrong{share}"
+    else:
+        heading = f"{len(inputs)} samples, {wrong} predicted wrong"
+    shown = f"{len(order)} shown{wrong_first}; red: wrong, green: right"
+    heading_font = ImageFont.load_default(size=14)
+    draw.text((8, 8), _fit_text(heading, heading_font, image.width - 16), fill=TEXT, font=heading_font)
+    draw.text((8, 28), shown, fill=AXIS, font=font)
 
     for k, (sample, (p, t), caption) in enumerate(zip(pixels, pairs, lines, strict=True)):
         x, y = 8 + (k % columns) * cell_width, top + (k // columns) * cell_height
@@ -150,7 +171,7 @@ def sample_grid_image(
     return _to_tensor(image)
 
 
-def sample_order(predictions: torch.Tensor, targets: torch.Tensor, limit: int = 32) -> list[int]:
+def sample_order(predictions: torch.Tensor, targets: torch.Tensor, limit: int = 16) -> list[int]:
     """The indices of the samples to show: the wrongly predicted ones first, each group in batch order."""
     wrong = (_as_classes(predictions) != _as_classes(targets)).tolist()
     order = [i for i, w in enumerate(wrong) if w] + [i for i, w in enumerate(wrong) if not w]
