@@ -503,16 +503,15 @@ def start_sweep(plan: Any, source: Source) -> Path:
 
 def finish_sweep(sweep_dir: Path, plan: Any) -> int:
     """Train the sweep's trials (one line each as they end), then print and save the table."""
-    from tqdm.auto import tqdm
-
     from trainer import sweep
+    from trainer.progress import progress_bar
 
     monitor, _ = sweep.monitor_of(plan)
     settings = plan.sweep
     count = sweep.trial_count(plan)
     jobs = f", {settings.jobs} at a time" if settings.jobs > 1 else ""
     print(f"sweep: {count} trials ({settings.method}{jobs}) in {sweep_dir}; each trial's output is in its log.txt")
-    bar = tqdm(total=count, unit="trial", leave=False, disable=None)  # no bar when the output is a log file
+    bar = progress_bar(total=count, unit="trial", leave=False)
 
     def say(outcome: Any) -> None:
         shown = "  ".join(f"{k}={sweep._cell(v)}" for k, v in outcome.values.items())

@@ -418,11 +418,12 @@ def check_from_config(cfg: Config) -> Report:
 def lr_find_from_config(cfg: Config, steps: int, start_lr: float, end_lr: float) -> tuple[LRFindResult, Path]:
     """The learning-rate range test on the config's model and data; the curve goes to a folder of its own."""
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm.auto import tqdm
+
+    from trainer.progress import progress_bar
 
     refuse_a_file_in_the_way(Path(cfg.log.dir), "run folder")  # said now, not after the whole search
     built = build(cfg)
-    with torch.random.fork_rng(devices=[]), tqdm(total=steps, desc="lr-find", unit="step", leave=False) as bar:
+    with torch.random.fork_rng(devices=[]), progress_bar(total=steps, desc="lr-find", unit="step", leave=False) as bar:
         batches = _Counting(built.data.train, bar)
         result = lr_find(
             built.model,

@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from trainer import distributed
 from trainer.components.augment import batch_augment, pixel_pipeline
 from trainer.components.splits import DataSplits, check_split_classes, in_memory_splits, size_text
 from trainer.config import ImageFolderData
 from trainer.errors import UserError, did_you_mean_path
+from trainer.progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 STATS_SAMPLE = 500  # images decoded to measure the mean and std when they are read from disk
@@ -624,7 +624,7 @@ def for_each_file(
     with (
         quiet_torchvision_decoders(),
         ThreadPoolExecutor(decode_threads()) as pool,
-        tqdm(total=len(paths), desc=what, unit="image", leave=False, dynamic_ncols=True) as bar,
+        progress_bar(total=len(paths), desc=what, unit="image", leave=False, dynamic_ncols=True) as bar,
     ):
         for index, (result, ok) in enumerate(pool.map(attempt, paths)):
             if ok:
