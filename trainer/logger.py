@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
 from tqdm import tqdm  # tqdm.write: a line printed above the bar
 
 from trainer.atomic import file_in_the_way, write_atomic
@@ -28,7 +27,6 @@ from trainer.progress import progress_bar
 from trainer.yamlio import flatten
 
 Batch = TypeVar("Batch")
-PICTURE_BUDGET = 0.01  # the most of the training time that drawing pictures for TensorBoard may take
 
 
 def new_run_dir(log_dir: str | Path, name: str) -> Path:
@@ -108,24 +106,6 @@ class ConsoleLogger:
     def log_graph(self, model: Any, inputs: Any) -> None:
         """Only a run folder keeps the graph."""
 
-    def add_picture(self, tag: str, image: torch.Tensor, step: int) -> None:
-        """A 3 x H x W uint8 image in TensorBoard's Images tab.
-
-        What `SummaryWriter.add_image` does, at half the cost: it converts the pixels to floats and back and
-        compresses harder, which for these flat-coloured pictures saves little space and takes most of the time.
-        """
-        import io
-
-        from PIL import Image
-        from torch.utils.tensorboard.summary import Summary
-
-        buffer = io.BytesIO()
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG", compress_level=1)
-        picture = Summary.Image(height=image.shape[1], width=image.shape[2], colorspace=3)
-        picture.encoded_image_string = buffer.getvalue()
-        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
-        self.tensorboard.file_writer.add_summary(summary, step)
-
     def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         table = trainer.final_table(metrics)
         if table:
@@ -161,30 +141,19 @@ class SilentLogger(ConsoleLogger):
 class RunLogger(ConsoleLogger):
     """Also keeps the run folder: TensorBoard events, metrics.jsonl (one line per epoch) and summary.json."""
 
-    def __init__(
-        self,
-        run_dir: str | Path,
-        progress: bool = True,
-        pictures: bool = True,
-        histograms: int = 0,
-        events: bool = True,
-    ):
+    def __init__(self, run_dir: str | Path, progress: bool = True, events: bool = True):
         super().__init__(progress)
         self.run_dir = Path(run_dir)
         self.events = events  # TensorBoard's event files; log.loggers without tensorboard leaves them out
-        self.pictures, self.histograms = pictures, histograms
         self.writer: Any = None
         self.purge_step: int | None = None
         self.hparams: dict[str, Any] = {}  # this run's HParams row
         self.sibling_hparams: list[dict[str, Any]] = []  # the rows of the other runs in the folder above
         self.layout_written = False
-        self.undrawn: Any = None  # the last validation's pictures, when the time budget skipped them
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.step_tags: set[str] = set()  # curves drawn per step; their epoch means stay out of TensorBoard
         self.warnings: list[str] = []
-        self.picture_seconds = 0.05  # a first guess at the drawing time, measured once drawn
-        self.pictures_drawn_at = time.perf_counter()
 
     def on_fit_start(self, trainer: Any) -> None:
         # The HParams row names the config's keys as overrides do; the Python API's run has no config to name.
@@ -235,7 +204,7 @@ class RunLogger(ConsoleLogger):
 
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
         super().on_epoch_end(trainer, epoch, metrics)
-        self.step = step = trainer.state.step
+        self.step = trainer.state.step
         for name, value in metrics.items():
             if name not in self.step_tags:
                 self.tensorboard.add_scalar(name, value, self.step)
@@ -246,19 +215,6 @@ class RunLogger(ConsoleLogger):
         self.tensorboard.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
-        evaluation = trainer.evaluation
-        if self.pictures and evaluation is not None and evaluation.split == "val":
-            drawn = self.log_evaluation(evaluation, step, trainer.class_names, epoch == trainer.epochs, trainer.predict)
-            self.undrawn = None if drawn else (evaluation, step)
-        if self.histograms and epoch % self.histograms == 0:
-            self.log_histograms(trainer.raw_model, step)  # weights and their last gradients
-
-    def log_histograms(self, model: Any, step: int) -> None:
-        """Weights and their last gradients, one histogram per parameter tensor (TensorBoard's Histograms tab)."""
-        for name, parameter in model.named_parameters():
-            self.tensorboard.add_histogram(f"weights/{name}", parameter.detach().float().cpu(), step)
-            if parameter.grad is not None:
-                self.tensorboard.add_histogram(f"gradients/{name}", parameter.grad.float().cpu(), step)
 
     def log_graph(self, model: Any, inputs: Any) -> None:
         """The model's graph for TensorBoard's Graphs tab; some models cannot be traced, and that is fine."""
@@ -277,53 +233,7 @@ class RunLogger(ConsoleLogger):
         write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
         self.tensorboard.add_text("diagnosis", diagnosis_text(self.warnings), self.step)
 
-    def log_evaluation(
-        self,
-        evaluation: Any,
-        step: int,
-        class_names: list[str] | None,
-        last: bool = False,
-        predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> bool:
-        """Pictures of the last evaluation: the confusion matrix and sample inputs with their predictions; for
-        problems with two input features the regions the model gives each class, with one feature its curve.
-
-        Drawing them takes some 50 ms. When epochs are short they are drawn less often, so that they never take
-        more than 1% of the training time; the last epoch always gets them. Returns whether they were drawn.
-        """
-        from trainer.visuals import confusion_matrix_image, fitted_curve_image, region_map_image, sample_grid_image
-
-        started = time.perf_counter()
-        if not last and self.picture_seconds > PICTURE_BUDGET * (started - self.pictures_drawn_at):
-            return False
-
-        matrix = evaluation.metrics.confusion_matrix()
-        names = class_names if class_names and matrix is not None and len(class_names) == len(matrix) else None
-        if matrix is not None:
-            self.add_picture(f"{evaluation.split}/confusion_matrix", confusion_matrix_image(matrix, names), step)
-        if evaluation.samples is not None and matrix is not None:
-            inputs, outputs, targets = evaluation.samples
-            total = int(matrix.sum())  # the heading counts the whole split, not the few samples kept to draw
-            whole = (evaluation.split, total, total - int(matrix.trace()))
-            grid = sample_grid_image(inputs, outputs, targets, names, split=whole)
-            if grid is not None:
-                self.add_picture(f"{evaluation.split}/samples (wrong first)", grid, step)
-        if evaluation.points is not None and predict is not None:
-            inputs, targets = evaluation.points
-            if inputs.shape[1] == 2 and not targets.is_floating_point():
-                self.add_picture(
-                    f"{evaluation.split}/decision regions", region_map_image(predict, inputs, targets), step
-                )
-            elif inputs.shape[1] == 1 and targets.is_floating_point():
-                self.add_picture(f"{evaluation.split}/fitted curve", fitted_curve_image(predict, inputs, targets), step)
-        self.pictures_drawn_at = time.perf_counter()
-        self.picture_seconds = self.pictures_drawn_at - started
-        return True
-
     def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
-        if self.undrawn is not None:  # the run stopped before its last epoch: its last pictures are drawn all the same
-            evaluation, step = self.undrawn
-            self.log_evaluation(evaluation, step, trainer.class_names, True, trainer.predict)
         for name, value in metrics.items():
             if name.startswith("test/"):
                 self.tensorboard.add_scalar(name, value, self.step)

@@ -33,6 +33,7 @@ from trainer.errors import StoppedByUser, UserError, did_you_mean
 from trainer.explain import explain_batch_failure
 from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
 from trainer.metrics import Metrics, format_table
+from trainer.pictures import Histograms, Pictures
 from trainer.watchdog import Watchdog, diagnose_nonfinite
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -114,7 +115,6 @@ class Trainer:
         self.epochs, self.log_every = epochs, log_every
         self.accumulate, self.grad_clip = options.accumulate, options.grad_clip
         self.metric_names, self.class_names = options.metrics, options.class_names
-        self.pictures = options.pictures
         self.evaluation: Evaluation | None = None  # the last evaluation, for pictures and the final table
         self.classification = (task or default_task(loss_fn)) == "classification"
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -137,12 +137,16 @@ class Trainer:
         self.diagnosis: list[str] = []  # the warnings of this run, kept with it by the loggers
         self.summary: dict[str, Any] = {}  # what summary.json holds, made before on_fit_end
         self.logger: ConsoleLogger = ConsoleLogger(options.progress) if distributed.is_main() else SilentLogger()
+        drawing: list[Any] = []  # TensorBoard's pictures and histograms, drawn before the logger flushes its events
         if self.out_dir is not None:
-            self.logger = RunLogger(
-                self.out_dir, options.progress, options.pictures, options.histograms, options.tensorboard
-            )
-        # The observers, in the order they are called: the console and run files, the watchdog's advice, yours.
-        self.callbacks = [self.logger, Watchdog(self.lr if optimizer is not None else 0.0), *callbacks]
+            self.logger = RunLogger(self.out_dir, options.progress, options.tensorboard)
+            if options.tensorboard and options.pictures:
+                drawing.append(Pictures(self.logger))
+            if options.tensorboard and options.histograms:
+                drawing.append(Histograms(self.logger, options.histograms))
+        self.pictures = any(isinstance(callback, Pictures) for callback in drawing)  # evaluation keeps samples then
+        # The observers, in the order they are called: the pictures, the console and run files, the watchdog, yours.
+        self.callbacks = [*drawing, self.logger, Watchdog(self.lr if optimizer is not None else 0.0), *callbacks]
         for callback in self.callbacks:
             check_hooks(callback)
 
