@@ -58,9 +58,10 @@ def test_tensorboard_serves_the_run_scalars(write_config, run_cli, tmp_path):
     assert run_cli(write_config(SYNTHETIC))[0] == 0
     with tensorboard(tmp_path / "runs") as server:
         tags = ask(f"{server}/data/plugin/scalars/tags")
-    ((run, run_tags),) = tags.items()
+    (run,) = [name for name in tags if "/train" not in name and "/val" not in name]
     assert run.startswith("tiny/")
-    assert {"train/loss", "val/loss", "val/accuracy", "test/accuracy", "lr"} <= set(run_tags)
+    assert {"train/loss", "val/loss", "val/accuracy", "test/accuracy", "lr"} <= set(tags[run])
+    assert {"loss", "accuracy"} <= set(tags[f"{run}/train"]) & set(tags[f"{run}/val"])  # one chart, two colours
 
 
 @pytest.mark.slow
@@ -85,8 +86,10 @@ def test_train_and_val_share_a_chart_and_hparams_shows_what_varied(write_config,
     loss, *others = first["chart"]
     assert loss["title"] == "loss" and "accuracy" in [chart["title"] for chart in others]
     patterns = loss["multiline"]["tag"]
-    plotted = {tag for tag in scalar_tags[run] if any(re.search(p, tag) for p in patterns)}
-    assert plotted == {"train/loss", "val/loss"}
+    plotted = {
+        (name, tag) for name, tags in scalar_tags.items() for tag in tags if any(re.search(p, tag) for p in patterns)
+    }
+    assert plotted == {(f"{name}/{split}", "loss") for name in text_tags for split in ("train", "val")}
 
     columns = [info["name"] for info in experiment["hparamInfos"]]
     assert {"optimizer.lr", "data.batch_size", "model.name"} <= set(columns) and len(columns) <= 5

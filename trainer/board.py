@@ -35,15 +35,16 @@ SPLITS = ("train", "val")
 
 
 def chart_layout(metric_names: Iterable[str]) -> dict[str, dict[str, list[Any]]]:
-    """The Custom Scalars layout: one chart per metric with its train and val curves, the loss first, then the lr
-    and the epoch. In the form `SummaryWriter.add_custom_scalars` takes; the tags are regular expressions."""
+    """The Custom Scalars layout: one chart per metric with its train and val curves (the sub-runs train/ and val/
+    of each run, in two colours), the loss first, then the lr and the epoch. In the form that
+    `SummaryWriter.add_custom_scalars` takes; the tags are regular expressions."""
     measured = []
     for name in metric_names:
         split, _, metric = name.partition("/")
         if split in SPLITS and metric and metric not in measured:
             measured.append(metric)
     measured.sort(key=lambda metric: metric != "loss")  # a stable sort: the others keep their order
-    together = {metric: ["Multiline", [rf"^({'|'.join(SPLITS)})/{metric}$"]] for metric in measured}
+    together = {metric: ["Multiline", [rf"^{metric}$"]] for metric in measured}  # in the sub-runs train/ and val/
     return {"train and val": together, "schedule": {name: ["Multiline", [rf"^{name}$"]] for name in NOT_RESULTS}}
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm  # tqdm.write: a line printed above the bar
 
 from trainer.atomic import file_in_the_way, write_atomic
 from trainer.board import (
+    SPLITS,
     chart_layout,
     config_text,
     diagnosis_text,
@@ -146,6 +147,7 @@ class RunLogger(ConsoleLogger):
         self.run_dir = Path(run_dir)
         self.events = events  # TensorBoard's event files; log.loggers without tensorboard leaves them out
         self.writer: Any = None
+        self.split_writers: dict[str, Any] = {}
         self.purge_step: int | None = None
         self.hparams: dict[str, Any] = {}  # this run's HParams row
         self.sibling_hparams: list[dict[str, Any]] = []  # the rows of the other runs in the folder above
@@ -187,6 +189,7 @@ class RunLogger(ConsoleLogger):
 
     @property
     def tensorboard(self) -> Any:
+        """The run's TensorBoard writer: every curve under its own tag, the pictures, HParams and texts."""
         if not self.events:
             return NoTensorBoard()
         if self.writer is None:  # made on first use, so that a resumed run can drop the steps it will redo
@@ -194,6 +197,24 @@ class RunLogger(ConsoleLogger):
 
             self.writer = SummaryWriter(str(self.run_dir), purge_step=self.purge_step)
         return self.writer
+
+    def split_board(self, split: str) -> Any:
+        """The writer of the sub-run `train/` or `val/`: each epoch's metrics under plain tags (`loss`), as Keras
+        writes them, so that one chart draws the train and val curves of a run in two colours."""
+        if not self.events:
+            return NoTensorBoard()
+        if split not in self.split_writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.split_writers[split] = SummaryWriter(str(self.run_dir / split), purge_step=self.purge_step)
+        return self.split_writers[split]
+
+    def close_writers(self) -> None:
+        """Flush the events written so far, and end the writers' threads."""
+        for writer in [self.writer, *self.split_writers.values()]:
+            if writer is not None:
+                writer.close()
+        self.writer, self.split_writers = None, {}
 
     def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
         super().on_step_log(trainer, step, values)
@@ -209,10 +230,15 @@ class RunLogger(ConsoleLogger):
             if name not in self.step_tags:
                 self.tensorboard.add_scalar(name, value, self.step)
         self.tensorboard.add_scalar("epoch", epoch, self.step)
+        for name, value in metrics.items():
+            split, _, metric = name.partition("/")
+            if split in SPLITS and metric:
+                self.split_board(split).add_scalar(metric, value, self.step)
         if not self.layout_written and self.purge_step is None:  # a resumed run's first part wrote it already
             self.tensorboard.add_custom_scalars(chart_layout(metrics))
         self.layout_written = True
-        self.tensorboard.flush()
+        for writer in [self.tensorboard, *self.split_writers.values()]:
+            writer.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
 
@@ -240,7 +266,7 @@ class RunLogger(ConsoleLogger):
         if not self.warnings:  # the Text tab says so, rather than being empty
             self.tensorboard.add_text("diagnosis", diagnosis_text(self.warnings), self.step)
         self._write_hparams(metrics)
-        self.tensorboard.close()
+        self.close_writers()
         write_atomic(self.run_dir / "summary.json", json.dumps(trainer.summary, indent=2) + "\n")
         super().on_fit_end(trainer, metrics)
         look = (
@@ -249,9 +275,7 @@ class RunLogger(ConsoleLogger):
         tqdm.write(f"run saved in {self.run_dir}  ({look})")
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
-        if self.writer is not None:  # flush the events written so far, and end the writer's thread
-            self.writer.close()
-            self.writer = None
+        self.close_writers()
 
     def _write_hparams(self, final: dict[str, float]) -> None:
         """The HParams dashboard's columns (the keys that matter or vary among the runs beside this one) and this
