@@ -293,7 +293,7 @@ def test_an_optuna_sweep_without_pruning_trains_every_trial_to_the_end(write_con
 
 
 # The name a package is imported by, where it differs from the name pip installs it by.
-DISTRIBUTION = {"yaml": "PyYAML", "PIL": "pillow", "mlflow": "mlflow-skinny"}  # the dev extra takes the light one
+DISTRIBUTION = {"yaml": "PyYAML", "PIL": "pillow", "mlflow": "mlflow-skinny", "websocket": "websocket-client"}
 # Installed with the core dependencies by torch and torchvision themselves.
 CARRIED_IN = {"numpy", "PIL"}
 
