@@ -105,7 +105,8 @@ def check_hooks(callback: Any) -> None:
     meant; a hook that takes other arguments than the Trainer passes is refused before training too."""
     name = type(callback).__name__
     for attr in dir(type(callback)):
-        if attr.startswith("_") or attr in HOOKS or not callable(getattr(callback, attr, None)):
+        # Looked up on the class without calling properties: a property may do work (make a writer, a folder).
+        if attr.startswith("_") or attr in HOOKS or not callable(inspect.getattr_static(callback, attr, None)):
             continue
         meant = closest(attr, HOOKS, cutoff=0.8)
         if meant is not None or attr.startswith("on_"):

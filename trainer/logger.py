@@ -31,17 +31,34 @@ Batch = TypeVar("Batch")
 
 
 def new_run_dir(log_dir: str | Path, name: str) -> Path:
-    """runs/<name>/<YYYYmmdd-HHMMSS>/, with -2, -3... when a run started in the same second."""
+    """runs/<name>/<YYYYmmdd-HHMMSS>/, made now, with -2, -3... when a run started in the same second."""
+    run_dir = free_run_dir(log_dir, name)
+    make_run_dir(run_dir, new=True)
+    return run_dir
+
+
+def free_run_dir(log_dir: str | Path, name: str) -> Path:
+    """The folder a run started now will have, runs/<name>/<YYYYmmdd-HHMMSS>/ (-2, -3... when a run started in
+    the same second), not made yet: the run's checks come first, so that a run that fails them leaves nothing."""
     base = Path(log_dir) / name / datetime.now().strftime("%Y%m%d-%H%M%S")
     refuse_a_file_in_the_way(base, "run folder")
     run_dir, n = base, 1
-    while True:
-        try:
-            run_dir.mkdir(parents=True)
-            return run_dir
-        except FileExistsError:
-            n += 1
-            run_dir = base.with_name(f"{base.name}-{n}")
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def make_run_dir(run_dir: Path, new: bool) -> None:
+    """Make the run folder; a new run's must not be there yet: a run started in the same second took its name."""
+    refuse_a_file_in_the_way(run_dir, "run folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=not new)
+    except FileExistsError:
+        raise UserError(
+            f"the run folder {run_dir} was made by another run started in the same second",
+            fix="start this run again: it gets a folder of its own",
+        ) from None
 
 
 def refuse_a_file_in_the_way(folder: Path, what: str) -> None:

@@ -180,7 +180,8 @@ class Trainer:
         train_loader, n_batches = self.batches_per_epoch(train_loader)  # n_batches: None when it has no len
         self.check_read_once(val_loader, "val_loader")  # read every epoch; test_loader is read once
         if self.preflight and self.state.step == 0:
-            self.check_one_batch(train_loader)
+            for warning in self.preflight_warnings(first_batch(train_loader)):
+                self.warn(warning)
         if val_loader is None and self.monitor == Monitor():
             self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
         with ctrl_c_finishes_the_step(self), self.run_files_complete_at_the_end():
@@ -458,10 +459,13 @@ class Trainer:
         names = self.class_names if per_class and self.class_names and len(self.class_names) == len(per_class) else None
         return format_table(values, per_class, names)
 
-    def check_one_batch(self, loader: Iterable[Batch]) -> None:
-        """The fast preflight: one batch through model, loss and backward; stops on what would fail."""
-        for warning in check_one_batch(self.model, self.loss_fn, first_batch(loader), self.device, self.num_classes):
-            self.warn(warning)
+    def preflight_warnings(self, batch: tuple[torch.Tensor, torch.Tensor]) -> list[str]:
+        """The fast preflight, for every run of a config and of the Python API: one batch through model, loss and
+        backward, as training will run it (device, memory format, autocast). Stops on what would fail; returns
+        the warnings. `batch`: the first of the training data (first_batch)."""
+        batch = self.to_device(*batch)
+        with self.autocast():
+            return check_one_batch(self.model, self.loss_fn, batch, self.device, self.num_classes)
 
     def stop_on_nonfinite(
         self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int

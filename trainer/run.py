@@ -31,11 +31,11 @@ from trainer.components.optim import (
 )
 from trainer.components.splits import DataSplits
 from trainer.config import Config
-from trainer.diagnostics import Report, check_model_structure, check_one_batch, first_batch, layer_summary, preflight
+from trainer.diagnostics import Report, check_model_structure, first_batch, layer_summary, preflight
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
 from trainer.inference import read_checkpoint
-from trainer.logger import new_run_dir, refuse_a_file_in_the_way
+from trainer.logger import free_run_dir, make_run_dir, new_run_dir, refuse_a_file_in_the_way
 from trainer.loop import Options, Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
 from trainer.metric_names import check_metric_names, default_metrics
@@ -331,27 +331,9 @@ def train_in_this_process(
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
     saved = checkpoint["scheduler"] if checkpoint else None  # a planned schedule resumed longer: a restart is added
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch, saved)
-    batch = first_batch(data.train)
-    warnings = []
-    if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
-        warnings = check_one_batch(model, built.loss_fn, batch, built.device, data.num_classes)
-    warnings += data.warnings  # about the data itself: a class missing from the val split, unreadable files, ...
-    warnings += number_warnings(cfg, data)  # numbers that make no sense for this data: batch_size, epochs, ...
-
     resolved = cfg.model_dump(mode="json")
-    example = batch[0][:2]
-    summary = layer_summary(model, example)
-    if distributed.is_main():  # under torchrun the other processes write nothing
-        run_dir = resume or run_dir or new_run_dir(cfg.log.dir, cfg.name or "run")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
-        write_atomic(run_dir / "model.txt", summary + "\n")
-    run_dir = run_dir or resume or Path(cfg.log.dir)
-    print(f"data: {data.description}")
-    print(f"feeding: {data.feeding}")
-    print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")
-    print(f"model: {cfg.model.name} on {built.device}; run folder {run_dir}")
-
+    fresh = resume is None and run_dir is None and distributed.is_main()  # under torchrun the others write nothing
+    run_dir = resume or run_dir or (free_run_dir(cfg.log.dir, cfg.name or "run") if fresh else Path(cfg.log.dir))
     trainer = Trainer(
         model,
         built.loss_fn,
@@ -371,7 +353,7 @@ def train_in_this_process(
             scheduler_every_batch=steps_every_batch(cfg.scheduler),
             compile=cfg.train.compile,
             channels_last=cfg.train.channels_last,
-            preflight=False,  # checked above, before the run folder was made
+            preflight=False,  # checked below, before the run folder is made
             progress=cfg.log.progress,
             pictures=cfg.log.pictures,
             histograms=cfg.log.histograms,
@@ -383,6 +365,23 @@ def train_in_this_process(
             data_info=data.info,
         ),
     )
+    batch = first_batch(data.train)
+    warnings = []
+    if cfg.train.preflight and checkpoint is None:  # before the run folder exists: a failed check leaves nothing
+        warnings = trainer.preflight_warnings(batch)
+    warnings += data.warnings  # about the data itself: a class missing from the val split, unreadable files, ...
+    warnings += number_warnings(cfg, data)  # numbers that make no sense for this data: batch_size, epochs, ...
+
+    example = batch[0][:2]
+    summary = layer_summary(model, example)
+    if distributed.is_main():
+        make_run_dir(run_dir, new=fresh)
+        write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
+        write_atomic(run_dir / "model.txt", summary + "\n")
+    print(f"data: {data.description}")
+    print(f"feeding: {data.feeding}")
+    print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")
+    print(f"model: {cfg.model.name} on {built.device}; run folder {run_dir}")
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)
     for warning in warnings:
