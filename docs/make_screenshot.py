@@ -42,7 +42,11 @@ def wait_until_serving(url: str, seconds: float = 60) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir", help="the runs to show (log.dir of a real run)")
-    parser.add_argument("--tab", default="custom_scalars", help="TensorBoard tab and filter, as after # in its address")
+    parser.add_argument(
+        "--tab",
+        default="custom_scalars&_smoothingWeight=0",
+        help="TensorBoard tab and filter, as after # in its address",
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

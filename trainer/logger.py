@@ -287,7 +287,9 @@ class RunLogger(ConsoleLogger):
         write_atomic(self.run_dir / "summary.json", json.dumps(trainer.summary, indent=2) + "\n")
         super().on_fit_end(trainer, metrics)
         look = (
-            f"see the curves: tensorboard --logdir {self.run_dir.parent}" if self.events else "metrics.jsonl has them"
+            f"see the curves: tensorboard --logdir {self.run_dir.parent}; train and val: its Custom Scalars tab"
+            if self.events
+            else "metrics.jsonl has them"
         )
         tqdm.write(f"run saved in {self.run_dir}  ({look})")
 
