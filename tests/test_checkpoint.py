@@ -15,7 +15,6 @@ import torch
 from trainer.atomic import _size, saving, write_atomic
 from trainer.checkpoint import (
     CheckpointWriter,
-    Monitor,
     checksum,
     load_checkpoint,
     other_checkpoint,
@@ -24,6 +23,7 @@ from trainer.checkpoint import (
     set_rng_states,
 )
 from trainer.errors import UserError
+from trainer.metric_names import Monitor
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from trainer import Trainer, distributed
 from trainer.callbacks import EarlyStopping
-from trainer.checkpoint import Monitor, load_checkpoint
+from trainer.checkpoint import load_checkpoint
 from trainer.errors import UserError
 from trainer.loop import (
     Evaluation,
@@ -30,6 +30,7 @@ from trainer.loop import (
     resolve_device,
     step_epoch_scheduler,
 )
+from trainer.metric_names import Monitor
 from trainer.metrics import Metrics
 
 
@@ -442,12 +443,15 @@ def test_summary_json_gives_the_wall_seconds_to_the_millisecond(tmp_path):
     assert trainer.summary_of(metrics, 12.34567)["wall_seconds"] == 12.346
 
 
-def test_evaluation_keeps_the_first_thousand_points_of_a_two_feature_problem_to_draw():
-    trainer = trainer_for(linear(features=2, outputs=2))
+def test_evaluation_keeps_the_first_thousand_points_of_a_two_feature_problem_to_draw(tmp_path):
+    trainer = trainer_for(linear(features=2, outputs=2), out_dir=tmp_path)  # a run folder: its pictures are drawn
     inputs = torch.arange(3000.0).reshape(1500, 2)
     trainer.evaluate([(inputs[i : i + 300], torch.zeros(300).long()) for i in range(0, 1500, 300)])
     kept_inputs, kept_targets = trainer.evaluation.points
     assert len(kept_targets) == 1000 and kept_inputs.tolist() == inputs[:1000].tolist()
+    unseen = trainer_for(linear(features=2, outputs=2))  # no run folder, no pictures: nothing kept to draw
+    unseen.evaluate([(inputs, torch.zeros(1500).long())])
+    assert unseen.evaluation.points is None and unseen.evaluation.samples is None
 
 
 def test_evaluation_puts_the_wrong_answers_first_by_the_prediction_of_each_sample():

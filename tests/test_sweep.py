@@ -380,3 +380,14 @@ def test_an_optuna_sweep_with_no_finished_trial_says_to_start_again(tmp_path):
         f"fix that (the whole output is in {tmp_path / 'trial-000' / 'log.txt'}), then start the sweep again (failed "
         "trials count toward sweep.trials)"
     )
+
+
+def test_trials_are_ranked_the_way_the_early_stopping_mode_says():
+    """A metric of the learner's own (not named like accuracy) with early_stopping.mode max ranks highest first."""
+    data = {"name": "tiny", "data": {"dataset": "synthetic"}, "model": {"name": "mlp"}}
+    data["train"] = {"early_stopping": {"monitor": "val/f1", "mode": "max", "patience": 2}}
+    params = {"optimizer.lr": [1e-3, 1e-2]}
+    ranking = sweep.monitor_of(sweep.make_plan({**data, "sweep": {"method": "grid", "params": params}}, {}, {}))
+    assert (ranking.name, ranking.mode) == ("val/f1", "max")
+    own = {"method": "grid", "params": params, "monitor": "val/loss"}  # the sweep's metric: lower is better
+    assert sweep.monitor_of(sweep.make_plan({**data, "sweep": own}, {}, {})).mode == "min"

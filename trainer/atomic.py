@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trainer.errors import UserError
+from trainer.run_files import CHECKPOINTS
 
 
 def write_atomic(path: str | Path, data: bytes | memoryview | str) -> None:
@@ -30,7 +31,7 @@ def saving(path: Path) -> Iterator[None]:
         free = ""
         with contextlib.suppress(OSError):
             free = f"; {_size(shutil.disk_usage(path.parent).free)} free on that disk"
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
         kept = f" (the {path.name} already there, from the save before, is intact)" if path.is_file() else ""
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             fix = "free some space there"

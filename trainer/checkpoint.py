@@ -17,7 +17,7 @@ import torch
 
 from trainer.atomic import replace_file, saving, write_atomic
 from trainer.errors import UserError
-from trainer.metric_names import higher_is_better
+from trainer.run_files import BEST, LAST
 
 
 @dataclass
@@ -33,24 +33,6 @@ class TrainState:
     loader_rng: Any = None  # the shuffling generator's state when the epoch in progress began
     totals: Any = None  # the running sums of the epoch in progress
     stopped_early: bool = False
-
-
-@dataclass
-class Monitor:
-    """The metric best.pt and early stopping follow."""
-
-    name: str = "val/loss"
-    mode: str | None = None  # "min" when lower is better, "max" when higher is; by default from the name
-    min_delta: float = 0.0  # a change smaller than this is no improvement
-
-    def __post_init__(self) -> None:
-        if self.mode is None:
-            self.mode = "max" if higher_is_better(self.name) else "min"
-
-    def improved(self, value: float, best: float | None) -> bool:
-        if best is None:
-            return True
-        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
@@ -147,7 +129,7 @@ def checksum(value: Any) -> str:
 def other_checkpoint(path: str | Path) -> str:
     """What to use instead of a damaged checkpoint: the run's other one (best.pt for last.pt and back), if intact."""
     path = Path(path)
-    other = path.with_name("best.pt" if path.name == "last.pt" else "last.pt")
+    other = path.with_name(BEST if path.name == LAST else LAST)
     if other == path or not other.is_file():
         return f"restore {path.name} from a copy, or train again; a run keeps checkpoints/last.pt and best.pt"
     try:
@@ -155,7 +137,7 @@ def other_checkpoint(path: str | Path) -> str:
     except Exception:  # damaged too, or not a checkpoint of ours
         return f"restore {path.name} from a copy, or train again: {other} cannot be read either"
     use = f"the other checkpoint, {other} (after epoch {epoch}), is intact: evaluate or predict with it instead"
-    if path.name == "last.pt":
+    if path.name == LAST:
         resume = f"cp {other} {path} && python -m trainer resume {path.parent.parent}"
         return f"{use}, or carry on training from it with: {resume}"
     return use

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from trainer import __version__, arguments
 from trainer.config import Config
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
+from trainer.run_files import CHECKPOINTS, RunFiles
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, load_config_file, run_name
 
@@ -305,7 +306,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from trainer.logger import format_metrics
 
         metrics = evaluate_checkpoint(cfg, checkpoint, args.split)
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
     saved = save_eval(metrics, run_dir, args.split)
     print(f"{path}  {format_metrics(metrics)}")
     print(f"saved in {saved}")
@@ -506,7 +507,7 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
     from trainer import sweep
     from trainer.progress import progress_bar
 
-    monitor, _ = sweep.monitor_of(plan)
+    monitor = sweep.monitor_of(plan).name
     settings = plan.sweep
     count = sweep.trial_count(plan)
     jobs = f", {settings.jobs} at a time" if settings.jobs > 1 else ""
@@ -670,7 +671,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
     rest = "".join(f" {override}" for override in args.overrides)
     run_dir = run_folder(args.config, "resume", lambda found: f"python -m trainer resume {found}{rest}", needs="last")
-    cfg, source = load_config(str(run_dir / "config.yaml"), args.overrides, show_early=True)
+    cfg, source = load_config(str(RunFiles(run_dir).config), args.overrides, show_early=True)
     from trainer.components.resolve import trust_saved_references
 
     # The run folder may come from someone else: its config imports only the learner's files found here.

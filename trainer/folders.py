@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import UserError, close_paths
+from trainer.run_files import BEST, CHECKPOINTS, LAST, METRICS, SUMMARY, RunFiles
 from trainer.runs import (
     RUNNING_WITHIN_S,
     is_run_folder,
@@ -56,17 +57,17 @@ def what_is(typed: str) -> Given:
     path = Path(typed).expanduser()
     if not path.exists():  # inside a run folder that is there, the run is named: it may lack what was typed
         there = next((p for p in path.parents if p.is_dir()), Path("."))
-        there = there.parent if there.name == "checkpoints" else there
+        there = there.parent if there.name == CHECKPOINTS else there
         return Given(typed, path, "missing", run=there if is_run_folder(there) else None)
     if path.is_dir():
         if is_run_folder(path):
             return Given(typed, path, "run", run=path, sweep=_sweep_of(path))
         if is_sweep_folder(path):
             return Given(typed, path, "sweep", sweep=path)
-        if path.name == "checkpoints" and is_run_folder(path.parent):
+        if path.name == CHECKPOINTS and is_run_folder(path.parent):
             return Given(typed, path, "checkpoints", run=path.parent, sweep=_sweep_of(path.parent))
         return Given(typed, path, "runs" if find_runs(path) else "folder")
-    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    folder = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
     run = folder if is_run_folder(folder) else None
     sweep = _sweep_of(run) if run else (path.parent if is_sweep_folder(path.parent) else None)
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
@@ -117,7 +118,7 @@ def run_folder(
     if run is not None and given.kind != "run":  # a file or the checkpoints/ of a run: the run is meant
         if not accept:
             raise UserError(f"'{typed}' is {describe_given(given)}, not the run folder", fix=again(run))
-        uses = " (it carries on from checkpoints/last.pt)" if needs == "last" and given.path.name != "last.pt" else ""
+        uses = " (it carries on from checkpoints/last.pt)" if needs == "last" and given.path.name != LAST else ""
         print(f"note: '{typed}' is {describe_given(given)}: {command} uses that run{uses}", file=sys.stderr)
     if run is not None:
         missing = _lacks(run, needs)
@@ -144,8 +145,8 @@ def checkpoint_file(typed: str, command: str, again: Again) -> Path:
     if given.kind == "checkpoint":
         return given.path
     run = run_folder(typed, command, again, needs="checkpoint")
-    best = run / "checkpoints" / "best.pt"
-    return best if best.is_file() else run / "checkpoints" / "last.pt"
+    best = RunFiles(run).best
+    return best if best.is_file() else RunFiles(run).last
 
 
 @_one_look
@@ -297,13 +298,13 @@ def _state(run: Path) -> dict:
 
 def _unreadable(run: Path) -> str:
     """Which of the records status_of reads is damaged: metrics.jsonl (read first), else summary.json."""
-    metrics = run / "metrics.jsonl"
+    metrics = RunFiles(run).metrics
     try:
         for line in metrics.read_text().splitlines() if metrics.is_file() else []:
             json.loads(line)
     except (OSError, ValueError):
-        return "metrics.jsonl"
-    return "summary.json"
+        return METRICS
+    return SUMMARY
 
 
 @_one_look
@@ -389,10 +390,10 @@ def _fits(path: Path, needs: str) -> bool:
 
 def _lacks(run: Path, needs: str) -> str:
     """'' when the run has what the command needs, else why not, in the learner's terms."""
-    checkpoints = run / "checkpoints"
-    if needs == "config" and not (run / "config.yaml").is_file():
+    checkpoints = RunFiles(run).checkpoints
+    if needs == "config" and not RunFiles(run).config.is_file():
         return "has no config.yaml: the trial failed before it began (see its log.txt)"
-    if needs == "last" and (checkpoints / "last.pt").is_file():
+    if needs == "last" and (checkpoints / LAST).is_file():
         # Two processes training one run folder would overwrite each other's checkpoints. Under torchrun the
         # ranks of this very resume hold each other's files open, so only a lone process can tell.
         if int(os.environ.get("WORLD_SIZE", "1")) == 1 and _state(run)["status"] == "running?":
@@ -401,12 +402,12 @@ def _lacks(run: Path, needs: str) -> str:
         return ""
     if needs == "config":
         return ""
-    if needs == "checkpoint" and any((checkpoints / name).is_file() for name in ("best.pt", "last.pt")):
+    if needs == "checkpoint" and any((checkpoints / name).is_file() for name in (BEST, LAST)):
         return ""
     status = _state(run)["status"]
     if status == "running?":
         return "has no checkpoint yet: it is still running (its first is written when epoch 1 ends)"
-    if not (run / "config.yaml").is_file():
+    if not RunFiles(run).config.is_file():
         return "has no checkpoint: the trial failed before it began (see its log.txt)"
     if status == "failed":
         return "has no checkpoint: the run failed before its first epoch ended"
@@ -429,7 +430,7 @@ def _pick(candidates: list[Path], needs: str) -> Path:
 
 
 def _start_again(run: Path) -> str:
-    if (run / "config.yaml").is_file():
+    if RunFiles(run).config.is_file():
         return f"train it again from its config: python -m trainer {run / 'config.yaml'}"
     return f"read {run / 'log.txt'}, fix the config, and run the sweep again"
 

@@ -22,6 +22,7 @@ from trainer.components.models import build_model
 from trainer.config import Config, ImageFolderData
 from trainer.errors import UserError, did_you_mean_path
 from trainer.loop import Trainer, resolve_device
+from trainer.run_files import CHECKPOINTS
 
 
 def find_checkpoint(run_or_checkpoint: str, command: str = "eval", again: Callable[[Path], str] | None = None) -> Path:
@@ -35,7 +36,7 @@ def find_checkpoint(run_or_checkpoint: str, command: str = "eval", again: Callab
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A leaptrain checkpoint, or a message saying what the file is not."""
     fix = "give a checkpoint written by leaptrain: checkpoints/best.pt or last.pt of a run folder"
-    if path.parent.name == "checkpoints":  # a run's own checkpoint, damaged or cut short: offer the other one
+    if path.parent.name == CHECKPOINTS:  # a run's own checkpoint, damaged or cut short: offer the other one
         fix = other_checkpoint(path)
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a PyTorch checkpoint (or it was cut short)", fix=fix)

@@ -24,7 +24,9 @@ from trainer.board import (
     sibling_configs,
 )
 from trainer.errors import UserError
+from trainer.metrics import format_value
 from trainer.progress import progress_bar
+from trainer.run_files import RunFiles
 from trainer.yamlio import flatten
 
 Batch = TypeVar("Batch")
@@ -76,15 +78,8 @@ def refuse_a_file_in_the_way(folder: Path, what: str) -> None:
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
-    parts = []
-    for name, value in metrics.items():
-        if name.endswith(("accuracy", "top5")):
-            parts.append(f"{name} {value:.2%}")
-        elif name == "lr":
-            parts.append(f"lr {value:.2e}")
-        else:
-            parts.append(f"{name} {value:.4f}")
-    return "  ".join(parts)
+    """'val/loss 0.1234  val/accuracy 96.50%  lr 1.00e-03': the metrics on one line."""
+    return "  ".join(f"{name} {format_value(name, value)}" for name, value in metrics.items())
 
 
 class ConsoleLogger:
@@ -197,10 +192,10 @@ class RunLogger(ConsoleLogger):
         `step_tags`: the curves it drew per step until then, whose epoch means stay out of TensorBoard as before."""
         self.step, self.purge_step = step, step + 1  # what was logged at the checkpoint's own step stays
         self.step_tags.update(step_tags)
-        path = self.run_dir / "metrics.jsonl"
+        path = RunFiles(self.run_dir).metrics
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         self.history = [row for row in rows if row["epoch"] <= epoch]
-        diagnosis = self.run_dir / "diagnosis.txt"
+        diagnosis = RunFiles(self.run_dir).diagnosis
         if diagnosis.exists():
             self.warnings = [line[2:] for line in diagnosis.read_text().splitlines() if line.startswith("- ")]
 
@@ -257,7 +252,7 @@ class RunLogger(ConsoleLogger):
         for writer in [self.tensorboard, *self.split_writers.values()]:
             writer.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
-        write_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+        write_atomic(RunFiles(self.run_dir).metrics, "".join(json.dumps(row) + "\n" for row in self.history))
 
     def log_graph(self, model: Any, inputs: Any) -> None:
         """The model's graph for TensorBoard's Graphs tab; some models cannot be traced, and that is fine."""
@@ -273,7 +268,7 @@ class RunLogger(ConsoleLogger):
     def on_warning(self, trainer: Any, text: str) -> None:
         """Kept in diagnosis.txt and TensorBoard's Text tab."""
         self.warnings.append(text)
-        write_atomic(self.run_dir / "diagnosis.txt", "".join(f"- {w}\n" for w in self.warnings))
+        write_atomic(RunFiles(self.run_dir).diagnosis, "".join(f"- {w}\n" for w in self.warnings))
         self.tensorboard.add_text("diagnosis", diagnosis_text(self.warnings), self.step)
 
     def on_fit_end(self, trainer: Any, metrics: dict[str, float]) -> None:
@@ -284,7 +279,7 @@ class RunLogger(ConsoleLogger):
             self.tensorboard.add_text("diagnosis", diagnosis_text(self.warnings), self.step)
         self._write_hparams(metrics)
         self.close_writers()
-        write_atomic(self.run_dir / "summary.json", json.dumps(trainer.summary, indent=2) + "\n")
+        write_atomic(RunFiles(self.run_dir).summary, json.dumps(trainer.summary, indent=2) + "\n")
         super().on_fit_end(trainer, metrics)
         look = (
             f"see the curves: tensorboard --logdir {self.run_dir.parent}; train and val: its Custom Scalars tab"

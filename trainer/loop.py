@@ -21,7 +21,6 @@ from trainer import distributed
 from trainer.callbacks import call_hook, check_hooks
 from trainer.checkpoint import (
     CheckpointWriter,
-    Monitor,
     TrainState,
     load_checkpoint,
     rng_states,
@@ -32,8 +31,10 @@ from trainer.diagnostics import check_one_batch, first_batch, takes_class_indice
 from trainer.errors import StoppedByUser, UserError, did_you_mean
 from trainer.explain import explain_batch_failure
 from trainer.logger import ConsoleLogger, RunLogger, SilentLogger
+from trainer.metric_names import Monitor
 from trainer.metrics import Metrics, format_table
 from trainer.pictures import Histograms, Pictures
+from trainer.run_files import BEST, CHECKPOINTS, RunFiles
 from trainer.watchdog import Watchdog, diagnose_nonfinite
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -376,7 +377,7 @@ class Trainer:
         self.checkpoints.wait()
         self.state.totals = {name: getattr(totals, name) for name in ("sums", "count", "logged", "logged_count")}
         if self.out_dir is not None:
-            self.checkpoints.save(self.out_dir / "checkpoints" / "last.pt", self.checkpoint({}))
+            self.checkpoints.save(RunFiles(self.out_dir).last, self.checkpoint({}))
             self.checkpoints.wait()  # on disk before the resume command is printed
         by = STOP_SIGNALS[self.stop_signal]
         saved = "" if self.out_dir is None else " saved."
@@ -389,9 +390,9 @@ class Trainer:
         without config.yaml, which `resume` could not rebuild) the two lines of Python that do it."""
         if self.out_dir is None:
             return " (no out_dir: nothing was saved to resume from)"
-        if (self.out_dir / "config.yaml").exists():
+        if RunFiles(self.out_dir).config.exists():
             return f" Resume with: python -m trainer resume {self.out_dir}"
-        last = self.out_dir / "checkpoints" / "last.pt"
+        last = RunFiles(self.out_dir).last
         return (
             f" Carry on in Python: trainer.load(trainer.checkpoint_file('{last}')), then trainer.fit(...) with the "
             "same loaders"
@@ -473,7 +474,7 @@ class Trainer:
         """Save the weights as they are before this step, find where the NaN/inf comes from, and stop."""
         saved = ""
         if self.out_dir is not None:
-            path = self.out_dir / "checkpoints" / f"nonfinite-step{self.state.step + 1}.pt"
+            path = self.out_dir / CHECKPOINTS / f"nonfinite-step{self.state.step + 1}.pt"
             save_checkpoint(path, {"model": self.raw_model.state_dict(), "state": vars(self.state).copy()})
             saved = f" The weights before this step are in {path}."
         cause = diagnose_nonfinite(self.model, self.loss_fn, inputs, targets)
@@ -502,8 +503,8 @@ class Trainer:
         """last.pt every epoch; best.pt when the monitored metric improves."""
         if self.out_dir is None:
             return
-        last = self.out_dir / "checkpoints" / "last.pt"
-        best = last.with_name("best.pt") if self.state.best_epoch == self.state.epoch else None
+        last = RunFiles(self.out_dir).last
+        best = last.with_name(BEST) if self.state.best_epoch == self.state.epoch else None
         self.checkpoints.save(last, self.checkpoint(metrics), also_as=best)
 
     def checkpoint(self, metrics: dict[str, float]) -> dict[str, Any]:

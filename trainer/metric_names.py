@@ -3,6 +3,8 @@ checked without loading torch."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from trainer.errors import did_you_mean, one_of
 
 CLASSIFICATION = ("accuracy", "top5", "per_class_accuracy", "confusion_matrix")
@@ -14,6 +16,24 @@ HIGHER_IS_BETTER = ("accuracy", "top5", "r2")  # every other metric, and every l
 def higher_is_better(name: str) -> bool:
     """Whether a larger value of the metric `name` ('val/r2', 'train/loss', ...) is the better one."""
     return name.endswith(HIGHER_IS_BETTER)
+
+
+@dataclass
+class Monitor:
+    """The metric best.pt and early stopping follow."""
+
+    name: str = "val/loss"
+    mode: str | None = None  # "min" when lower is better, "max" when higher is; by default from the name
+    min_delta: float = 0.0  # a change smaller than this is no improvement
+
+    def __post_init__(self) -> None:
+        if self.mode is None:
+            self.mode = "max" if higher_is_better(self.name) else "min"
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
 def default_metrics(task: str, num_classes: int | None) -> list[str]:

@@ -180,7 +180,7 @@ def format_table(
     metrics: dict[str, float], per_class: list[float] | None = None, class_names: list[str] | None = None
 ) -> str:
     """The final metrics as an aligned text table for the console, then one row per class when given."""
-    lines = _aligned([("metric", "value"), *((name, _format_value(name, value)) for name, value in metrics.items())])
+    lines = _aligned([("metric", "value"), *((name, format_value(name, value)) for name, value in metrics.items())])
     if per_class is not None:
         if class_names is not None and len(class_names) != len(per_class):
             raise ValueError(f"{len(class_names)} class names for {len(per_class)} classes")
@@ -193,7 +193,8 @@ def format_table(
     return "\n".join(lines)
 
 
-def _format_value(name: str, value: float) -> str:
+def format_value(name: str, value: float) -> str:
+    """A metric's value as every table and epoch line shows it: shares as percentages, the lr in e-notation."""
     if name.endswith(("accuracy", "top5")):
         return f"{value:.2%}"
     if name == "lr":

@@ -16,7 +16,6 @@ import torch
 from trainer import cores, distributed
 from trainer.atomic import write_atomic
 from trainer.callbacks import EarlyStopping, callbacks_from_config
-from trainer.checkpoint import Monitor
 from trainer.components.catalog import load_catalog
 from trainer.components.data import build_data
 from trainer.components.losses import build_loss, check_loss
@@ -38,8 +37,9 @@ from trainer.inference import read_checkpoint
 from trainer.logger import free_run_dir, make_run_dir, new_run_dir, refuse_a_file_in_the_way
 from trainer.loop import Options, Trainer, resolve_device
 from trainer.lr_find import LRFindResult, log_to_tensorboard, lr_find, save_plot_png
-from trainer.metric_names import check_metric_names, default_metrics
+from trainer.metric_names import Monitor, check_metric_names, default_metrics
 from trainer.numbers import check_numbers, number_warnings
+from trainer.run_files import RunFiles
 from trainer.yamlio import dump_yaml, flatten
 
 
@@ -201,7 +201,7 @@ def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
     from trainer.folders import run_folder
 
     run_folder(str(run_dir), "resume", lambda path: f"python -m trainer resume {path}", needs="last", accept=False)
-    checkpoint = read_checkpoint(run_dir / "checkpoints" / "last.pt")
+    checkpoint = read_checkpoint(RunFiles(run_dir).last)
     before, now = flatten(checkpoint["config"]), flatten(cfg.model_dump(mode="json"))
     changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
     refused = [key for key in changed if key not in CHANGEABLE_ON_RESUME]
@@ -217,7 +217,7 @@ def check_resumable(cfg: Config, run_dir: Path) -> dict[str, Any]:
             ]
         )
     state = checkpoint["state"]
-    finished = (run_dir / "summary.json").exists()  # else it stopped while testing: resuming finishes that
+    finished = RunFiles(run_dir).summary.exists()  # else it stopped while testing: resuming finishes that
     stopped_early = state["stopped_early"] and "train.early_stopping.patience" not in changed
     if finished and (state["epoch"] >= cfg.train.epochs or stopped_early):
         why = "stopped early" if state["stopped_early"] else f"trained {state['epoch']} epochs"
@@ -376,8 +376,8 @@ def train_in_this_process(
     summary = layer_summary(model, example)
     if distributed.is_main():
         make_run_dir(run_dir, new=fresh)
-        write_atomic(run_dir / "config.yaml", dump_yaml(resolved))  # rerun this file to repeat the run
-        write_atomic(run_dir / "model.txt", summary + "\n")
+        write_atomic(RunFiles(run_dir).config, dump_yaml(resolved))  # rerun this file to repeat the run
+        write_atomic(RunFiles(run_dir).model, summary + "\n")
     print(f"data: {data.description}")
     print(f"feeding: {data.feeding}")
     print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")

@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import UserError
+from trainer.run_files import CHECKPOINTS, CONFIG, LOG, METRICS, MODEL, SUMMARY, RunFiles
 
 SWEEP_PLAN = "sweep.json"  # the plan a sweep folder holds (trainer/sweep.py Plan)
 RUNNING_WITHIN_S = 180  # a run that wrote nothing for this long is not training (see training_now)
 # Files a run writes beside its config.yaml: one of them tells a run folder from a folder that holds a config.
-RUN_FILES = ("metrics.jsonl", "summary.json", "model.txt", "checkpoints", "log.txt")
+RUN_FILES = (METRICS, SUMMARY, MODEL, CHECKPOINTS, LOG)
 
 
 def is_run_folder(path: Path) -> bool:
     """A folder a run (or a sweep's trial) wrote: its config.yaml and at least one of the files a run adds."""
     if not path.is_dir():
         return False
-    if (path / "config.yaml").is_file() and any((path / name).exists() for name in RUN_FILES):
+    if RunFiles(path).config.is_file() and any((path / name).exists() for name in RUN_FILES):
         return True
     return is_sweep_folder(path.parent) and path.name.startswith("trial-")  # a trial whose config failed
 
@@ -37,7 +38,7 @@ def run_folders(folder: Path) -> list[Path]:
     """Every run folder under `folder` (itself included), sweeps' trials too, oldest first."""
     if not folder.is_dir():
         raise UserError(f"'{folder}' is not a folder", fix="give the folder runs are saved in (log.dir, default runs)")
-    found = {p.parent for p in folder.rglob("config.yaml") if is_run_folder(p.parent)}
+    found = {p.parent for p in folder.rglob(CONFIG) if is_run_folder(p.parent)}
     found |= {p for p in folder.rglob("trial-*") if is_run_folder(p)}
     return sorted(found, key=started)
 
@@ -48,13 +49,13 @@ def started(run_dir: Path) -> datetime:
     if stamp:
         when = datetime.strptime(stamp[1], "%Y%m%d-%H%M%S")
         return when.replace(microsecond=int(stamp[2] or 1))  # -2, -3: runs begun in the same second, in order
-    files = [p for p in (run_dir / "config.yaml", run_dir / "log.txt", run_dir) if p.exists()]
+    files = [p for p in (RunFiles(run_dir).config, RunFiles(run_dir).log, run_dir) if p.exists()]
     return datetime.fromtimestamp(min(p.stat().st_mtime for p in files))
 
 
 def seconds_since_written(run_dir: Path) -> float:
     """How long ago the run last wrote its config, metrics, last checkpoint or TensorBoard events."""
-    files = [run_dir / "config.yaml", run_dir / "metrics.jsonl", run_dir / "checkpoints" / "last.pt"]
+    files = [RunFiles(run_dir).config, RunFiles(run_dir).metrics, RunFiles(run_dir).last]
     times = [p.stat().st_mtime for p in [*files, *run_dir.glob("events.out.tfevents*")] if p.exists()]
     return time.time() - max(times) if times else math.inf
 
@@ -89,7 +90,7 @@ def status_of(run_dir: Path) -> dict[str, Any]:
     killed, with a checkpoint to carry on from), failed (no checkpoint: it stopped before its first epoch ended),
     running? (no summary yet, and a trainer process is at work on it: see `training_now`).
     """
-    summary_path = run_dir / "summary.json"
+    summary_path = RunFiles(run_dir).summary
     rows = _metric_rows(run_dir)
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
@@ -105,7 +106,7 @@ def status_of(run_dir: Path) -> dict[str, Any]:
     if training_now(run_dir):
         status = "running?"
     else:
-        status = "stopped: resumable" if (run_dir / "checkpoints" / "last.pt").is_file() else "failed"
+        status = "stopped: resumable" if RunFiles(run_dir).last.is_file() else "failed"
     return {
         "status": status,
         "epochs": rows[-1]["epoch"] if rows else 0,
@@ -123,14 +124,14 @@ def sweep_status(sweep_dir: Path) -> str:
         planned = len(plan.get("trials") or []) or int(plan.get("settings", {}).get("trials") or 0)
     except (OSError, ValueError):
         planned = 0
-    done = sum((trial / "summary.json").is_file() for trial in sweep_dir.glob("trial-*"))
+    done = sum(RunFiles(trial).summary.is_file() for trial in sweep_dir.glob("trial-*"))
     if planned and done >= planned:
         return f"finished: {done} trials"
     return f"stopped: {done} of {planned or '?'} trials finished"
 
 
 def _metric_rows(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
+    path = RunFiles(run_dir).metrics
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
@@ -163,7 +164,7 @@ def list_runs(folder: Path) -> str:
 def flat_config(run_dir: Path) -> dict[str, Any]:
     from trainer.yamlio import flatten, load_config_file
 
-    path = run_dir / "config.yaml"
+    path = RunFiles(run_dir).config
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (it has no config.yaml)", fix="give two run folders")
     data, _ = load_config_file(path)

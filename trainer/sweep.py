@@ -41,7 +41,8 @@ from trainer import cores, keys
 from trainer.atomic import write_atomic
 from trainer.config import Config, Distribution, LogConfig, SweepConfig
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
-from trainer.metric_names import higher_is_better
+from trainer.metric_names import Monitor
+from trainer.run_files import RunFiles
 from trainer.runs import SWEEP_PLAN, aligned
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, parse_value, split_key
@@ -342,7 +343,7 @@ def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], callbacks: li
         shutil.rmtree(run_dir)  # an unfinished trial starts again from the beginning
     run_dir.mkdir(parents=True)
     started = time.perf_counter()
-    with open(run_dir / "log.txt", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with open(RunFiles(run_dir).log, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             cfg = trial_config(base, trial.values)
             train_from_config(cfg, run_dir=run_dir, data=cached_data(cfg), callbacks=callbacks or [])
@@ -358,9 +359,9 @@ def run_trial(sweep_dir: Path, trial: Trial, base: dict[str, Any], callbacks: li
 
 def outcome_of(run_dir: Path, values: dict[str, Any]) -> Outcome:
     """What a trial's folder says about it."""
-    summary_path = run_dir / "summary.json"
+    summary_path = RunFiles(run_dir).summary
     if not summary_path.is_file():
-        log = run_dir / "log.txt"
+        log = RunFiles(run_dir).log
         last = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
         return Outcome(run_dir.name, "failed" if last else "not run", values, {}, 0.0, last[0] if last else "")
     summary = json.loads(summary_path.read_text())
@@ -456,7 +457,7 @@ def worker_pool(jobs: int, sweep_dir: Path) -> ProcessPoolExecutor:
 
 def run_grid_or_random(sweep_dir: Path, plan: Plan, say: Callable[[Outcome], None]) -> None:
     with sweep_lock(sweep_dir):  # the trials not finished are claimed by this process alone
-        pending = [t for t in plan.trials if not (sweep_dir / t.name / "summary.json").is_file()]
+        pending = [t for t in plan.trials if not RunFiles(sweep_dir / t.name).summary.is_file()]
         jobs = min(plan.sweep.jobs, len(pending))
         if jobs <= 1:
             for trial in pending:
@@ -515,7 +516,7 @@ def open_study(sweep_dir: Path, plan: Plan, worker: int = 0) -> Any:
         study_name=plan.base.get("name", "sweep"),
         storage=study_storage(sweep_dir, sweep),
         load_if_exists=True,
-        direction="maximize" if monitor_of(plan)[1] else "minimize",
+        direction="maximize" if monitor_of(plan).mode == "max" else "minimize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
         if sweep.prune
@@ -530,7 +531,7 @@ def optuna_worker(sweep_dir_name: str, plan: Plan, worker: int = 0) -> Iterator[
     import optuna
 
     sweep_dir, sweep = Path(sweep_dir_name), plan.sweep
-    monitor = monitor_of(plan)[0]
+    monitor = monitor_of(plan).name
     study = open_study(sweep_dir, plan, worker)
     total = trial_count(plan)
     ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -563,11 +564,12 @@ def suggest(trial: Any, key: str, spec: list[Any] | Distribution) -> Any:
 # --- the summary --------------------------------------------------------------------------------------------------
 
 
-def monitor_of(plan: Plan) -> tuple[str, bool]:
-    """The metric that ranks the trials, and whether higher is better."""
+def monitor_of(plan: Plan) -> Monitor:
+    """The metric that ranks the trials, and which way is better: sweep.monitor, else the early stopping's metric
+    (with its mode), else val/loss."""
     stopping = plan.base.get("train", {}).get("early_stopping") or {}
     name = plan.sweep.monitor or stopping.get("monitor") or "val/loss"
-    return name, higher_is_better(name)
+    return Monitor(name, stopping.get("mode") if name == stopping.get("monitor") else None)
 
 
 def score(outcome: Outcome, monitor: str) -> float:
@@ -604,7 +606,8 @@ def no_trial_finished(sweep_dir: Path, plan: Plan) -> UserError | None:
 
 def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
     """The table of every trial, best first; written as CSV and Markdown. Returns (table, best config path)."""
-    monitor, higher = monitor_of(plan)
+    ranking = monitor_of(plan)
+    monitor, higher = ranking.name, ranking.mode == "max"
     outcomes = outcomes_of(sweep_dir, plan)
 
     def rank(outcome: Outcome) -> tuple[int, float]:
@@ -630,7 +633,7 @@ def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
     best_path = None
     if best is not None:
         best_path = sweep_dir / "best.yaml"
-        config = (sweep_dir / best.name / "config.yaml").read_text()
+        config = RunFiles(sweep_dir / best.name).config.read_text()
         note = (
             f"# The best trial of {sweep_dir} by {monitor} ({best.name}): rerun it with python -m trainer {best_path}\n"
         )
@@ -642,7 +645,7 @@ def read_values(run_dir: Path, plan: Plan) -> dict[str, Any]:
     """An optuna trial's values, read back from its resolved config."""
     from trainer.yamlio import load_config_file, split_key
 
-    config = run_dir / "config.yaml"
+    config = RunFiles(run_dir).config
     if not config.is_file():
         return {}
     data, _ = load_config_file(config)

@@ -16,8 +16,7 @@ from typing import Any
 
 from trainer.atomic import write_atomic
 from trainer.errors import StoppedByUser, UserError
-
-CSV_FILE = "metrics.csv"
+from trainer.run_files import RunFiles
 
 
 def numbers(values: dict[str, Any]) -> dict[str, float | int]:
@@ -38,7 +37,7 @@ class CsvLogger:
         self.columns, self.rows = ["epoch", "step"], []
         if trainer.out_dir is None or trainer.state.step == 0:
             return
-        path = trainer.out_dir / CSV_FILE
+        path = RunFiles(trainer.out_dir).metrics_csv
         if path.exists():  # resumed: keep what was logged up to the checkpoint, drop the epochs to be redone
             reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
             self.columns = list(dict.fromkeys(["epoch", "step", *(reader.fieldnames or [])]))
@@ -70,7 +69,7 @@ class CsvLogger:
         writer = csv.DictWriter(text, fieldnames=self.columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
-        write_atomic(out_dir / CSV_FILE, text.getvalue())
+        write_atomic(RunFiles(out_dir).metrics_csv, text.getvalue())
 
 
 def _epoch_of(row: dict[str, Any]) -> int | None:
