@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError, UserError, closest, did_you_mean
 from trainer.metric_names import higher_is_better
+from trainer.run_files import RunFiles
 
 # Each hook's parameters after self: the one list both the calls and the checks of a learner's callback follow.
 HOOK_PARAMETERS = {
@@ -110,7 +112,13 @@ def check_hooks(callback: Any) -> None:
             continue
         meant = closest(attr, HOOKS, cutoff=0.8)
         if meant is not None or attr.startswith("on_"):
-            instead = f"rename it {meant}" if meant else f"name it after one of the hooks: {', '.join(HOOKS)}"
+            # Another library's hook (on_validation_epoch_end) is named after the nearest of ours, arguments too.
+            meant = meant or closest(attr, HOOKS)
+            instead = (
+                f"rename it {meant}: def {meant}({', '.join(['self', *HOOK_PARAMETERS[meant]])})"
+                if meant
+                else f"name it after one of the hooks: {', '.join(HOOKS)}"
+            )
             raise HookMistake(
                 f"{_place(getattr(callback, attr))}the callback {name} has a method {attr}(), which is not a hook"
                 f"{did_you_mean(attr, HOOKS)}: the Trainer would never call it. Try: {instead}"
@@ -150,29 +158,107 @@ class CallbackFailed(UserError):
 
 def call_hook(callback: Any, hook: str, trainer: Any, *arguments: Any) -> Any:
     """Call one callback's hook, if it has it. An exception from a callback the learner wrote stops the run with
-    the place in their file and the hook; leaptrain's own callbacks' errors pass as they are."""
+    the place in their file and the hook, and what the Trainer passed; so does a hook that returns what the Trainer
+    cannot read or sets a flag on the Trainer that nothing reads. leaptrain's own callbacks' errors pass as they are."""
     method = getattr(callback, hook, None)
     if method is None:
         return None
-    try:
+    if type(callback).__module__.startswith("trainer."):
         return method(trainer, *arguments)
+    attributes = set(getattr(trainer, "__dict__", {}))
+    try:
+        returned = method(trainer, *arguments)
     except (UserError, KeyboardInterrupt):
         raise
     except Exception as err:
-        if type(callback).__module__.startswith("trainer."):
-            raise
         from trainer.failure import user_location
 
         where = user_location(err.__traceback__) or type(callback).__module__
         first = (str(err).strip().splitlines() or [""])[0]
-        kept = ""
-        if trainer.out_dir is not None and (trainer.out_dir / "checkpoints" / "last.pt").exists():
-            kept = f"; the last checkpoint is kept: python -m trainer resume {trainer.out_dir}"
+        said, fix = _what_was_passed(method, hook, arguments, err)
         raise CallbackFailed(
-            f"{where}: {type(err).__name__} in the callback {type(callback).__name__}.{hook}(): {first}{kept}",
-            fix=f"fix {hook} in that file, or take the callback out of `callbacks`",
+            f"{where}: {type(err).__name__} in the callback {type(callback).__name__}.{hook}(): {first}{said}"
+            f"{_checkpoint_kept(trainer)}",
+            fix=fix or f"fix {hook} in that file, or take the callback out of `callbacks`",
             key="callbacks",
         ) from err
+    name = f"the callback {type(callback).__name__}.{hook}()"
+    if hook == "on_epoch_end" and returned is not None and not isinstance(returned, str):
+        # Other libraries stop on True (or on False): here a text is the reason to stop, printed as the run ends.
+        raise UserError(
+            f"{_place(method)}{name} returned {returned!r}: the Trainer stops the run when on_epoch_end returns "
+            f"a text (the reason it prints) and goes on when it returns None{_checkpoint_kept(trainer)}",
+            fix='return the reason to stop as a text, e.g. return f"stopped: val/accuracy is {value:.3f}", and None '
+            "to go on",
+            key="callbacks",
+        )
+    if added := sorted(set(getattr(trainer, "__dict__", {})) - attributes):
+        # `trainer.should_stop = True` (Lightning) or `stop_training` (Keras) would be kept and never read.
+        raise UserError(
+            f"{_place(method)}{name} set trainer.{added[0]}, which the Trainer does not have: nothing reads it"
+            f"{_checkpoint_kept(trainer)}",
+            fix=f"to stop the run, return the reason from on_epoch_end; to keep a value, keep it on the callback "
+            f"(self.{added[0]})",
+            key="callbacks",
+        )
+    return returned
+
+
+def _checkpoint_kept(trainer: Any) -> str:
+    """'; the last checkpoint is kept: python -m trainer resume RUN' where the run has one, or ''."""
+    out_dir = getattr(trainer, "out_dir", None)
+    if out_dir is not None and RunFiles(out_dir).last.exists():
+        return f"; the last checkpoint is kept: python -m trainer resume {out_dir}"
+    return ""
+
+
+def _what_was_passed(method: Any, hook: str, arguments: tuple[Any, ...], err: Exception) -> tuple[str, str]:
+    """What the Trainer passed, where the error is likely about it: the names a missing key could be, or the
+    arguments a hook written for another library's order received. (' ...', fix) or ('', '')."""
+    expected = HOOK_PARAMETERS.get(hook, ())[1:]
+    if isinstance(err, KeyError) and err.args and isinstance(err.args[0], str):
+        key = err.args[0]
+        for name, given in zip(_parameter_names(method)[1:] or expected, arguments, strict=False):
+            if isinstance(given, dict) and key not in given and all(isinstance(k, str) for k in given):
+                meant = _metric_meant(key, given)
+                suggestion = f" (did you mean '{meant}'?)" if meant else ""
+                said = f" is not in {name}{suggestion}; {name} holds {', '.join(given) or 'nothing'}"
+                return said, f"write {name}[{meant!r}]" if meant else f"use one of the names {name} holds"
+    names = _parameter_names(method)
+    wrong_kind = isinstance(err, (AttributeError, TypeError, KeyError, IndexError))
+    if wrong_kind and names and names[: len(expected) + 1] != ["trainer", *expected]:
+        # A hook written for another library's arguments (args, state, control) gets ours in their places.
+        passed = [
+            "the trainer",
+            *(f"the {what} ({type(value).__name__})" for what, value in zip(expected, arguments, strict=False)),
+        ]
+        got = ", ".join(f"{name} is {what}" for name, what in zip(names, passed, strict=False))
+        signature = ", ".join(["self", *HOOK_PARAMETERS[hook]])
+        return f"; the Trainer passes {', '.join(HOOK_PARAMETERS[hook])}: here {got}", f"def {hook}({signature})"
+    return "", ""
+
+
+def _metric_meant(key: str, names: Iterable[str]) -> str | None:
+    """The name `key` stands for, also as other libraries write it: 'val_loss' (Keras, Lightning) is val/loss,
+    'loss' and 'acc' (Keras's training metrics, abbreviated) are train/loss and train/accuracy."""
+    forms: dict[str, str] = {}
+    for name in names:
+        split, _, metric = name.rpartition("/")
+        for form in (name, f"{split}_{metric}" if split else name, metric):
+            forms.setdefault(form, name)
+    meant = closest(key, forms) or next((form for form in forms if len(key) >= 3 and form.startswith(key)), None)
+    return forms[meant] if meant else None
+
+
+def _parameter_names(method: Any) -> list[str]:
+    """The names of a bound method's positional parameters (after self), or [] where it takes *args."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def callback_kind() -> Any:
