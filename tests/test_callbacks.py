@@ -25,6 +25,8 @@ import json
 class Recorder:
     def __init__(self, path, every=1):
         self.path = path
+        with open(path + ".made", "a") as f:  # each object made: a run makes its callbacks once
+            f.write("made\\n")
 
     def on_epoch_end(self, trainer, epoch, metrics):
         with open(self.path, "a") as f:
@@ -55,6 +57,7 @@ def test_a_callback_named_in_yaml_is_called_every_epoch_with_the_metrics(write_c
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "seen.txt").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
+    assert (tmp_path / "seen.txt.made").read_text() == "made\n"  # checked and used as one object, not made twice
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     for row, kept in zip(rows, logged, strict=True):  # the very metrics the run keeps

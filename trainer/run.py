@@ -43,28 +43,31 @@ from trainer.run_files import RunFiles
 from trainer.yamlio import dump_yaml, flatten
 
 
-def check_components(cfg: Config) -> None:
+def check_components(cfg: Config) -> list[Any]:
     """Every component name and argument, and the values torch checks when it builds (on a dummy parameter), and
-    the user's own files, imported: all before anything is built, all problems at once."""
+    the user's own files, imported: all before anything is built, all problems at once. Returns the objects of
+    `callbacks:`, which are made to be checked, so that the run uses them rather than making them again."""
     catalog = load_catalog()  # torch is imported by now: made here if missing, for a later config's quick check
+    callbacks: list[Any] = []
     problems = [
         *check_model(cfg.model, catalog.models),
         *check_loss(cfg.loss, catalog.losses),
         *check_optimizer(cfg.optimizer, catalog.optimizers),
         *check_scheduler(cfg.scheduler, catalog.schedulers),
         *_check_device(cfg),
-        *_check_callbacks(cfg),
+        *_check_callbacks(cfg, callbacks),
     ]
     problems = check_numbers(cfg, problems)  # each number against its job (a few ms: the CLI checked them first too)
     if problems:
         raise ConfigError(problems)
+    return callbacks
 
 
-def _check_callbacks(cfg: Config) -> list[Problem]:
-    """The learner's callbacks are imported and made once here, so that a misspelled argument or hook is said with
-    the other problems, before any data is read."""
+def _check_callbacks(cfg: Config, made: list[Any]) -> list[Problem]:
+    """The learner's callbacks are imported and made here, into `made`, so that a misspelled argument or hook is
+    said with the other problems, before any data is read."""
     try:
-        callbacks_from_config(cfg.callbacks)
+        made += callbacks_from_config(cfg.callbacks)
     except ConfigError as err:
         return err.problems
     return []
@@ -101,11 +104,12 @@ class Built:
     loss_fn: Any
     optimizer: torch.optim.Optimizer
     device: torch.device
+    callbacks: list[Any]  # the objects of `callbacks:`, made when the config was checked
 
 
 def build(cfg: Config, data: DataSplits | None = None, device: torch.device | None = None) -> Built:
     """The data (unless given: a sweep loads it once for many trials), model, loss and optimizer."""
-    check_components(cfg)
+    callbacks = check_components(cfg)
     seed_everything(cfg.seed)
     device = device or resolve_device(cfg.train.device)
     data = data or build_data(cfg.data, device, cfg.seed)
@@ -117,11 +121,12 @@ def build(cfg: Config, data: DataSplits | None = None, device: torch.device | No
         raise explain(err, during="building the model") from err
     check_model_structure(model)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    return Built(data, model, build_loss(cfg.loss), optimizer, device)
+    return Built(data, model, build_loss(cfg.loss), optimizer, device, callbacks)
 
 
-def callbacks_of(cfg: Config) -> list[Any]:
-    """The observers a config asks for: early stopping, the loggers of log.loggers, then `callbacks:`."""
+def callbacks_of(cfg: Config, learners: list[Any]) -> list[Any]:
+    """The observers a config asks for: early stopping, the loggers of log.loggers, then `learners`, the objects
+    of `callbacks:` (made by check_components)."""
     made: list[Any] = []
     if cfg.train.early_stopping is not None:
         made.append(EarlyStopping(cfg.train.early_stopping.patience))
@@ -135,7 +140,7 @@ def callbacks_of(cfg: Config) -> list[Any]:
         # A sweep's trials lie deeper in log.dir than a run: the store is named from log.dir, not from the run folder.
         uri = cfg.log.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or local_store(Path(cfg.log.dir))
         made.append(MlflowLogger(uri))
-    return [*made, *callbacks_from_config(cfg.callbacks)]
+    return [*made, *learners]
 
 
 def monitor_of(cfg: Config) -> Monitor:
@@ -327,7 +332,7 @@ def train_in_this_process(
     built = build(cfg, data, device)
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
-    observers = callbacks_of(cfg)  # the learner's callbacks are made (and checked) before the run folder is
+    observers = callbacks_of(cfg, built.callbacks)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
     saved = checkpoint["scheduler"] if checkpoint else None  # a planned schedule resumed longer: a restart is added
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch, saved)
