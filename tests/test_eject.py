@@ -59,3 +59,32 @@ def test_eject_says_what_it_does_not_cover(write_config, run_cli):
     config = write_config("data: {dataset: synthetic}\nmodel: {name: resnet18}\n")
     code, _, err = run_cli("eject", config)
     assert code == 2 and "not model 'resnet18'" in err and "configs/mnist.yaml" in err
+
+
+def test_an_ejected_script_keeps_channels_last_bf16_and_clipping_and_reads_like_a_person_wrote_it(
+    write_config, run_cli, tmp_path
+):
+    root = make_fake_mnist(tmp_path / "data", train=256, test=64)
+    config = write_config(
+        f"data: {{dataset: mnist, root: {root}, batch_size: 32, download: false}}\n"
+        "model: {name: cnn, channels: [4, 8], fc: 16, batch_norm: false}\noptimizer: {name: adamw, lr: 0.01}\n"
+        "scheduler: one_cycle\ntrain: {epochs: 2, channels_last: true, precision: bf16, grad_clip: 0.5}\n"
+    )
+    ours, theirs = run_both(config, tmp_path, run_cli)
+    assert theirs == pytest.approx(ours, rel=1e-4, abs=1e-6)
+    script = (tmp_path / "plain.py").read_text()
+    assert "memory_format=torch.channels_last" in script and "torch.autocast" in script
+    assert "clip_grad_norm_(model.parameters(), 0.5)" in script
+    leftovers = [line for line in script.splitlines() if line.strip() == "pass" or " if True else " in line]
+    assert not leftovers and "BatchNorm2d" not in script  # batch_norm: false leaves no trace
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [("train.accumulate=2", "train.accumulate"), ("train.early_stopping={patience: 2}", "train.early_stopping")],
+)
+def test_eject_refuses_what_its_loop_would_not_do(write_config, run_cli, setting, key):
+    config = write_config("data: {dataset: synthetic}\nmodel: {name: mlp}\n")
+    code, _, err = run_cli("eject", config, setting)
+    assert code == 2 and "Traceback" not in err
+    assert "the script would not train as the run does" in err and f"{key}=" in err

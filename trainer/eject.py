@@ -133,8 +133,8 @@ def _model(cfg: Config) -> str:
             '''
     if isinstance(model, CNNModel):
         act = activation.get(model.activation, "nn.LeakyReLU")
-        norm = f"nn.BatchNorm2d(out_channels) if {model.batch_norm} else nn.Identity()"
         conv_args = f"{model.kernel_size}, padding={model.kernel_size // 2}, bias={not model.batch_norm}"
+        norm = "\n                            nn.BatchNorm2d(out_channels)," if model.batch_norm else ""
         return f'''
             class Model(nn.Module):
                 """Conv blocks that halve the image each time, then a small fully connected head."""
@@ -145,8 +145,7 @@ def _model(cfg: Config) -> str:
                     blocks = []
                     for out_channels in {model.channels}:
                         blocks += [
-                            nn.Conv2d(in_channels, out_channels, {conv_args}),
-                            {norm},
+                            nn.Conv2d(in_channels, out_channels, {conv_args}),{norm}
                             {act}(),
                             nn.MaxPool2d(2),
                         ]
@@ -166,9 +165,29 @@ def _model(cfg: Config) -> str:
     raise _unsupported(f"model '{model.name}'", "model.name")
 
 
+def _refuse_what_it_cannot_write(cfg: Config) -> None:
+    """The train settings the script cannot do as the run does are refused, never dropped in silence."""
+    train = cfg.train
+    refused = [
+        ("train.accumulate", train.accumulate != 1, f"accumulate: {train.accumulate}", "train.accumulate=1"),
+        ("train.early_stopping", train.early_stopping is not None, "early_stopping", "train.early_stopping=null"),
+        ("train.precision", train.precision == "fp16", "precision: fp16 (CUDA only)", "train.precision=bf16"),
+    ]
+    for key, present, what, instead in refused:
+        if present:
+            raise UserError(
+                f"eject writes a plain loop without {what}: the script would not train as the run does",
+                fix=f"eject with {instead} to see the loop (python -m trainer eject CONFIG {instead}); "
+                "the framework runs the config as it is",
+                key=key,
+            )
+
+
 def _loop(cfg: Config) -> str:
     from trainer.components.losses import _find
     from trainer.components.optim import _optimizer_class, _scheduler_args, steps_every_batch
+
+    _refuse_what_it_cannot_write(cfg)
 
     loss = _find(cfg.loss)
     if not isinstance(loss, type):
@@ -193,6 +212,25 @@ def _loop(cfg: Config) -> str:
     accuracy = "(outputs.argmax(dim=1) == y).sum().item()" if classification else "0"
     model_input = "tuple(train_x.shape[1:])" if isinstance(cfg.model, CNNModel) else "train_x[0].numel()"
     val_accuracy_text = "  val/accuracy {val_accuracy:.4f}" if classification else ""
+    # The settings of train: each written where the run applies it, and only when it is on.
+    body = " " * 20  # the indentation of the loop's body in the template below, before it is dedented
+    train_layout = eval_layout = place = compiled = ""
+    if cfg.train.channels_last:  # as the run has it
+        layout = "x = x.contiguous(memory_format=torch.channels_last)  # the layout conv kernels run fastest on"
+        train_layout, eval_layout = f"\n{body}{layout}", f"\n{' ' * 16}{layout}"
+        place = ", memory_format=torch.channels_last"
+    if cfg.train.compile:
+        compiled = f"\n{' ' * 12}model = torch.compile(model)  # compiled once, then faster steps"
+    autocast = ""
+    if cfg.train.precision == "bf16":
+        autocast = 'with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16: float32\'s range, half its bytes'
+    forward_train = _forward(autocast, "outputs = model(x)", "loss = loss_fn(outputs, y)", indent=20)
+    forward_eval = _forward(autocast, "outputs = model(x)", "loss = loss_fn(outputs, y)", indent=16)
+    clip = ""
+    if cfg.train.grad_clip is not None:
+        clip = f"\n{body}nn.utils.clip_grad_norm_(model.parameters(), {cfg.train.grad_clip!r})  # train.grad_clip"
+    batch_step = f"\n{body}scheduler.step()  # the learning rate for the next step" if per_batch and scheduler else ""
+    epoch_line = f"\n{' ' * 16}{epoch_step}  # once an epoch" if scheduler is not None and not per_batch else ""
     return f'''
         @torch.no_grad()
         def evaluate(model, loss_fn, inputs, targets):
@@ -200,9 +238,9 @@ def _loop(cfg: Config) -> str:
             model.eval()
             loss_sum, right = 0.0, 0
             for start in range(0, len(targets), BATCH_SIZE * 4):
-                x, y = inputs[start : start + BATCH_SIZE * 4], targets[start : start + BATCH_SIZE * 4]
-                outputs = model(x)
-                loss_sum += loss_fn(outputs, y).item() * len(y)
+                x, y = inputs[start : start + BATCH_SIZE * 4], targets[start : start + BATCH_SIZE * 4]{eval_layout}
+{forward_eval}
+                loss_sum += loss.item() * len(y)
                 right += {accuracy}
             return loss_sum / len(targets), right / len(targets)
 
@@ -217,7 +255,7 @@ def _loop(cfg: Config) -> str:
             val_x, val_y = train_x[order[:n_val]], train_y[order[:n_val]]
             train_x, train_y = train_x[order[n_val:]], train_y[order[n_val:]]
 
-            model = Model({model_input}, NUM_CLASSES).to(DEVICE)
+            model = Model({model_input}, NUM_CLASSES).to(DEVICE{place}){compiled}
             loss_fn = {loss_line}
             optimizer = {optimizer_line}
             steps_per_epoch = math.ceil(len(train_y) / BATCH_SIZE)
@@ -228,21 +266,18 @@ def _loop(cfg: Config) -> str:
                 model.train()
                 loss_sum, right = 0.0, 0
                 for index in torch.randperm(len(train_y), generator=shuffle).split(BATCH_SIZE):
-                    x, y = train_x[index].to(DEVICE), train_y[index].to(DEVICE)
-                    outputs = model(x)
-                    loss = loss_fn(outputs, y)
+                    x, y = train_x[index].to(DEVICE), train_y[index].to(DEVICE){train_layout}
+{forward_train}
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()  # autograd: the gradient of the loss for every parameter
-                    optimizer.step()  # each parameter moves a little against its gradient
-                    {"scheduler.step()  # the learning rate for the next step" if per_batch and scheduler else "pass"}
+                    loss.backward()  # autograd: the gradient of the loss for every parameter{clip}
+                    optimizer.step()  # each parameter moves a little against its gradient{batch_step}
                     loss_sum += loss.item() * len(y)
                     right += {accuracy}
                 train_loss = loss_sum / len(train_y)
                 line = f"epoch {{epoch}}/{{EPOCHS}}  train/loss {{train_loss:.6f}}"
                 if n_val:
                     val_loss, val_accuracy = evaluate(model, loss_fn, val_x.to(DEVICE), val_y.to(DEVICE))
-                    line += f"  val/loss {{val_loss:.6f}}{val_accuracy_text}"
-                {epoch_step + "  # once an epoch" if scheduler is not None and not per_batch else "pass"}
+                    line += f"  val/loss {{val_loss:.6f}}{val_accuracy_text}"{epoch_line}
                 print(line)
 
             test_loss, test_accuracy = evaluate(model, loss_fn, test_x.to(DEVICE), test_y.to(DEVICE))
@@ -252,6 +287,14 @@ def _loop(cfg: Config) -> str:
         if __name__ == "__main__":
             main()
         '''
+
+
+def _forward(autocast: str, *lines: str, indent: int) -> str:
+    """The forward lines at `indent` spaces (as the dedented template has them), under autocast when it is on."""
+    pad = " " * indent
+    if not autocast:
+        return "\n".join(pad + line for line in lines)
+    return "\n".join([pad + autocast, *(pad + "    " + line for line in lines)])
 
 
 def _kwargs(args: dict[str, Any]) -> str:
