@@ -97,3 +97,26 @@ def test_processes_started_with_different_configs_stop_with_a_message(write_conf
         assert process.returncode == 2
         assert "rank 1 was started with another config than rank 0 (they differ in optimizer.lr)" in err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_two_processes_count_every_validation_image_once(write_config, run_cli, tmp_path, cache):
+    """An odd number of validation images on two processes: no padded repeats (disk, a sampler) and no dropped
+    last few (memory, cut by index). The run's val metrics are those of a one-process eval of its checkpoint."""
+    from tests.test_image_folder import make_shapes
+
+    root = make_shapes(tmp_path / "shapes", per_class=11)  # 33 images, 9 held out: evaluated in batches of 8 and 1
+    config = write_config(
+        f"name: images\ndata: {{dataset: image_folder, root: {root}, image_size: 16, val_split: 0.3, batch_size: 2, "
+        f"cache: {cache}, workers: 0}}\nmodel: {{name: cnn, channels: [4], fc: 8}}\ntrain: {{epochs: 1}}\n"
+        "log: {graph: false}\n"
+    )
+    two = torchrun([str(config)], tmp_path)
+    assert two.returncode == 0, two.stderr
+    (run,) = (tmp_path / "runs" / "images").iterdir()
+    (row,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    code, _, err = run_cli("eval", run / "checkpoints" / "last.pt", "--split", "val")
+    assert code == 0, err
+    alone = json.loads((run / "eval-val.json").read_text())
+    assert row["val/loss"] == pytest.approx(alone["val/loss"], rel=1e-6)
+    assert row["val/accuracy"] == alone["val/accuracy"]

@@ -95,6 +95,13 @@ def sum_with_count(values: list[torch.Tensor], count: int) -> tuple[list[torch.T
     return summed, int(total.item())
 
 
+def buffers_of_rank_0(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch norm's running mean and variance, counters): what DDP does at
+    each training forward, done once more before an evaluation, so that every process evaluates one model."""
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
 def shard_of(batch: torch.Tensor) -> torch.Tensor:
     """This rank's part of a batch of sample indices: the ranks' parts together are the whole batch."""
     return batch.tensor_split(world_size())[rank()] if world_size() > 1 else batch

@@ -428,8 +428,12 @@ class Trainer:
         return totals.compute(split) | evaluation.metrics.compute(split)
 
     def evaluated_model(self) -> nn.Module:
-        """The model to evaluate: under torchrun the plain one, whose forward needs no other process."""
-        return self.model if distributed.world_size() == 1 else self.raw_model
+        """The model to evaluate: under torchrun the plain one, whose forward needs no other process, with rank 0's
+        buffers (batch norm's running statistics: each process's last batch moved its own), the checkpoint's."""
+        if distributed.world_size() == 1:
+            return self.model
+        distributed.buffers_of_rank_0(self.raw_model)
+        return self.raw_model
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from trainer import distributed
 from trainer.components.augment import batch_augment, pixel_pipeline
@@ -63,6 +63,21 @@ class Layout:
     train: list[Item]
     val: list[Item] | None
     test: list[Item] | None
+
+
+class EveryFileOnce(Sampler[int]):
+    """This process's share of an evaluation split under torchrun: files rank, rank + world, rank + 2 * world...
+    DistributedSampler would repeat a few files to give every process as many; then they would count twice in
+    the metrics. Evaluation needs no equal shares (its sums are added up once, at the end), so none is repeated."""
+
+    def __init__(self, count: int) -> None:
+        self.indices = range(distributed.rank(), count, distributed.world_size())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def build_image_folder(cfg: ImageFolderData, device: torch.device, seed: int) -> DataSplits:
@@ -845,7 +860,7 @@ def _from_disk(
         return DataLoader(
             files,
             batch_size=cfg.batch_size * 4,  # no gradients kept: bigger batches fit
-            sampler=DistributedSampler(files, shuffle=False) if world > 1 else None,
+            sampler=EveryFileOnce(len(files)) if world > 1 else None,
             num_workers=workers,
             pin_memory=pin,
             persistent_workers=workers > 0 and every_epoch,

@@ -52,10 +52,12 @@ class InMemoryLoader:
             end = min(start + self.batch_size, n)
             batch = slice(start, end) if order is None else order[start:end]  # a view, or the shuffled samples
             if world > 1:  # under torchrun: this process's part of the batch, the other processes take the rest
-                if end - start < world:
-                    continue  # too few samples to give every process one; the same on every process
+                if end - start < world and self.shuffle:
+                    continue  # training: too few samples to give every process one (DDP steps all together)
                 whole = torch.arange(start, end, device=self.targets.device) if order is None else batch
                 batch = distributed.shard_of(whole)
+                if len(batch) == 0:
+                    continue  # evaluation: the last few samples went to the other processes; each counts once
             inputs, targets = self.inputs[batch], self.targets[batch]
             yield (inputs if self.transform is None else self.transform(inputs, self.generator)), targets
 
