@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -120,3 +121,37 @@ def test_two_processes_count_every_validation_image_once(write_config, run_cli, 
     alone = json.loads((run / "eval-val.json").read_text())
     assert row["val/loss"] == pytest.approx(alone["val/loss"], rel=1e-6)
     assert row["val/accuracy"] == alone["val/accuracy"]
+
+
+NAN_ON_RANK_1 = """
+import os
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(2, num_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.fc(x)
+        if self.training and os.environ.get("RANK") == "1" and self.calls >= 4:
+            out = out * float("nan")  # from the 4th call on, only in this process
+        return out
+"""
+
+
+def test_a_nan_on_one_process_stops_every_process_at_that_step(write_config, tmp_path):
+    (tmp_path / "nan_net.py").write_text(NAN_ON_RANK_1)
+    config = write_config(CONFIG.replace("model: {name: mlp, hidden: [32]}", "model: nan_net.py:Net"))
+    two = torchrun([str(config), "train.preflight=false"], tmp_path)  # the preflight runs the model once more
+    assert two.returncode != 0, two.stderr  # both stopped, each with its message: no timeout, no hang
+    at = re.search(r"the loss became nan at (step (\d+) \(epoch 1, batch \d+\)): (.*)", two.stderr)  # rank 1
+    assert at and "the first NaN/inf appears in the output of the model's own forward code (Net)" in at[3], two.stderr
+    assert f"the loss of another process became NaN/inf at {at[1]}" in two.stderr  # rank 0, at the same step
+    (run,) = (tmp_path / "runs" / "ddp").iterdir()
+    assert (run / "checkpoints" / f"nonfinite-step{at[2]}.pt").is_file()

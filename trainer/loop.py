@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import platform
@@ -199,7 +200,7 @@ class Trainer:
                         with self.autocast():
                             logits = self.model(inputs)
                             batch_loss = self.loss_fn(logits, targets)
-                        if not torch.isfinite(batch_loss):  # stop before a NaN reaches the weights
+                        if not self.loss_is_finite(batch_loss):  # stop before a NaN reaches the weights
                             self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
                         loss = self.share_of_accumulated(batch_loss, batch, n_batches)
                         if batch % self.accumulate == 0:
@@ -472,6 +473,14 @@ class Trainer:
         with self.autocast():
             return check_one_batch(self.model, self.loss_fn, batch, self.device, self.num_classes)
 
+    def loss_is_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the step's loss is a number on every process: under torchrun a NaN on one process stops them
+        all at this step, where the others would wait for it for ever in the gradients' all-reduce."""
+        finite = torch.isfinite(loss.detach())
+        if distributed.world_size() > 1:
+            finite = distributed.sum_across([(~finite).float()])[0] == 0
+        return bool(finite)
+
     def stop_on_nonfinite(
         self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int
     ) -> None:
@@ -481,11 +490,16 @@ class Trainer:
             path = self.out_dir / CHECKPOINTS / f"nonfinite-step{self.state.step + 1}.pt"
             save_checkpoint(path, {"model": self.raw_model.state_dict(), "state": vars(self.state).copy()})
             saved = f" The weights before this step are in {path}."
-        cause = diagnose_nonfinite(self.model, self.loss_fn, inputs, targets)
-        message = (
-            f"the loss became {loss.item()} at step {self.state.step + 1} (epoch {epoch}, batch {batch + 1}): "
-            f"{cause}.{saved}"
-        )
+        where = f"at step {self.state.step + 1} (epoch {epoch}, batch {batch + 1})"
+        if torch.isfinite(loss):  # under torchrun: another process's part of the batch made it
+            cause = "the process whose part of the batch made it names the cause in its own output"
+            message = f"the loss of another process became NaN/inf {where}: {cause}.{saved}"
+        else:
+            # Under torchrun a copy: DDP's hooks on the model's weights would share the diagnosis's gradients with
+            # processes that have stopped.
+            model = self.raw_model if distributed.world_size() == 1 else copy.deepcopy(self.raw_model)
+            cause = diagnose_nonfinite(model, self.loss_fn, inputs, targets)
+            message = f"the loss became {loss.item()} {where}: {cause}.{saved}"
         self.record(message)  # the error itself is printed by whoever catches it
         raise UserError(
             message,
