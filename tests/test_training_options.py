@@ -323,3 +323,24 @@ def test_log_progress_false_turns_the_bar_off_even_in_a_terminal(monkeypatch):
         batches = logger.progress([1, 2], "epoch 1/1")
         assert next(batches) == 1 and bool(logger.bar.disable) is disabled  # looked at while the epoch runs
         assert list(batches) == [2]
+
+
+def test_cuda_runs_get_tf32_cudnn_benchmark_and_fused_optimizers_and_cpu_runs_do_not():
+    """What trainer/speed.py sets is what a careful hand-written GPU loop sets; a CPU run is left as it is."""
+    from trainer.speed import gpu_defaults, optimizer_arguments
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = (matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark)
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = cudnn.benchmark = False
+        assert gpu_defaults(torch.device("cpu")) is None and not cudnn.benchmark
+        said = gpu_defaults(torch.device("cuda"))
+        assert said is not None and "TF32" in said and "cudnn.benchmark" in said
+        assert matmul.allow_tf32 and cudnn.allow_tf32 and cudnn.benchmark
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32, cudnn.benchmark = before
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert optimizer_arguments(torch.optim.AdamW, {"weight_decay": 0.1}, cuda) == {"weight_decay": 0.1, "fused": True}
+    assert optimizer_arguments(torch.optim.AdamW, {"foreach": False}, cuda) == {"foreach": False}  # the config's
+    assert optimizer_arguments(torch.optim.RMSprop, {}, cuda) == {}  # no fused kernel
+    assert optimizer_arguments(torch.optim.SGD, {}, cpu) == {}

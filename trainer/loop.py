@@ -36,6 +36,7 @@ from trainer.metric_names import Monitor
 from trainer.metrics import Metrics, format_table
 from trainer.pictures import Histograms, Pictures
 from trainer.run_files import BEST, CHECKPOINTS, RunFiles
+from trainer.speed import gpu_defaults
 from trainer.watchdog import Watchdog, diagnose_nonfinite
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -184,6 +185,8 @@ class Trainer:
         if self.preflight and self.state.step == 0:
             for warning in self.preflight_warnings(first_batch(train_loader)):
                 self.warn(warning)
+        if said := gpu_defaults(self.device):  # TF32, cudnn.benchmark: what a careful hand-written loop sets
+            self.logger.info(said)
         if val_loader is None and self.monitor == Monitor():
             self.monitor = Monitor("train/loss")  # no validation split: the default follows the training loss
         with ctrl_c_finishes_the_step(self), self.run_files_complete_at_the_end():

@@ -86,9 +86,14 @@ def check_optimizer(cfg: OptimizerConfig, known: Mapping[str, Signature] | None 
 
 
 def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The config's optimizer over `params`; on CUDA the fused kernel of Adam, AdamW and SGD (trainer/speed.py)."""
+    from trainer.speed import optimizer_arguments
+
     cls = _optimizer_class(cfg)
     assert cls is not None, "check_optimizer runs first"
-    return cls(params, lr=cfg.lr, **cfg.args)
+    params = list(params)
+    device = params[0].device if params else torch.device("cpu")
+    return cls(params, lr=cfg.lr, **optimizer_arguments(cls, cfg.args, device))
 
 
 def _filled_args(cfg: SchedulerConfig, class_name: str, lr: float, total_steps: int) -> dict[str, Any]:
