@@ -631,17 +631,18 @@ class Evaluation:
         """Keep up to `limit` samples of a problem with one or two input features, to draw with the model's answer."""
         if inputs.dim() != 2 or inputs.shape[1] > 2 or (self.points is not None and len(self.points[0]) >= limit):
             return
-        batch = (inputs[:limit].float().cpu(), targets[:limit].cpu())
+        batch = (inputs[:limit].float(), targets[:limit])  # on the device: copied once, when drawn
         if self.points is not None:
             batch = (torch.cat([self.points[0], batch[0]])[:limit], torch.cat([self.points[1], batch[1]])[:limit])
         self.points = batch
 
     def keep_samples(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, limit: int = 64) -> None:
-        """Keep up to `limit` samples to look at, the misclassified ones of every batch first."""
+        """Keep up to `limit` samples to look at, the misclassified ones of every batch first. Chosen on the device
+        (no copy, no wait per batch); the pictures copy them to the CPU once, when they are drawn."""
         if logits.dim() != 2 or targets.dim() != 1:
             return
         wrong_first = torch.argsort((logits.argmax(dim=1) == targets).to(torch.int8), stable=True)[:limit]
-        batch = (inputs[wrong_first].float().cpu(), logits[wrong_first].float().cpu(), targets[wrong_first].cpu())
+        batch = (inputs[wrong_first].float(), logits[wrong_first].float(), targets[wrong_first])
         if self.samples is not None:
             batch = tuple(torch.cat([kept, new]) for kept, new in zip(self.samples, batch, strict=True))
         right_last = torch.argsort((batch[1].argmax(dim=1) == batch[2]).to(torch.int8), stable=True)[:limit]

@@ -69,13 +69,13 @@ class Pictures:
         if matrix is not None:
             add_picture(writer, f"{split}/confusion_matrix", confusion_matrix_image(matrix, names), step)
         if evaluation.samples is not None and matrix is not None:
-            inputs, outputs, targets = evaluation.samples
+            inputs, outputs, targets = (kept.cpu() for kept in evaluation.samples)  # the one copy of the epoch
             total = int(matrix.sum())  # the heading counts the whole split, not the few samples kept to draw
             grid = sample_grid_image(inputs, outputs, targets, names, split=(split, total, total - int(matrix.trace())))
             if grid is not None:
                 add_picture(writer, f"{split}/samples (wrong first)", grid, step)
         if evaluation.points is not None:
-            inputs, targets = evaluation.points
+            inputs, targets = (kept.cpu() for kept in evaluation.points)
             if inputs.shape[1] == 2 and not targets.is_floating_point():
                 add_picture(writer, f"{split}/decision regions", region_map_image(predict, inputs, targets), step)
             elif inputs.shape[1] == 1 and targets.is_floating_point():
