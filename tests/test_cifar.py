@@ -52,31 +52,35 @@ def test_cifar_trains_from_the_cli_and_predict_names_the_classes(fake_cifar, wri
 
 def test_random_crop_matches_cutting_each_padded_image_by_hand():
     images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
-    cropped = random_crop(images, 2, torch.Generator().manual_seed(3))
-    offsets = torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(3))
+    offsets = torch.randint(0, 5, (6, 2), generator=torch.Generator().manual_seed(3))
+    cropped = random_crop(images, 2, offsets)
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
     for i in range(6):
-        y, x = offsets[:, i].tolist()
+        y, x = offsets[i].tolist()
         assert torch.equal(cropped[i], padded[i, :, y : y + 8, x : x + 8])
 
 
-def test_flip_mirrors_some_images_and_keeps_the_others():
+def test_flip_mirrors_the_images_it_is_told_to_and_keeps_the_others():
     images = torch.arange(64 * 2 * 2, dtype=torch.float32).reshape(64, 1, 2, 2)
-    flipped = random_flip(images, torch.Generator().manual_seed(0))
-    mirrored = [torch.equal(flipped[i], images[i].flip(2)) for i in range(64)]
-    kept = [torch.equal(flipped[i], images[i]) for i in range(64)]
-    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and 10 < sum(mirrored) < 54
+    flips = torch.rand(64, generator=torch.Generator().manual_seed(0)) < 0.5
+    flipped = random_flip(images, flips)
+    for i in range(64):
+        assert torch.equal(flipped[i], images[i].flip(2) if flips[i] else images[i])
 
 
-def test_augmentation_replays_from_the_generator_state():
+def test_an_epochs_augmentation_is_drawn_once_and_replays_from_the_generator_state():
     augment = batch_augment(["random_crop", "horizontal_flip"], 4)
-    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    assert augment is not None and batch_augment([], 4) is None
     generator = torch.Generator().manual_seed(0)
     state = generator.get_state()
-    first = augment(images, generator)
+    draws = augment.draw(16, generator, torch.device("cpu"))
+    assert draws.shape == (16, 3) and draws[:, :2].max() <= 8 and set(draws[:, 2].tolist()) <= {0, 1}
     generator.set_state(state)
-    assert torch.equal(augment(images, generator), first)
-    assert batch_augment([], 4) is None
+    assert torch.equal(augment.draw(16, generator, torch.device("cpu")), draws)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    # a batch of samples 3, 7 and 11 is augmented with those samples' rows: the same as each sample alone
+    batch = augment(images[[3, 7, 11]], draws[[3, 7, 11]])
+    assert torch.equal(batch[1], augment(images[[7]], draws[[7]])[0])
 
 
 def test_an_augmented_run_resumes_with_the_same_losses(fake_cifar, write_config, run_cli, tmp_path):

@@ -7,7 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader
@@ -16,16 +16,23 @@ from trainer import distributed
 from trainer.config import DataCommon
 from trainer.errors import UserError, one_of
 
-# A batch of stored inputs (and the loader's generator, for any randomness) -> what the model takes.
-BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+class BatchTransform(Protocol):
+    """A batch of stored inputs -> what the model takes, with the batch's rows of the epoch's random numbers."""
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """The random numbers of an epoch of `n` samples (one row each, on the device), or None."""
+
+    def __call__(self, inputs: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor: ...
 
 
 class InMemoryLoader:
     """Yields (inputs, targets) batches from two tensors, reshuffled each epoch by a seeded generator.
 
     `transform`, when given, turns each batch of inputs into what the model takes (e.g. uint8 pixels into
-    normalized, augmented floats) on the tensors' own device; it draws its randomness from `generator`, so that
-    replaying an epoch from the generator's state replays its augmentation too.
+    normalized, augmented floats) on the tensors' own device. The epoch's random numbers are drawn from
+    `generator` when the epoch starts, so that replaying an epoch from the generator's state replays its
+    augmentation too.
     """
 
     def __init__(
@@ -47,6 +54,7 @@ class InMemoryLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.targets)
         order = torch.randperm(n, generator=self.generator).to(self.targets.device) if self.shuffle else None
+        draws = self.transform.draw(n, self.generator) if self.transform is not None else None  # one row per sample
         world = distributed.world_size()
         for start in range(0, n, self.batch_size):
             end = min(start + self.batch_size, n)
@@ -59,7 +67,9 @@ class InMemoryLoader:
                 if len(batch) == 0:
                     continue  # evaluation: the last few samples went to the other processes; each counts once
             inputs, targets = self.inputs[batch], self.targets[batch]
-            yield (inputs if self.transform is None else self.transform(inputs, self.generator)), targets
+            if self.transform is not None:
+                inputs = self.transform(inputs, None if draws is None else draws[batch])
+            yield inputs, targets
 
     @property
     def num_samples(self) -> int:
