@@ -761,3 +761,15 @@ def test_a_monitor_that_names_no_metric_of_the_run_is_refused_with_the_closest_n
         "monitor 'val/acuracy' is not a metric of this run (did you mean 'val/accuracy'?). "
         "Try one of: train/loss, train/accuracy, val/loss, val/accuracy, lr"
     )
+
+
+def test_samples_to_draw_are_looked_for_in_the_first_batches_only():
+    from trainer.loop import SAMPLE_BATCHES
+
+    evaluation = Evaluation("val", Metrics("classification", 3))
+    right = torch.tensor([[9.0, 0, 0]])  # predicts 0
+    for _ in range(SAMPLE_BATCHES):
+        evaluation.keep_samples(torch.tensor([[0.0]]), right, torch.tensor([0]))
+    evaluation.keep_samples(torch.tensor([[1.0]]), right, torch.tensor([2]))  # a wrong one, too late to be seen
+    inputs, _, _ = evaluation.samples
+    assert len(inputs) == SAMPLE_BATCHES and 1.0 not in inputs[:, 0].tolist()

@@ -618,6 +618,9 @@ class FailureExplained:
             raise explain_batch_failure(err, *batch, autocast=self.autocast) from err
 
 
+SAMPLE_BATCHES = 8  # the evaluation batches in which samples to draw are looked for
+
+
 @dataclass
 class Evaluation:
     """One pass over a split: its metrics, and a batch of (inputs, outputs, targets) to look at."""
@@ -626,6 +629,7 @@ class Evaluation:
     metrics: Metrics
     samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     points: tuple[torch.Tensor, torch.Tensor] | None = None  # (inputs, targets) of problems with 1 or 2 inputs
+    sample_batches: int = 0  # the batches keep_samples has looked at
 
     def keep_points(self, inputs: torch.Tensor, targets: torch.Tensor, limit: int = 1000) -> None:
         """Keep up to `limit` samples of a problem with one or two input features, to draw with the model's answer."""
@@ -637,10 +641,13 @@ class Evaluation:
         self.points = batch
 
     def keep_samples(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, limit: int = 64) -> None:
-        """Keep up to `limit` samples to look at, the misclassified ones of every batch first. Chosen on the device
-        (no copy, no wait per batch); the pictures copy them to the CPU once, when they are drawn."""
-        if logits.dim() != 2 or targets.dim() != 1:
+        """Keep up to `limit` samples to look at, the misclassified ones of every batch first, from the first
+        SAMPLE_BATCHES batches (thousands of samples: enough to find the mistakes a picture shows, and the rest of
+        the split costs nothing). Chosen on the device (no copy, no wait per batch); the pictures copy them to the
+        CPU once, when they are drawn."""
+        if logits.dim() != 2 or targets.dim() != 1 or self.sample_batches >= SAMPLE_BATCHES:
             return
+        self.sample_batches += 1
         wrong_first = torch.argsort((logits.argmax(dim=1) == targets).to(torch.int8), stable=True)[:limit]
         batch = (inputs[wrong_first].float(), logits[wrong_first].float(), targets[wrong_first])
         if self.samples is not None:
