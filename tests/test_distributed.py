@@ -155,3 +155,11 @@ def test_a_nan_on_one_process_stops_every_process_at_that_step(write_config, tmp
     assert f"the loss of another process became NaN/inf at {at[1]}" in two.stderr  # rank 0, at the same step
     (run,) = (tmp_path / "runs" / "ddp").iterdir()
     assert (run / "checkpoints" / f"nonfinite-step{at[2]}.pt").is_file()
+
+
+def test_sync_batchnorm_on_cpus_is_refused_with_the_fix_and_one_process_ignores_it(write_config, run_cli, tmp_path):
+    config = write_config(CONFIG.replace("train: {epochs: 3}", "train: {epochs: 1, sync_batchnorm: true}"))
+    assert run_cli(config, "name=alone")[0] == 0  # one process: every batch norm sees the whole batch anyway
+    two = torchrun([str(config)], tmp_path)
+    assert two.returncode != 0
+    assert "train.sync_batchnorm needs CUDA GPUs" in two.stderr and "train.sync_batchnorm=false" in two.stderr

@@ -252,6 +252,10 @@ class TrainConfig(Section):
     )
     compile: bool = Field(False, description="torch.compile the model (slow start, faster steps on a GPU)")
     channels_last: bool = Field(False, description="channels-last memory layout for conv nets (faster on GPUs)")
+    sync_batchnorm: bool = Field(
+        False,
+        description="torchrun on GPUs: batch norm statistics over the whole global batch, not each process's part",
+    )
 
 
 class LogConfig(Section):

@@ -95,6 +95,19 @@ def sum_with_count(values: list[torch.Tensor], count: int) -> tuple[list[torch.T
     return summed, int(total.item())
 
 
+def sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model with every batch norm layer computing its statistics over all processes' parts of the batch.
+    The weights stay the same tensors, so an optimizer made before still updates them."""
+    if device.type != "cuda":
+        raise UserError(
+            f"train.sync_batchnorm needs CUDA GPUs (torch's SyncBatchNorm works only there), and this run is on "
+            f"{device.type}",
+            fix="train.sync_batchnorm=false: each process's batch norm then uses its own part of the batch",
+            key="train.sync_batchnorm",
+        )
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def buffers_of_rank_0(model: torch.nn.Module) -> None:
     """Give every process rank 0's buffers (batch norm's running mean and variance, counters): what DDP does at
     each training forward, done once more before an evaluation, so that every process evaluates one model."""

@@ -56,6 +56,7 @@ class Options:
     scheduler_every_batch: bool = False  # a schedule planned in steps (one_cycle), not in epochs
     compile: bool = False
     channels_last: bool = False
+    sync_batchnorm: bool = False  # torchrun on GPUs: SyncBatchNorm, statistics over the global batch
     preflight: bool = True  # one batch through model, loss and backward before training
     progress: bool = True
     pictures: bool = True  # TensorBoard's confusion matrix and samples (a run folder only)
@@ -109,6 +110,9 @@ class Trainer:
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.raw_model = model.to(self.device, memory_format=self.memory_format)  # what checkpoints hold
         self.model = self.raw_model
+        if distributed.world_size() > 1 and options.sync_batchnorm:
+            self.raw_model = distributed.sync_batchnorm(self.raw_model, self.device)  # the same weight tensors
+            self.model = self.raw_model
         if distributed.world_size() > 1:  # under torchrun: DDP averages the gradients of all processes
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)

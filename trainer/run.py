@@ -358,6 +358,7 @@ def train_in_this_process(
             scheduler_every_batch=steps_every_batch(cfg.scheduler),
             compile=cfg.train.compile,
             channels_last=cfg.train.channels_last,
+            sync_batchnorm=cfg.train.sync_batchnorm,
             preflight=False,  # checked below, before the run folder is made
             progress=cfg.log.progress,
             pictures=cfg.log.pictures,
