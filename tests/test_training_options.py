@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 
 import pytest
@@ -344,3 +345,23 @@ def test_cuda_runs_get_tf32_cudnn_benchmark_and_fused_optimizers_and_cpu_runs_do
     assert optimizer_arguments(torch.optim.AdamW, {"foreach": False}, cuda) == {"foreach": False}  # the config's
     assert optimizer_arguments(torch.optim.RMSprop, {}, cuda) == {}  # no fused kernel
     assert optimizer_arguments(torch.optim.SGD, {}, cpu) == {}
+
+
+def test_compile_takes_torchs_mode_and_static_shapes(monkeypatch):
+    """train.compile: max-autotune reaches torch.compile as its mode, with one graph per input shape."""
+    from trainer import Options, Trainer
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **settings: seen.append(settings) or model)
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    Trainer(model, torch.nn.CrossEntropyLoss(), optimizer, options=Options(compile="max-autotune", progress=False))
+    Trainer(model, torch.nn.CrossEntropyLoss(), optimizer, options=Options(compile=True, progress=False))
+    assert seen == [{"mode": "max-autotune", "dynamic": False}, {"mode": None, "dynamic": False}]
+    with pytest.raises(ValueError, match=re.escape("Options(compile='fast'): torch.compile's mode. Try: default")):
+        Options(compile="fast")
+
+
+def test_a_misspelled_compile_mode_in_the_config_names_the_modes(write_config, run_cli):
+    code, _, err = run_cli(write_config(SYNTHETIC), "train.compile=max_autotune")
+    assert code == 2 and "train.compile" in err and "max-autotune" in err and "Traceback" not in err

@@ -250,7 +250,11 @@ class TrainConfig(Section):
     accumulate: Annotated[int, Role()] = Field(
         1, description="add up the gradients of this many batches before each step"
     )
-    compile: bool = Field(False, description="torch.compile the model (slow start, faster steps on a GPU)")
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        False,
+        description="torch.compile the model (slow start, faster steps on a GPU); a name is torch.compile's mode: "
+        "reduce-overhead (CUDA graphs, for small batches), max-autotune (the longest search, the fastest kernels)",
+    )
     channels_last: bool = Field(False, description="channels-last memory layout for conv nets (faster on GPUs)")
     sync_batchnorm: bool = Field(
         False,

@@ -220,7 +220,8 @@ def _loop(cfg: Config) -> str:
         train_layout, eval_layout = f"\n{body}{layout}", f"\n{' ' * 16}{layout}"
         place = ", memory_format=torch.channels_last"
     if cfg.train.compile:
-        compiled = f"\n{' ' * 12}model = torch.compile(model)  # compiled once, then faster steps"
+        mode = f", mode={cfg.train.compile!r}" if isinstance(cfg.train.compile, str) else ""
+        compiled = f"\n{' ' * 12}model = torch.compile(model{mode}, dynamic=False)  # compiled once per input shape"
     autocast = ""
     if cfg.train.precision == "bf16":
         autocast = 'with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16: float32\'s range, half its bytes'

@@ -43,6 +43,9 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes
+
+
 @dataclass
 class Options:
     """The Trainer's less often changed settings, checked when made (the YAML path fills them from the config).
@@ -54,7 +57,7 @@ class Options:
     accumulate: int = 1
     grad_clip: float | None = None
     scheduler_every_batch: bool = False  # a schedule planned in steps (one_cycle), not in epochs
-    compile: bool = False
+    compile: bool | str = False  # True, or torch.compile's mode: "default", "reduce-overhead", "max-autotune"
     channels_last: bool = False
     sync_batchnorm: bool = False  # torchrun on GPUs: SyncBatchNorm, statistics over the global batch
     preflight: bool = True  # one batch through model, loss and backward before training
@@ -75,6 +78,10 @@ class Options:
             raise ValueError(f"Options(grad_clip={self.grad_clip}): the largest gradient norm. Try: 1.0, or None")
         if self.histograms < 0:
             raise ValueError(f"Options(histograms={self.histograms}): every N epochs. Try: 0 (none) or more")
+        if isinstance(self.compile, str) and self.compile not in COMPILE_MODES:
+            raise ValueError(
+                f"Options(compile={self.compile!r}): torch.compile's mode. Try: {', '.join(COMPILE_MODES)}"
+            )
 
 
 class Trainer:
@@ -116,7 +123,9 @@ class Trainer:
         if distributed.world_size() > 1:  # under torchrun: DDP averages the gradients of all processes
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)
-        self.model = torch.compile(self.model) if options.compile else self.model
+        if options.compile:  # one graph per input shape (the last, smaller batch gets its own), none recompiled
+            mode = options.compile if isinstance(options.compile, str) else None
+            self.model = torch.compile(self.model, mode=mode, dynamic=False)
         self.loss_fn, self.optimizer = loss_fn, optimizer
         self.scheduler, self.scheduler_every_batch = scheduler, options.scheduler_every_batch
         self.epochs, self.log_every = epochs, log_every
