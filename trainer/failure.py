@@ -194,10 +194,12 @@ def source_of(obj: Any) -> tuple[str, int, list[str]] | None:
         obj = type(obj)
     try:
         path = inspect.getsourcefile(obj) or ""
+        if not is_user_file(path):  # asked first: reading torch's own sources takes milliseconds a class
+            return None
         lines, start = inspect.getsourcelines(obj)
     except (OSError, TypeError):
         return None
-    return (path, start, lines) if is_user_file(path) else None
+    return path, start, lines
 
 
 def lines_matching(obj: Any, patterns: dict[str, str], before: int | None = None) -> list[tuple[str, str]]:
