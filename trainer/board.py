@@ -73,12 +73,15 @@ def result_metrics(final: dict[str, float]) -> dict[str, float]:
     return {name: value for name, value in final.items() if name not in NOT_RESULTS and value == value}
 
 
+SIBLINGS_READ = 50  # the newest runs beside this one whose configs are compared: a long sweep reads no more
+
+
 def sibling_configs(run_dir: Path) -> list[dict[str, Any]]:
-    """The flat configs of the other runs in the folder above `run_dir` (their config.yaml), oldest first."""
+    """The flat configs of the other runs in the folder above `run_dir` (their config.yaml), oldest first: the
+    newest SIBLINGS_READ of them."""
     configs = []
-    for path in sorted(run_dir.parent.glob("*/config.yaml")):
-        if path.parent == run_dir:
-            continue
+    paths = [path for path in sorted(run_dir.parent.glob("*/config.yaml")) if path.parent != run_dir]
+    for path in paths[-SIBLINGS_READ:]:
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
