@@ -349,3 +349,17 @@ def test_files_that_are_not_checkpoints_are_named_as_such(tmp_path, run_cli):
     assert code == 2 and "is not a PyTorch checkpoint (or it was cut short)" in err
     code, _, err = run_cli("eval", tmp_path / "weights.pt")
     assert code == 2 and "holds weights but not the config they were trained with" in err
+
+
+@pytest.mark.parametrize("writers_made", [6, 7])
+def test_a_resume_in_the_same_second_keeps_its_event_files_in_order(
+    writers_made, write_config, run_cli, tmp_path, monkeypatch
+):
+    """TensorBoard sorts event files by name: the second, then a counter of the writers the process made (9 sorts
+    after 10). A resume whose writers pass 9 -> 10 within the first part's second must still be read last."""
+    from tensorboard.summary.writer import event_file_writer
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(writers_made))
+    test_every_schedule_resumes_to_the_numbers_of_a_run_that_never_stopped(
+        "cosine", "Ctrl-C at the last step of epoch 2", write_config, run_cli, tmp_path, monkeypatch
+    )

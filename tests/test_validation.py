@@ -421,7 +421,8 @@ def union_keys() -> list[tuple[str, str]]:
 
 
 def test_the_schema_has_union_keys_for_the_next_test_to_check():
-    assert [key for key, _ in union_keys()] == ["data.image_size", "data.workers", "sweep.params.optimizer.lr"]
+    keys_found = [key for key, _ in union_keys()]
+    assert keys_found == ["data.image_size", "data.workers", "sweep.params.optimizer.lr", "train.compile"]
 
 
 @pytest.mark.parametrize(("key", "condition"), union_keys())

@@ -191,6 +191,7 @@ class RunLogger(ConsoleLogger):
         """Carry on an earlier run in its folder: forget what it logged after the checkpoint it resumes from.
         `step_tags`: the curves it drew per step until then, whose epoch means stay out of TensorBoard as before."""
         self.step, self.purge_step = step, step + 1  # what was logged at the checkpoint's own step stays
+        after_the_event_files_there(self.run_dir)
         self.step_tags.update(step_tags)
         path = RunFiles(self.run_dir).metrics
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -301,6 +302,20 @@ class RunLogger(ConsoleLogger):
         _, session_start, session_end = hparams(self.hparams, results)
         for summary in (experiment, session_start, session_end):  # the dashboard shows each metric's last scalar
             self.tensorboard.file_writer.add_summary(summary)
+
+
+def after_the_event_files_there(run_dir: Path) -> None:
+    """Wait, at most a second, until the clock is past the second in the names of the run's event files.
+
+    TensorBoard reads a folder's event files in the order of their names: the second they were made, then a
+    counter of the writers this process made, unpadded (9 sorts after 10). A resumed run's files must sort after
+    the first part's, or its purge of the steps it redoes is read first and the old steps come back."""
+    stamps = [
+        int(p.name.split(".")[3]) for p in run_dir.rglob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()
+    ]
+    wait = max(stamps, default=0) + 1 - time.time()
+    if 0 < wait <= 1:
+        time.sleep(wait)
 
 
 class NoTensorBoard:
