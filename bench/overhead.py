@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,24 +230,49 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def timed_rounds(
+    variants: Iterable[str],
+    run: Callable[[str, str, Data, int, int], tuple[float, dict[str, float]]],
+    model_name: str,
+    data: Data,
+    args: argparse.Namespace,
+    after_round: Callable[[int], None] | None = None,
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """Seconds per epoch of each timed run of each variant, and each variant's last metrics.
+
+    The first run in a process pays for lazy imports (TensorBoard, torchvision) and allocator warm-up: a few
+    untimed batches of each variant keep that out. Then the variants take turns for --repeats rounds, so that
+    drift in machine speed hits them alike. `run(variant, model, data, epochs, seed)` trains one of them.
+    """
+    warm = data.head(BATCH_SIZE * 4, VAL_BATCH_SIZE)
+    for variant in variants:
+        run(variant, model_name, warm, 1, args.seed)
+    seconds: dict[str, list[float]] = {variant: [] for variant in variants}
+    results: dict[str, dict[str, float]] = {}
+    for round_ in range(1, args.repeats + 1):
+        for variant in variants:
+            per_epoch, results[variant] = run(variant, model_name, data, args.epochs, args.seed)
+            seconds[variant].append(per_epoch)
+        if after_round is not None:
+            after_round(round_)
+    return seconds, results
+
+
+def print_noise_note(seconds: dict[str, list[float]], what: str) -> None:
+    """Identical runs should take the same time; a wide spread means something else was using the CPU, and then
+    a 5% verdict says nothing."""
+    spread = max(max(values) / min(values) for values in seconds.values())
+    if spread > NOISY_SPREAD:
+        print(f"  note: runs of one {what} differ by up to {spread - 1:.0%}: the machine's speed varied, so trust the")
+        print("        ratio less; more --repeats (or a quieter machine) help")
+
+
 def bench_model(model_name: str, data: Data, data_file: Path, args: argparse.Namespace) -> bool:
     model, _ = fresh_model(model_name, args.seed, data.train_y.device)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"\n{model_name}: {MODELS[model_name].model_dump(exclude={'name'})}, {parameters:,} parameters")
 
-    # The first run in a process pays for lazy imports (TensorBoard, torchvision) and allocator warm-up;
-    # a few untimed batches of each variant keep that out of the first timed pair.
-    warm = data.head(BATCH_SIZE * 4, VAL_BATCH_SIZE)
-    for variant in VARIANTS:
-        run_once(variant, model_name, warm, 1, args.seed)
-
-    seconds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    results: dict[str, dict[str, float]] = {}
-    for _ in range(args.repeats):
-        for variant in VARIANTS:  # alternating, so drift in machine speed hits both alike
-            per_epoch, results[variant] = run_once(variant, model_name, data, args.epochs, args.seed)
-            seconds[variant].append(per_epoch)
-
+    seconds, results = timed_rounds(VARIANTS, run_once, model_name, data, args)
     median = {variant: statistics.median(values) for variant, values in seconds.items()}
     for variant in VARIANTS:
         runs = ", ".join(f"{s:.3f}" for s in seconds[variant])
@@ -263,12 +288,7 @@ def bench_model(model_name: str, data: Data, data_file: Path, args: argparse.Nam
         f"  ratio trainer/hand {ratio:.3f} (median of pairs; fastest runs {fastest:.3f})  "
         f"(goal <= {GOAL_RATIO:.2f})  {verdict(time_ok)}"
     )
-    # Identical runs should take the same time; a wide spread means something else was using the CPU,
-    # and then a 5% verdict says nothing.
-    spread = max(max(values) / min(values) for values in seconds.values())
-    if spread > NOISY_SPREAD:
-        print(f"  note: runs of one variant differ by up to {spread - 1:.0%}: the machine's speed varied, so trust the")
-        print("        ratio less; more --repeats (or a quieter machine) help")
+    print_noise_note(seconds, "variant")
 
     # Same seed, same batches, same arithmetic: both must end with the same model. Accuracy must match
     # exactly; the loss may differ in the last digits (a sum over the split versus batch means times n).

@@ -50,14 +50,15 @@ from overhead import (
     INPUT_SHAPE,
     LR,
     MODELS,
-    NOISY_SPREAD,
     NUM_CLASSES,
     VAL_BATCH_SIZE,
     Data,
     fresh_model,
     hand_loop,
     load_data,
+    print_noise_note,
     quiet,
+    timed_rounds,
     trainer_loop,
 )
 
@@ -250,19 +251,11 @@ def bench_model(model_name: str, data: Data, labels: dict[str, str], args: argpa
     parameters = sum(p.numel() for p in model.parameters())
     print(f"\n{model_name}: {MODELS[model_name].model_dump(exclude={'name'})}, {parameters:,} parameters")
 
-    # The first run of each pays for lazy imports and allocator warm-up: a few untimed batches keep it out.
-    warm = data.head(BATCH_SIZE * 4, VAL_BATCH_SIZE)
-    for peer in labels:
-        run_once(peer, model_name, warm, 1, args.seed)
-
-    seconds: dict[str, list[float]] = {peer: [] for peer in labels}
-    results: dict[str, dict[str, float]] = {}
-    for round_ in range(1, args.repeats + 1):
-        for peer in labels:  # in turn, so that drift in machine speed hits all alike
-            per_epoch, results[peer] = run_once(peer, model_name, data, args.epochs, args.seed)
-            seconds[peer].append(per_epoch)
+    def say_round(round_: int) -> None:
         # A CNN epoch over all of MNIST takes minutes on a laptop CPU: say how far it has come (stderr, not the table).
         print(f"  {model_name}: round {round_} of {args.repeats} done", file=sys.stderr, flush=True)
+
+    seconds, results = timed_rounds(labels, run_once, model_name, data, args, say_round)
 
     print(f"  {'':<24} {'s/epoch':>8}  {'x hand':>6}  {'val acc':>7}  runs (s/epoch)")
     for peer, label in labels.items():
@@ -273,10 +266,7 @@ def bench_model(model_name: str, data: Data, labels: dict[str, str], args: argpa
             f"  {label:<24} {statistics.median(seconds[peer]):8.3f}  {ratio:6.2f}  "
             f"{results[peer]['val/accuracy']:7.4f}  [{runs}]"
         )
-    spread = max(max(values) / min(values) for values in seconds.values())
-    if spread > NOISY_SPREAD:
-        print(f"  note: runs of one peer differ by up to {spread - 1:.0%}: the machine's speed varied; more --repeats")
-        print("        (or a quieter machine) make the ratios firmer")
+    print_noise_note(seconds, "peer")
 
 
 def parse_args() -> argparse.Namespace:
