@@ -46,7 +46,6 @@ import gc
 import itertools
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +59,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import yaml
-from overhead import BATCH_SIZE, GOAL_RATIO, INPUT_SHAPE, LR, MODELS, NUM_CLASSES, peak_rss_mb, quiet, verdict
+from overhead import (
+    BATCH_SIZE,
+    GOAL_RATIO,
+    INPUT_SHAPE,
+    LR,
+    MODELS,
+    NUM_CLASSES,
+    peak_rss_mb,
+    peak_rss_of_child,
+    quiet,
+    verdict,
+)
 from torch import nn
 
 from trainer.components.models import build_model
@@ -464,10 +474,7 @@ def cpu_memory(variant: str, cell: Cell, args: argparse.Namespace) -> float | No
         *("--steps", str(args.steps), "--seed", str(args.seed), "--threads", str(torch.get_num_threads())),
         *(["--quick"] if args.quick else []),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the {variant} memory run of {cell.key()} failed:\n{done.stderr}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+    return peak_rss_of_child(command, f"the {variant} memory run of {cell.key()}")
 
 
 def figure(value: float | None, digits: int = 1) -> str:

@@ -220,9 +220,14 @@ def measure_memory(variant: str, model_name: str, data_file: Path, args: argpars
         *("--epochs", str(args.epochs), "--seed", str(args.seed), "--device", args.device),
         *(["--no-pictures"] if args.no_pictures else []),
     ]
+    return peak_rss_of_child(command, f"the {variant} memory run")
+
+
+def peak_rss_of_child(command: list[str], what: str) -> float:
+    """Run a bench's --child command and read the peak RSS it prints as JSON on its last line."""
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"the {variant} memory run failed:\n{done.stderr}")
+        raise RuntimeError(f"{what} failed:\n{done.stderr}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
