@@ -158,8 +158,7 @@ class RunLogger(ConsoleLogger):
         super().__init__(progress)
         self.run_dir = Path(run_dir)
         self.events = events  # TensorBoard's event files; log.loggers without tensorboard leaves them out
-        self.writer: Any = None
-        self.split_writers: dict[str, Any] = {}
+        self.writers: dict[str, Any] = {}  # by sub-run: "" the run itself, "train" and "val"; made on first use
         self.purge_step: int | None = None
         self.hparams: dict[str, Any] = {}  # this run's HParams row
         self.sibling_hparams: list[dict[str, Any]] = []  # the rows of the other runs in the folder above
@@ -203,31 +202,30 @@ class RunLogger(ConsoleLogger):
     @property
     def tensorboard(self) -> Any:
         """The run's TensorBoard writer: every curve under its own tag, the pictures, HParams and texts."""
+        return self.board("")
+
+    @property
+    def writer(self) -> Any:
+        """The run's own writer while it is open, else None."""
+        return self.writers.get("")
+
+    def board(self, sub_run: str) -> Any:
+        """The writer of the run ("") or of its sub-run `train/` or `val/`, which hold each epoch's metrics under
+        plain tags (`loss`), as Keras writes them, so that one chart draws a run's train and val curves in two
+        colours. Made on first use, so that a resumed run can drop the steps it will redo (purge_step)."""
         if not self.events:
             return NoTensorBoard()
-        if self.writer is None:  # made on first use, so that a resumed run can drop the steps it will redo
+        if sub_run not in self.writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir), purge_step=self.purge_step)
-        return self.writer
-
-    def split_board(self, split: str) -> Any:
-        """The writer of the sub-run `train/` or `val/`: each epoch's metrics under plain tags (`loss`), as Keras
-        writes them, so that one chart draws the train and val curves of a run in two colours."""
-        if not self.events:
-            return NoTensorBoard()
-        if split not in self.split_writers:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.split_writers[split] = SummaryWriter(str(self.run_dir / split), purge_step=self.purge_step)
-        return self.split_writers[split]
+            self.writers[sub_run] = SummaryWriter(str(self.run_dir / sub_run), purge_step=self.purge_step)
+        return self.writers[sub_run]
 
     def close_writers(self) -> None:
         """Flush the events written so far, and end the writers' threads."""
-        for writer in [self.writer, *self.split_writers.values()]:
-            if writer is not None:
-                writer.close()
-        self.writer, self.split_writers = None, {}
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
 
     def on_step_log(self, trainer: Any, step: int, values: dict[str, float]) -> None:
         super().on_step_log(trainer, step, values)
@@ -246,11 +244,11 @@ class RunLogger(ConsoleLogger):
         for name, value in metrics.items():
             split, _, metric = name.partition("/")
             if split in SPLITS and metric:
-                self.split_board(split).add_scalar(metric, value, self.step)
+                self.board(split).add_scalar(metric, value, self.step)
         if not self.layout_written and self.purge_step is None:  # a resumed run's first part wrote it already
             self.tensorboard.add_custom_scalars(chart_layout(metrics))
         self.layout_written = True
-        for writer in [self.tensorboard, *self.split_writers.values()]:
+        for writer in self.writers.values():
             writer.flush()
         self.history.append({"epoch": epoch, "step": self.step, **metrics})
         write_atomic(RunFiles(self.run_dir).metrics, "".join(json.dumps(row) + "\n" for row in self.history))
