@@ -48,14 +48,14 @@ def check_components(cfg: Config) -> list[Any]:
     the user's own files, imported: all before anything is built, all problems at once. Returns the objects of
     `callbacks:`, which are made to be checked, so that the run uses them rather than making them again."""
     catalog = load_catalog()  # torch is imported by now: made here if missing, for a later config's quick check
-    callbacks: list[Any] = []
+    callbacks, callback_problems = _made_callbacks(cfg)
     problems = [
         *check_model(cfg.model, catalog.models),
         *check_loss(cfg.loss, catalog.losses),
         *check_optimizer(cfg.optimizer, catalog.optimizers),
         *check_scheduler(cfg.scheduler, catalog.schedulers),
         *_check_device(cfg),
-        *_check_callbacks(cfg, callbacks),
+        *callback_problems,
     ]
     problems = check_numbers(cfg, problems)  # each number against its job (a few ms: the CLI checked them first too)
     if problems:
@@ -63,14 +63,13 @@ def check_components(cfg: Config) -> list[Any]:
     return callbacks
 
 
-def _check_callbacks(cfg: Config, made: list[Any]) -> list[Problem]:
-    """The learner's callbacks are imported and made here, into `made`, so that a misspelled argument or hook is
-    said with the other problems, before any data is read."""
+def _made_callbacks(cfg: Config) -> tuple[list[Any], list[Problem]]:
+    """The learner's callbacks, imported and made here so that a misspelled argument or hook is said with the other
+    problems, before any data is read: (the objects, []) or ([], the problems)."""
     try:
-        made += callbacks_from_config(cfg.callbacks)
+        return callbacks_from_config(cfg.callbacks), []
     except ConfigError as err:
-        return err.problems
-    return []
+        return [], err.problems
 
 
 def _check_device(cfg: Config) -> list[Problem]:
