@@ -73,10 +73,10 @@ def test_an_epochs_augmentation_is_drawn_once_and_replays_from_the_generator_sta
     assert augment is not None and batch_augment([], 4) is None
     generator = torch.Generator().manual_seed(0)
     state = generator.get_state()
-    draws = augment.draw(16, generator, torch.device("cpu"))
+    draws = augment.draw(16, generator)
     assert draws.shape == (16, 3) and draws[:, :2].max() <= 8 and set(draws[:, 2].tolist()) <= {0, 1}
     generator.set_state(state)
-    assert torch.equal(augment.draw(16, generator, torch.device("cpu")), draws)
+    assert torch.equal(augment.draw(16, generator), draws)
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     # a batch of samples 3, 7 and 11 is augmented with those samples' rows: the same as each sample alone
     batch = augment(images[[3, 7, 11]], draws[[3, 7, 11]])

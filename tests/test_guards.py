@@ -20,6 +20,7 @@ from trainer.checkpoint import load_checkpoint
 from trainer.diagnostics import preflight
 from trainer.errors import UserError
 from trainer.loop import Options
+from trainer.step_guard import OVERFLOW_PATIENCE, StepGuard
 
 OWN_MODEL = SYNTHETIC.replace("model: {name: mlp, hidden: [16]}", "model: my_model.py:Net")
 
@@ -145,38 +146,53 @@ def test_the_python_api_stops_on_any_nonfinite_loss_mid_epoch(value, tmp_path):
     assert all(torch.equal(v, loss_fn.before[k]) for k, v in model.state_dict().items())  # no step was taken
 
 
-def test_gradients_that_break_the_weights_are_named_at_the_next_step(tmp_path):
-    """A finite loss whose gradient is NaN (sqrt at 0) breaks the weights at the optimizer step; the promise is a
-    stop at the next step, whose loss is NaN, with the cause: the weights already hold NaN (not a layer's output)."""
+def test_a_finite_loss_with_nan_gradients_stops_before_they_reach_the_weights(tmp_path):
+    """A finite loss whose gradient is NaN (sqrt at 0): the guard checks the gradients too, so the step is not
+    taken, the weights stay finite, and autograd's anomaly mode names the backward function that made the NaN."""
 
     class SqrtAtZero(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(2, 3)
-            self.calls = 0
 
         def forward(self, x):
-            self.calls += 1
             logits = self.fc(x)
-            if self.calls == 3:  # d sqrt(u)/du at u = 0 is inf; times du/dw = 0 it is NaN
+            if (x[:, 0] == 99).any():  # d sqrt(u)/du at u = 0 is inf; times du/dw = 0 it is NaN
                 logits = logits + (self.fc.weight * 0).sqrt().sum()
             return logits
 
     model = SqrtAtZero()
     inputs, targets = blobs()
+    inputs[40, 0] = 99  # in the third batch of 16
     batches = [(inputs[i : i + 16], targets[i : i + 16]) for i in range(0, 96, 16)]
+    seen = []
     trainer = Trainer(
         model,
         nn.CrossEntropyLoss(),
         torch.optim.SGD(model.parameters(), lr=0.1),
         epochs=1,
         out_dir=tmp_path,
-        options=Options(preflight=False, progress=False),
+        callbacks=[StepRecorder(seen)],
+        options=Options(preflight=False, progress=False, pictures=False),
+        log_every=1,
     )
     with pytest.raises(UserError) as raised:
         trainer.fit(batches)
-    assert "the loss became nan at step 4 (epoch 1, batch 4)" in raised.value.message
-    assert "the weights already hold NaN/inf (fc.weight)" in raised.value.message
+    message = raised.value.message
+    assert message.startswith("the gradients became NaN/inf at step 3 (epoch 1, batch 3): ")
+    assert "autograd's anomaly detection says: Function 'MulBackward0' returned nan values" in message  # inf * 0
+    assert seen == [1, 2]  # the third step was neither taken nor logged
+    saved = load_checkpoint(tmp_path / "checkpoints" / "nonfinite-step3.pt")["model"]
+    for name, weights in model.state_dict().items():
+        assert torch.isfinite(weights).all() and torch.equal(weights, saved[name]), name
+
+
+class StepRecorder:
+    def __init__(self, seen: list[int]):
+        self.seen = seen
+
+    def on_step_log(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        self.seen.append(step)
 
 
 # --- The preflight's label checks at their boundaries ---------------------------------------------------------
@@ -444,3 +460,52 @@ def test_accumulation_over_a_loader_without_len_is_refused_with_the_reason():
     with pytest.raises(ValueError, match=r"accumulate=2 .* train_loader has no len"):
         trainer.fit(DataLoader(Stream(4), batch_size=None))
     assert trainer.state.step == 0
+
+
+def test_a_fused_optimizer_skips_the_nan_step_on_the_device_and_the_run_stops_at_the_next_step_log(tmp_path):
+    """With a fused optimizer (the GPU's default) the flags are read at log steps, not every step: the NaN step's
+    update is skipped by the optimizer itself, the steps after it go on, and the run stops at the log naming the
+    NaN step. The weights equal those of the same training without that batch."""
+    inputs, targets = blobs()
+    batches = [(inputs[i : i + 16], targets[i : i + 16]) for i in range(0, 96, 16)]
+
+    def trained(steps: list[tuple[torch.Tensor, torch.Tensor]], call: int, log_every: int) -> Trainer:
+        torch.manual_seed(0)
+        model = nn.Linear(2, 3)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, fused=True)
+        options = Options(preflight=False, progress=False, pictures=False)
+        return Trainer(model, SpikeAt(model, call, math.nan), optimizer, epochs=1, task="classification",
+                       out_dir=tmp_path / str(call), log_every=log_every, options=options)  # fmt: skip
+
+    guarded = trained(batches, call=3, log_every=5)
+    assert guarded.guard.skips_on_device and not guarded.guard.reads_every_step
+    with pytest.raises(UserError, match=r"the loss became nan at step 3 \(epoch 1, batch 3\)") as raised:
+        guarded.fit(batches)
+    assert "Its update was skipped; the weights (of step 5, finite) are in" in raised.value.message
+    assert guarded.state.step == 5  # steps 4 and 5 went on before the log step read the flags
+    without = trained([], call=0, log_every=5)
+    without.fit([batch for i, batch in enumerate(batches[:5]) if i != 2])
+    for name, weights in guarded.raw_model.state_dict().items():
+        assert torch.allclose(weights, without.raw_model.state_dict()[name]), name
+    saved = load_checkpoint(tmp_path / "3" / "checkpoints" / "nonfinite-step3.pt")["model"]
+    assert all(torch.equal(saved[k], v) for k, v in guarded.raw_model.state_dict().items())
+
+
+def test_fp16_overflows_are_counted_and_only_a_run_of_them_stops_the_training():
+    """GradScaler skips an fp16 step that overflows and carries on: the guard counts those steps, says so at the
+    epoch's end, and stops only at OVERFLOW_PATIENCE in a row."""
+    guard = StepGuard(None, torch.device("cpu"), fp16=True)
+
+    def steps(first: int, losses: list[float]) -> torch.Tensor:
+        for step, loss in enumerate(losses, start=first):
+            guard.watch(torch.tensor(loss), torch.zeros(2, 2), torch.zeros(2), 1, step - 1, step)
+            guard.check([])  # no gradients here: the loss alone flags the step
+        return guard.unread()
+
+    three_then_a_good_one = [math.inf] * 3 + [1.0]
+    assert guard.read(steps(1, three_then_a_good_one + [math.inf] * (OVERFLOW_PATIENCE - 1)), False) is None
+    assert guard.overflowed == 3 + OVERFLOW_PATIENCE - 1
+    assert guard.overflow_news().startswith(f"fp16: GradScaler skipped {guard.overflowed} steps whose gradients")
+    assert guard.overflow_news() == ""  # said once
+    bad = guard.read(steps(20, [math.inf]), before_update=True)  # the tenth in a row
+    assert bad is not None and bad.kept.step == 20 and not bad.skipped_on_device

@@ -217,7 +217,10 @@ def test_auto_cache_reads_from_disk_when_memory_is_short(tmp_path, monkeypatch):
     monkeypatch.setattr(image_folder, "_free_ram", lambda: (10_000, "of memory available"))
     data = build(root, cache="auto")
     assert "12 images of 3x24x24 take 20 KB as uint8, over a quarter of the 9.8 KB of memory available" in data.feeding
-    assert isinstance(data.train, torch.utils.data.DataLoader) and data.train.generator is not None
+    assert isinstance(data.train.loader, torch.utils.data.DataLoader) and data.train.generator is not None
+    assert next(iter(data.train.loader))[0].dtype == torch.uint8  # what crosses to the device: 1/4 of float32
+    floats = next(iter(data.train))[0]
+    assert floats.dtype == torch.float32 and abs(floats.mean()) < 1.5  # normalized on the device
     monkeypatch.undo()
     assert "kept in memory (under a quarter of the" in build(root, cache="auto").feeding
 

@@ -123,13 +123,13 @@ def test_metric_totals_weigh_each_batch_by_its_size():
     totals = MetricTotals(classification=True)
     totals.add(torch.tensor(1.0), torch.tensor([[1.0, 0.0]] * 3), torch.tensor([0, 0, 1]))
     totals.add(torch.tensor(4.0), torch.tensor([[0.0, 1.0]]), torch.tensor([1]))
-    assert totals.since_last_log("train") == pytest.approx({"train/loss": 7 / 4, "train/accuracy": 3 / 4})
+    assert totals.since_last_log("train")[0] == pytest.approx({"train/loss": 7 / 4, "train/accuracy": 3 / 4})
     totals.add(torch.tensor(2.0), torch.tensor([[0.0, 1.0]] * 2), torch.tensor([0, 0]))
-    assert totals.since_last_log("train") == pytest.approx({"train/loss": 2.0, "train/accuracy": 0.0})
+    assert totals.since_last_log("train")[0] == pytest.approx({"train/loss": 2.0, "train/accuracy": 0.0})
     assert totals.compute("val") == pytest.approx({"val/loss": 11 / 6, "val/accuracy": 3 / 6})
     one = MetricTotals(classification=False)
     one.add(torch.tensor(5.0), torch.zeros(1, 1), torch.zeros(1, 1))  # a log after a single sample
-    assert one.since_last_log("train") == {"train/loss": 5.0}
+    assert one.since_last_log("train")[0] == {"train/loss": 5.0}
     regression = MetricTotals(classification=False)
     regression.add(torch.tensor(3.0), torch.zeros(2, 1), torch.zeros(2, 1))
     assert regression.compute("val") == {"val/loss": 3.0}
@@ -644,27 +644,31 @@ def test_under_ddp_the_gradients_are_shared_only_on_the_last_batch_before_each_s
     assert shared == [False, False, True, False, False, True, True] and trainer.state.step == 3
 
 
-def test_under_torchrun_a_stop_is_agreed_at_a_step_log_when_any_process_asks(monkeypatch):
+def test_under_torchrun_one_all_reduce_per_step_log_brings_the_means_nan_flags_and_stop_votes(monkeypatch):
     trainer = trainer_for(linear(), log_every=5)
     other_process_asks = False
-    votes = []
+    reduced = []
 
-    def sum_across(values):  # this process's vote, plus the other process's
-        (vote,) = values
-        votes.append((vote.item(), vote.device))
-        return [vote + float(other_process_asks)]
+    def sum_with_count(values, count):  # the other process: the same loss sum and samples, its own vote
+        reduced.append(len(values))
+        loss, flags, vote = values
+        return [2 * loss, flags, vote + float(other_process_asks)], 2 * count
 
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    monkeypatch.setattr(distributed, "sum_across", sum_across)
+    monkeypatch.setattr(distributed, "sum_with_count", sum_with_count)
+    totals = MetricTotals(classification=False)
+    totals.add(torch.tensor(3.0), torch.zeros(4, 1), torch.zeros(4))
     trainer.stop_requested, trainer.state.step = True, 3
-    assert not trainer.stop_is_agreed() and votes == []  # between logs: no process stops alone
+    assert not trainer.stop_is_agreed() and reduced == []  # between logs: no process stops alone
     trainer.state.step = 5
-    assert trainer.stop_is_agreed() and votes == [(1.0, trainer.device)]
+    assert trainer.values_at_log_step(totals, 0.1) == {"train/loss": 3.0, "lr": 0.1}
+    assert reduced == [3] and trainer.stop_is_agreed()  # one all-reduce: loss sum, NaN flags, vote
     trainer.stop_requested = False
+    trainer.values_at_log_step(totals, 0.1)
     assert not trainer.stop_is_agreed()  # nobody asked
     other_process_asks = True
+    trainer.values_at_log_step(totals, 0.1)
     assert trainer.stop_is_agreed()  # Ctrl-C on another process stops this one at the same step
-    assert votes[1:] == [(0.0, trainer.device)] * 2
 
 
 class WrongInputSize(nn.Module):

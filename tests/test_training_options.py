@@ -13,7 +13,8 @@ from PIL import Image
 
 from tests.conftest import SYNTHETIC
 from trainer import Trainer
-from trainer.components.splits import InMemoryLoader
+from trainer.components.augment import Pixels
+from trainer.components.splits import DataSplits, InMemoryLoader
 from trainer.loop import Options
 
 
@@ -365,3 +366,17 @@ def test_compile_takes_torchs_mode_and_static_shapes(monkeypatch):
 def test_a_misspelled_compile_mode_in_the_config_names_the_modes(write_config, run_cli):
     code, _, err = run_cli(write_config(SYNTHETIC), "train.compile=max_autotune")
     assert code == 2 and "train.compile" in err and "max-autotune" in err and "Traceback" not in err
+
+
+def test_channels_last_batches_are_made_in_that_layout_and_not_copied_again():
+    """The uint8 -> float step writes the Trainer's layout directly: moving the batch to the model copies nothing."""
+    pixels = Pixels([0.5] * 3, [0.25] * 3, torch.device("cpu"), augment=None)
+    images = torch.randint(0, 256, (8, 3, 4, 4), dtype=torch.uint8)
+    loader = InMemoryLoader(images, torch.arange(8) % 2, batch_size=4, shuffle=False, transform=pixels)
+    DataSplits(loader, None, None, (3, 4, 4), 2, "").deliver_in(torch.channels_last)
+    inputs, targets = next(iter(loader))
+    assert inputs.is_contiguous(memory_format=torch.channels_last) and inputs.dtype == torch.float32
+    model = torch.nn.Conv2d(3, 2, 1)
+    trainer = Trainer(model, torch.nn.CrossEntropyLoss(), device="cpu", options=Options(channels_last=True))
+    assert trainer.to_device(inputs, targets)[0].data_ptr() == inputs.data_ptr()
+    assert torch.allclose(inputs, (images[:4].float() - 127.5) / 63.75)  # mean 0.5, std 0.25 of 255

@@ -10,7 +10,7 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from trainer.metrics import Metrics, format_table
 from trainer.pictures import Histograms, Pictures
 from trainer.run_files import BEST, CHECKPOINTS, RunFiles
 from trainer.speed import gpu_defaults
+from trainer.step_guard import OVERFLOW_PATIENCE, Bad, StepGuard
 from trainer.watchdog import Watchdog, diagnose_nonfinite
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -137,6 +138,8 @@ class Trainer:
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("fp16 training needs a CUDA GPU; use precision 'bf16' (or 'fp32') on this device")
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.guard = StepGuard(optimizer, self.device, fp16=self.scaler is not None)  # NaN/inf, seen on the device
+        self.stop_votes = 0.0  # under torchrun: the processes that asked to stop, as of the last step log
         self.config = options.config or {}
         self.data_info = options.data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
         # Under torchrun only rank 0 writes the run folder; the other processes train and keep nothing.
@@ -216,8 +219,7 @@ class Trainer:
                         with self.autocast():
                             logits = self.model(inputs)
                             batch_loss = self.loss_fn(logits, targets)
-                        if not self.loss_is_finite(batch_loss):  # stop before a NaN reaches the weights
-                            self.stop_on_nonfinite(batch_loss, inputs, targets, epoch, batch)
+                        self.guard.watch(batch_loss, inputs, targets, epoch, batch, self.state.step + 1)
                         loss = self.share_of_accumulated(batch_loss, batch, n_batches)
                         if batch % self.accumulate == 0:
                             self.optimizer.zero_grad(set_to_none=True)  # start a new sum of gradients
@@ -230,13 +232,14 @@ class Trainer:
                     if self.state.batch % self.accumulate and self.state.batch != n_batches:
                         continue  # keep adding gradients up
                     lr = self.lr  # the step's own: a schedule stepped every batch moves it on in optimizer_step
-                    self.optimizer_step()  # clip, then each parameter moves against its gradient
+                    self.optimizer_step()  # clip, then each parameter moves against its gradient (never a NaN)
                     if self.state.step % self.log_every == 0:
-                        values = {**totals.since_last_log("train"), "lr": lr}
+                        values = self.values_at_log_step(totals, lr)  # the steps since the last log were finite
                         self.hook("on_step_log", self.state.step, values)  # the bar, TensorBoard, the watchdog
                     if self.stop_is_agreed():
                         return self.save_and_stop(totals)
 
+                self.stop_if_nonfinite(before_update=False)  # the steps since the last log
                 metrics = totals.compute("train")
                 if val_loader is not None:
                     metrics |= self.evaluate(val_loader, "val")
@@ -307,14 +310,20 @@ class Trainer:
             return contextlib.nullcontext()
         return self.model.no_sync()
 
+    def values_at_log_step(self, totals: MetricTotals, lr: float) -> dict[str, float]:
+        """The training means since the last step log, once the NaN guard has read the flags of those steps.
+        Under torchrun one all-reduce brings every process's sums, flags and Ctrl-C vote: they stop or log together."""
+        vote = torch.tensor([float(self.stop_requested)], device=self.device)
+        means, (flags, votes) = totals.since_last_log("train", also=[self.guard.unread(), vote])
+        self.stop_votes = float(votes.sum())
+        self.stop_if_nonfinite(before_update=False, flags=flags)
+        return {**means, "lr": lr}
+
     def stop_is_agreed(self) -> bool:
         """Ctrl-C was pressed. Under torchrun the processes agree at each step log, so that all stop at one step."""
         if distributed.world_size() == 1:
             return self.stop_requested
-        if self.state.step % self.log_every:
-            return False
-        votes = distributed.sum_across([torch.tensor(float(self.stop_requested), device=self.device)])[0]
-        return bool(votes > 0)
+        return self.state.step % self.log_every == 0 and self.stop_votes > 0
 
     def failure_explained(self, inputs: torch.Tensor, targets: torch.Tensor) -> FailureExplained:
         """Around a step: an exception from the model or the loss becomes a message naming the learner's line,
@@ -336,16 +345,21 @@ class Trainer:
             self.checkpoints.wait()
 
     def optimizer_step(self) -> None:
-        """Clip the gradients if asked, then move every parameter against its gradient."""
+        """Clip the gradients if asked, then move every parameter against its gradient; a step whose loss or
+        gradients hold NaN/inf is never taken (trainer/step_guard.py), and the run stops at it."""
         if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            self.scaler.unscale_(self.optimizer)  # clip (and check) the true gradients, not the scaled ones
+        found = self.guard.check(self.raw_model.parameters())  # on the device: no wait for the GPU
+        if self.guard.must_read_now():
+            self.stop_if_nonfinite(before_update=True)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.grad_clip)
-        if self.scaler is None:
-            self.optimizer.step()
-        else:
-            self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
-            self.scaler.update()
+        with self.guard.update_skipped_if_flagged(self.optimizer, found):  # fused optimizers skip on the device
+            if self.scaler is None:
+                self.optimizer.step()
+            else:
+                self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+                self.scaler.update()
         if self.scheduler is not None and self.scheduler_every_batch:
             self.scheduler.step()
         self.state.step += 1
@@ -369,6 +383,8 @@ class Trainer:
 
     def end_epoch(self, epoch: int, loader: Iterable[Batch], metrics: dict[str, float]) -> None:
         self.state.epoch, self.state.batch, self.state.totals = epoch, 0, None
+        if said := self.guard.overflow_news():
+            self.logger.info(said)
         generator = getattr(loader, "generator", None)
         self.state.loader_rng = generator.get_state() if generator is not None else None
         if self.monitor.name not in metrics:  # a config's monitor is checked before training; the Python API's here
@@ -391,6 +407,7 @@ class Trainer:
     def save_and_stop(self, totals: MetricTotals) -> dict[str, float]:
         """After Ctrl-C or SIGTERM: keep the epoch in progress in last.pt, so `resume` carries on from this very step.
         After a failed save: raise its error (with the path and the free space) instead."""
+        self.stop_if_nonfinite(before_update=False)  # what last.pt keeps has no NaN/inf step in it
         self.checkpoints.wait()
         self.state.totals = {name: getattr(totals, name) for name in ("sums", "count", "logged", "logged_count")}
         if self.out_dir is not None:
@@ -489,33 +506,40 @@ class Trainer:
         with self.autocast():
             return check_one_batch(self.model, self.loss_fn, batch, self.device, self.num_classes)
 
-    def loss_is_finite(self, loss: torch.Tensor) -> bool:
-        """Whether the step's loss is a number on every process: under torchrun a NaN on one process stops them
-        all at this step, where the others would wait for it for ever in the gradients' all-reduce."""
-        finite = torch.isfinite(loss.detach())
-        if distributed.world_size() > 1:
-            finite = distributed.sum_across([(~finite).float()])[0] == 0
-        return bool(finite)
+    def stop_if_nonfinite(self, before_update: bool, flags: torch.Tensor | None = None) -> None:
+        """Read the NaN guard's flags of the steps since the last read (under torchrun summed over the processes, so
+        that all stop at one step) and stop at the first step whose loss or gradients held NaN/inf."""
+        if flags is None:
+            if not self.guard.flags:  # the same on every process: they step together
+                return
+            flags = distributed.sum_across([self.guard.unread()])[0]
+        bad = self.guard.read(flags, before_update)
+        if bad is not None:
+            self.stop_on_nonfinite(bad)
 
-    def stop_on_nonfinite(
-        self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int
-    ) -> None:
-        """Save the weights as they are before this step, find where the NaN/inf comes from, and stop."""
-        saved = ""
+    def stop_on_nonfinite(self, bad: Bad) -> None:
+        """Save the weights (no NaN/inf reached them), find where the NaN/inf comes from, and stop."""
+        kept, saved = bad.kept, ""
         if self.out_dir is not None:
-            path = self.out_dir / CHECKPOINTS / f"nonfinite-step{self.state.step + 1}.pt"
+            path = self.out_dir / CHECKPOINTS / f"nonfinite-step{kept.step}.pt"
             save_checkpoint(path, {"model": self.raw_model.state_dict(), "state": vars(self.state).copy()})
             saved = f" The weights before this step are in {path}."
-        where = f"at step {self.state.step + 1} (epoch {epoch}, batch {batch + 1})"
-        if torch.isfinite(loss):  # under torchrun: another process's part of the batch made it
-            cause = "the process whose part of the batch made it names the cause in its own output"
-            message = f"the loss of another process became NaN/inf {where}: {cause}.{saved}"
+            if bad.skipped_on_device:  # read at a log step: the steps after it went on
+                saved = f" Its update was skipped; the weights (of step {self.state.step}, finite) are in {path}."
+        where = f"at step {kept.step} (epoch {kept.epoch}, batch {kept.batch + 1})"
+        if self.guard.fp16:
+            where += f", the last of {OVERFLOW_PATIENCE} fp16 steps in a row that overflowed however GradScaler scaled"
+        loss = bad.loss
+        if math.isfinite(loss) and distributed.world_size() > 1:  # another process's part of the batch made it
+            cause = "the process whose part of the batch made them names the cause in its own output"
+            message = f"the loss or the gradients of another process became NaN/inf {where}: {cause}.{saved}"
         else:
             # Under torchrun a copy: DDP's hooks on the model's weights would share the diagnosis's gradients with
             # processes that have stopped.
             model = self.raw_model if distributed.world_size() == 1 else copy.deepcopy(self.raw_model)
-            cause = diagnose_nonfinite(model, self.loss_fn, inputs, targets)
-            message = f"the loss became {loss.item()} {where}: {cause}.{saved}"
+            cause = diagnose_nonfinite(model, self.loss_fn, kept.inputs, kept.targets, self.autocast)
+            what = f"the loss became {loss}" if not math.isfinite(loss) else "the gradients became NaN/inf"
+            message = f"{what} {where}: {cause}.{saved}"
         self.record(message)  # the error itself is printed by whoever catches it
         raise UserError(
             message,
@@ -590,6 +614,7 @@ class Trainer:
             "monitor": self.monitor.name,
             "best_metric": self.state.best_metric,
             "wall_seconds": round(seconds, 3),
+            **({"fp16_overflowed_steps": self.guard.overflowed} if self.guard.fp16 else {}),
             **self.evaluation_details(),
             "device": str(self.device),
             "versions": {
@@ -695,21 +720,26 @@ class MetricTotals:
             self.sums["labelled"].add_(labelled.sum())
         self.count += n
 
-    def global_totals(self) -> tuple[dict[str, float], int]:
-        """The sums and the count, over every process under torchrun, read from the device once."""
-        sums, count = distributed.sum_with_count(list(self.sums.values()), self.count)
-        return {name: value.item() for name, value in zip(self.sums, sums, strict=True)}, count
+    def global_totals(self, also: Sequence[torch.Tensor] = ()) -> tuple[dict[str, float], int, list[torch.Tensor]]:
+        """The sums and the count, over every process under torchrun, read from the device once; `also`: other
+        tensors to sum over the processes in the same all-reduce."""
+        summed, count = distributed.sum_with_count([*self.sums.values(), *also], self.count)
+        sums = summed[: len(self.sums)]
+        return {name: value.item() for name, value in zip(self.sums, sums, strict=True)}, count, summed[len(sums) :]
 
     def compute(self, split: str) -> dict[str, float]:
-        sums, count = self.global_totals()
+        sums, count, _ = self.global_totals()
         return _means(split, sums, count)
 
-    def since_last_log(self, split: str) -> dict[str, float]:
-        sums, count = self.global_totals()
+    def since_last_log(
+        self, split: str, also: Sequence[torch.Tensor] = ()
+    ) -> tuple[dict[str, float], list[torch.Tensor]]:
+        """The means since the last log, and the tensors `also` summed over the processes with them."""
+        sums, count, summed = self.global_totals(also)
         since = {name: value - self.logged.get(name, 0.0) for name, value in sums.items()}
         means = _means(split, since, count - self.logged_count)
         self.logged, self.logged_count = sums, count
-        return means
+        return means, summed
 
 
 def _means(split: str, sums: dict[str, float], count: int) -> dict[str, float]:

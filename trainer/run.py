@@ -112,6 +112,7 @@ def build(cfg: Config, data: DataSplits | None = None, device: torch.device | No
     seed_everything(cfg.seed)
     device = device or resolve_device(cfg.train.device)
     data = data or build_data(cfg.data, device, cfg.seed)
+    data.deliver_in(torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
     try:
         model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     except UserError:

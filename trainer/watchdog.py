@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -74,9 +75,14 @@ class Watchdog:
 
 
 def diagnose_nonfinite(
-    model: nn.Module, loss_fn: Callable[..., torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor
+    model: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> str:
-    """Where the first NaN/inf of a step comes from: the inputs, the weights, a layer, or the loss itself."""
+    """Where the first NaN/inf of a step comes from: the inputs, the weights, a layer, or the loss itself.
+    `autocast`: the step's own (bf16, fp16), so that the batch overflows where training made it overflow."""
     if inputs.is_floating_point() and not torch.isfinite(inputs).all():
         return f"the inputs of this batch hold {int((~torch.isfinite(inputs)).sum())} NaN/inf values"
     broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
@@ -104,7 +110,8 @@ def diagnose_nonfinite(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # anomaly mode warns that it is slow: we know, it runs once
             with torch.autograd.detect_anomaly(check_nan=True):
-                loss = loss_fn(model(inputs), targets)
+                with autocast():
+                    loss = loss_fn(model(inputs), targets)
                 if first:
                     return first[0]
                 if not torch.isfinite(loss):

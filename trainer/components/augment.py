@@ -1,8 +1,8 @@
 """Augmentation of whole batches on the training device: no per-sample Python or PIL work.
 
 Each sample still gets its own random crop and flip. The random numbers of a whole epoch are drawn when it starts,
-from the loader's CPU generator, and copied to the device in one go: no copy and no wait per batch, and replaying
-an epoch from the generator's saved state replays its augmentation exactly.
+on the device, from the loader's generator (which lives there): no copy and no wait per batch, and replaying an
+epoch from the generator's saved state replays its augmentation exactly.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ class BatchAugment:
     def __init__(self, crop_padding: int, flip: bool) -> None:
         self.crop_padding, self.flip = crop_padding, flip
 
-    def draw(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        """The random numbers of an epoch of `n` samples, one row per sample: (row offset, column offset, flip)."""
-        offsets = torch.randint(0, 2 * self.crop_padding + 1, (n, 2), generator=generator)
-        flips = (torch.rand(n, generator=generator) < 0.5).long()[:, None]
-        draws = torch.cat([offsets, flips], dim=1)
-        if device.type == "cuda":  # from page-locked memory the copy runs alongside the compute
-            draws = draws.pin_memory()
-        return draws.to(device, non_blocking=True)
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The random numbers of an epoch of `n` samples, one row per sample: (row offset, column offset, flip),
+        on the generator's device."""
+        device = generator.device
+        offsets = torch.randint(0, 2 * self.crop_padding + 1, (n, 2), generator=generator, device=device)
+        flips = (torch.rand(n, generator=generator, device=device) < 0.5).long()[:, None]
+        return torch.cat([offsets, flips], dim=1)
 
     def __call__(self, images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
         """The batch augmented with its samples' rows of `draw`."""
@@ -63,21 +62,24 @@ def random_flip(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
 
 class Pixels:
     """A loader's batch transform of uint8 images: augmented first when `augment` is given (training), then
-    floats with each channel at mean 0 and standard deviation 1."""
+    floats with each channel at mean 0 and standard deviation 1, laid out in `memory_format` (the Trainer's:
+    channels_last with train.channels_last), so that no batch is copied again for its layout."""
 
     def __init__(self, mean: list[float], std: list[float], device: torch.device, augment: BatchAugment | None):
         self.scale = torch.tensor([255.0 * s for s in std], device=device)[:, None, None]
         self.shift = torch.tensor([255.0 * m for m in mean], device=device)[:, None, None]
         self.device, self.augment = device, augment
+        self.memory_format = torch.contiguous_format
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """The epoch's random numbers, or None when nothing is random."""
-        return None if self.augment is None else self.augment.draw(n, generator, self.device)
+        return None if self.augment is None else self.augment.draw(n, generator)
 
     def __call__(self, images: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
         if self.augment is not None and draws is not None:
             images = self.augment(images, draws)
-        return (images.float() - self.shift) / self.scale
+        floats = images.to(torch.float32, memory_format=self.memory_format)  # the layout in the same copy
+        return floats.sub_(self.shift).div_(self.scale)
 
 
 def pixel_pipeline(

@@ -24,8 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from trainer import distributed
-from trainer.components.augment import batch_augment, pixel_pipeline
-from trainer.components.splits import DataSplits, check_split_classes, in_memory_splits, size_text
+from trainer.components.augment import Pixels, batch_augment, pixel_pipeline
+from trainer.components.splits import DataSplits, DeviceBatches, check_split_classes, in_memory_splits, size_text
 from trainer.config import ImageFolderData
 from trainer.errors import UserError, did_you_mean_path
 from trainer.progress import progress_bar
@@ -828,8 +828,7 @@ def _from_disk(
     )
     _check_not_empty(decoded, cfg.root)
     mean, std = pixel_stats(torch.stack(decoded))
-    normalize = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    augment = []
+    augment: list[Any] = []
     if "random_crop" in cfg.augment and cfg.crop_padding > 0:
         augment.append(v2.RandomCrop(size, padding=cfg.crop_padding))
     if "horizontal_flip" in cfg.augment:
@@ -837,7 +836,8 @@ def _from_disk(
 
     pin = device.type == "cuda"  # page-locked batches copy to the GPU faster, and alongside the compute
     world = distributed.world_size()
-    train_files = ImageFiles(train, size, grayscale, v2.Compose(augment + normalize))
+    # The workers decode and augment uint8 pixels; they cross to the device as uint8 and become floats there.
+    train_files = ImageFiles(train, size, grayscale, v2.Compose(augment) if augment else v2.Identity())
     # Under torchrun each process reads its own share of every epoch (DistributedSampler, reshuffled by the
     # Trainer's set_epoch), and data.batch_size stays the global batch: each process takes its part of it.
     sampler = DistributedSampler(train_files, shuffle=True, seed=seed) if world > 1 else None
@@ -852,12 +852,13 @@ def _from_disk(
         pin_memory=pin,
         persistent_workers=workers > 0,  # no new worker processes every epoch
     )
+    normalize = Pixels(mean, std, device, augment=None)
 
-    def eval_loader(items: list[Item], every_epoch: bool) -> DataLoader | None:
+    def eval_loader(items: list[Item], every_epoch: bool) -> DeviceBatches | None:
         if not items:
             return None
-        files = ImageFiles(items, size, grayscale, v2.Compose(normalize))
-        return DataLoader(
+        files = ImageFiles(items, size, grayscale, v2.Identity())
+        loader = DataLoader(
             files,
             batch_size=cfg.batch_size * 4,  # no gradients kept: bigger batches fit
             sampler=EveryFileOnce(len(files)) if world > 1 else None,
@@ -865,9 +866,10 @@ def _from_disk(
             pin_memory=pin,
             persistent_workers=workers > 0 and every_epoch,
         )
+        return DeviceBatches(loader, normalize, device)
 
     return DataSplits(
-        train_loader,
+        DeviceBatches(train_loader, normalize, device),
         eval_loader(val, every_epoch=True),
         eval_loader(test, every_epoch=False),
         shape,

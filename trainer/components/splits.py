@@ -30,9 +30,9 @@ class InMemoryLoader:
     """Yields (inputs, targets) batches from two tensors, reshuffled each epoch by a seeded generator.
 
     `transform`, when given, turns each batch of inputs into what the model takes (e.g. uint8 pixels into
-    normalized, augmented floats) on the tensors' own device. The epoch's random numbers are drawn from
-    `generator` when the epoch starts, so that replaying an epoch from the generator's state replays its
-    augmentation too.
+    normalized, augmented floats) on the tensors' own device. The order and the epoch's random numbers are drawn
+    on that device too, from `generator`, when the epoch starts, so that replaying an epoch from the generator's
+    state replays its augmentation too.
     """
 
     def __init__(
@@ -46,14 +46,14 @@ class InMemoryLoader:
     ):
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(targets.device).manual_seed(seed)  # the order: no copy to the GPU
 
     def __len__(self) -> int:
         return math.ceil(len(self.targets) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.targets)
-        order = torch.randperm(n, generator=self.generator).to(self.targets.device) if self.shuffle else None
+        order = torch.randperm(n, generator=self.generator, device=self.targets.device) if self.shuffle else None
         draws = self.transform.draw(n, self.generator) if self.transform is not None else None  # one row per sample
         world = distributed.world_size()
         for start in range(0, n, self.batch_size):
@@ -76,7 +76,25 @@ class InMemoryLoader:
         return len(self.targets)
 
 
-Loader = InMemoryLoader | DataLoader
+class DeviceBatches:
+    """A DataLoader of uint8 images whose batches cross to the device as uint8 (a quarter of float32's bytes) and
+    become the model's floats there (`transform`). It keeps the DataLoader's face: len, dataset, sampler, generator
+    (the Trainer reshuffles and replays epochs through them)."""
+
+    def __init__(self, loader: DataLoader, transform: BatchTransform, device: torch.device):
+        self.loader, self.transform, self.device = loader, transform, device
+        self.dataset, self.sampler, self.generator = loader.dataset, loader.sampler, loader.generator
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for inputs, targets in self.loader:
+            pixels = inputs.to(self.device, non_blocking=True)  # pinned by the DataLoader: alongside the compute
+            yield self.transform(pixels, None), targets.to(self.device, non_blocking=True)
+
+
+Loader = InMemoryLoader | DeviceBatches | DataLoader
 
 
 @dataclass
@@ -110,6 +128,13 @@ class DataSplits:
     @property
     def class_names(self) -> list[str] | None:
         return self.info.get("class_names")
+
+    def deliver_in(self, memory_format: torch.memory_format) -> None:
+        """Make image batches in the Trainer's memory format as they become floats (no second copy per batch)."""
+        for loader in (self.train, self.val, self.test):
+            transform = getattr(loader, "transform", None)
+            if hasattr(transform, "memory_format"):
+                transform.memory_format = memory_format  # type: ignore[union-attr]
 
 
 def _dataset(loader: Loader) -> Any:
