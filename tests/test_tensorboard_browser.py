@@ -184,6 +184,7 @@ def test_tensorboard_shows_train_and_val_charts_and_the_config_in_a_browser(writ
     warnings = [line[2:] for line in diagnosis.read_text().splitlines()] if diagnosis.exists() else []
 
     browser_command = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0"]
+    browser_command += ["--remote-allow-origins=*"]  # newer Chromium refuses DevTools sockets without it
     browser_command += [f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1600", "about:blank"]
     browser = page = None
     with contextlib.ExitStack() as cleanup:
