@@ -139,6 +139,7 @@ class Trainer:
             raise ValueError("fp16 training needs a CUDA GPU; use precision 'bf16' (or 'fp32') on this device")
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.guard = StepGuard(optimizer, self.device, fp16=self.scaler is not None)  # NaN/inf, seen on the device
+        self.parameters = list(self.raw_model.parameters())  # listed once: walking the modules each step costs
         self.stop_votes = 0.0  # under torchrun: the processes that asked to stop, as of the last step log
         self.config = options.config or {}
         self.data_info = options.data_info or {}  # what predict needs to know about the inputs, kept in checkpoints
@@ -349,7 +350,7 @@ class Trainer:
         gradients hold NaN/inf is never taken (trainer/step_guard.py), and the run stops at it."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip (and check) the true gradients, not the scaled ones
-        found = self.guard.check(self.raw_model.parameters())  # on the device: no wait for the GPU
+        found = self.guard.check(self.parameters)  # on the device: no wait for the GPU
         if self.guard.must_read_now():
             self.stop_if_nonfinite(before_update=True)
         if self.grad_clip is not None:

@@ -14,6 +14,7 @@ Those steps are counted, and the run stops only when OVERFLOW_PATIENCE of them c
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -75,17 +76,20 @@ class StepGuard:
     def check(self, parameters: Iterable[torch.Tensor]) -> torch.Tensor:
         """After backward (and GradScaler's unscale_), before the update: this step's flag, on the device."""
         found = torch.zeros(1, device=self.one.device)
+        step = self.kept[-1].step
+        of_step = itertools.takewhile(lambda kept: kept.step == step, reversed(self.kept))  # the step's batches
+        losses = [kept.loss.reshape(1) for kept in of_step]
         grads = [p.grad for p in parameters if p.grad is not None]
         dense = [grad for grad in grads if not grad.is_sparse]
-        if dense:  # one kernel over all gradients, as GradScaler does (scaled by 1: unchanged)
-            torch._amp_foreach_non_finite_check_and_unscale_(dense, found, self.one)
-        losses = torch.stack([kept.loss.float() for kept in self.kept if kept.step == self.kept[-1].step])
-        found = torch.maximum(found, (~torch.isfinite(losses)).any().float())
-        for grad in grads:
-            if grad.is_sparse:  # embeddings with sparse=True: rare, checked one by one
-                found = torch.maximum(found, (~torch.isfinite(grad.coalesce().values())).any().float())
+        # One kernel over the losses and the gradients, GradScaler's: it sets `found` on any NaN/inf (and scales
+        # them by 1, which leaves them as they are).
+        torch._amp_foreach_non_finite_check_and_unscale_([*losses, *dense], found, self.one)
+        if len(dense) < len(grads):  # embeddings with sparse=True: rare, checked one by one
+            for grad in grads:
+                if grad.is_sparse and not torch.isfinite(grad.coalesce().values()).all():
+                    found.fill_(1.0)
         self.flags.append(found)
-        self.steps.append(self.kept[-1].step)
+        self.steps.append(step)
         return found
 
     def must_read_now(self) -> bool:
