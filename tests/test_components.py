@@ -80,10 +80,13 @@ def test_torchvision_model_arguments_are_checked_against_the_model_class():
     assert check_model(model_config("resnet18", zero_init_residual=True)) == []
 
 
-def test_pretrained_weights_are_refused_with_a_reason():
+def test_pretrained_weights_are_for_torchvision_models_and_the_built_in_ones_refuse_them_with_the_way():
+    assert check_model(model_config("resnet18", weights="DEFAULT")) == []  # checked against the meta: no download
     with pytest.raises(ConfigError) as caught:  # the schema's key lookup refuses it, before any torch check
-        model_config("resnet18", weights="DEFAULT")
-    assert "model.weights" in str(caught.value) and "need a download" in str(caught.value)
+        model_config("cnn", weights="DEFAULT")
+    said = str(caught.value)
+    assert "only model.name: resnet18 (or another torchvision model) (yours is cnn) has model.weights" in said
+    assert "Try: remove it, or choose model.name: resnet18" in said
 
 
 def test_built_in_cnn_and_mlp_fit_the_data():

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+import torchvision
 
 from tests.conftest import make_fake_mnist
 from trainer.cli import load_config
@@ -55,10 +57,15 @@ def test_config_trains_one_epoch_on_tiny_data(path, tmp_path, run_cli, request):
         overrides.append(f"data.path={ROOT / cfg.data.path}")  # the run starts in tmp_path, not the repository
     else:
         overrides += ["data.samples=300", "data.test_samples=50"]
+    if getattr(cfg.model, "weights", None) is not None:  # weights this test saves (random ones): no download
+        torch.save(torchvision.models.get_model(cfg.model.name).state_dict(), tmp_path / "weights.pth")
+        overrides += [f"model.weights={tmp_path / 'weights.pth'}", "data.image_size=32"]
+    if cfg.train.fine_tune is not None:  # one epoch of the new head alone, one of the whole model
+        overrides += ["train.epochs=2", "train.fine_tune.head_epochs=1"]
     code, _, err = run_cli(path, *overrides)
     assert code == 0, err
     (run_dir,) = (tmp_path / "runs" / cfg.name).iterdir()
-    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 1
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == (1 if cfg.train.fine_tune is None else 2)
 
 
 def test_recipe_trains_a_custom_model_with_a_custom_loss(tmp_path):

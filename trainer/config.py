@@ -98,6 +98,14 @@ class ImageFolderData(DataCommon):
         description="an image with more pixels (width x height) than this is skipped, by its header, before it is "
         "decoded: a small file can unpack into gigabytes; raise it for larger photos",
     )
+    mean: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None,
+        description="each channel's mean (0 to 1) to normalize with; by default measured on the training images, "
+        "or the pretrained weights' own (model.weights)",
+    )
+    std: list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="each channel's standard deviation (0 to 1) to normalize with; by default as for mean"
+    )
 
 
 class CsvData(DataCommon):
@@ -180,7 +188,18 @@ class ResNetModel(Section):
 
 
 class OtherModel(Component):
-    """Any torchvision.models builder (e.g. resnet18, no pretrained weights) or path/to/file.py:ClassName."""
+    """Any torchvision.models builder (e.g. resnet18), with pretrained weights or not, or path/to/file.py:ClassName."""
+
+    weights: str | None = Field(
+        None,
+        description="a torchvision model's trained weights: DEFAULT (the best torchvision has, downloaded once), a "
+        "weights name such as IMAGENET1K_V1, or path/to/weights.pth; the last layer is replaced for your classes",
+    )
+    freeze: Literal["backbone", "none"] = Field(
+        "backbone",
+        description="with weights: backbone trains only the new last layer (few images, a CPU); none trains "
+        "every layer (more images; see train.fine_tune for both in turn)",
+    )
 
 
 def model_kind(value: Any) -> str:
@@ -236,6 +255,16 @@ class EarlyStopping(Section):
     min_delta: float = Field(0.0, ge=0, description="a change smaller than this does not count as improvement")
 
 
+class FineTune(Section):
+    """Fine-tune a pretrained model in two phases, as fastai's fine_tune does: the new last layer alone with the
+    backbone frozen, then every layer, the backbone at a lower learning rate."""
+
+    head_epochs: int = Field(1, ge=1, description="epochs that train only the new last layer (fewer than train.epochs)")
+    body_lr_factor: float = Field(
+        0.1, gt=0, le=1, description="the backbone's learning rate once unfrozen, as a share of optimizer.lr"
+    )
+
+
 class TrainConfig(Section):
     """How to train: epochs, device, precision, gradient handling, early stopping."""
 
@@ -244,6 +273,9 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp16 needs CUDA; bf16 works on CPU too")
     preflight: bool = Field(True, description="before training, check one batch through model, loss and backward")
     early_stopping: EarlyStopping | None = Field(None, description="stop when the monitored metric stalls")
+    fine_tune: FineTune | None = Field(
+        None, description="with model.weights: train the new last layer first, then unfreeze the backbone"
+    )
     grad_clip: Annotated[float, Role()] | None = Field(
         None, description="cap the total gradient norm at this value (0.5 to 5 is usual)"
     )

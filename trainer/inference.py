@@ -15,7 +15,7 @@ import torch
 
 from trainer.atomic import write_atomic
 from trainer.checkpoint import load_checkpoint, other_checkpoint
-from trainer.components.data import build_data
+from trainer.components.data import build_data, data_section
 from trainer.components.image_folder import IMAGE_SUFFIXES, TooManyPixels, check_pixels, is_image_file
 from trainer.components.losses import build_loss
 from trainer.components.models import build_model
@@ -54,11 +54,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def evaluate_checkpoint(cfg: Config, checkpoint: dict[str, Any], split: str) -> dict[str, float]:
     device = resolve_device(cfg.train.device)
-    data = build_data(cfg.data, device, cfg.seed)
+    data = build_data(data_section(cfg), device, cfg.seed)
     loader = {"train": data.train, "val": data.val, "test": data.test}[split]
     if loader is None:
         raise UserError(f"this data set has no {split} split", fix="use --split test or --split train")
-    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    model = build_model(cfg.model, data.input_shape, data.num_classes, load_weights=False)
     model.load_state_dict(checkpoint["model"])
     loss_fn = build_loss(cfg.loss)
     trainer = Trainer(model, loss_fn, device=device, task=data.task)  # no optimizer: evaluation takes no step
@@ -83,7 +83,7 @@ def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) ->
             f"predict reads image files, but this run trained on '{cfg.data.dataset}' data",
             fix="use `eval` for this run",
         )
-    model = build_model(cfg.model, shape, len(info["class_names"]))
+    model = build_model(cfg.model, shape, len(info["class_names"]), load_weights=False)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     mean = torch.tensor(info.get("mean", [0.0] * shape[0]))[:, None, None]
@@ -113,7 +113,7 @@ def predict_rows(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> 
     from trainer.components.tables import Rows, encode_inputs, lookup, number, read_table
 
     info = checkpoint["data"]
-    model = build_model(cfg.model, tuple(info["input_shape"]), len(info.get("class_names") or [0]))
+    model = build_model(cfg.model, tuple(info["input_shape"]), len(info.get("class_names") or [0]), load_weights=False)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     predictions = []

@@ -242,8 +242,8 @@ NOT_NEEDED = {
     "verbose": "progress bars show in a terminal (log.progress); remove it",
     "fast_dev_run": "one batch and a checklist is a command of its own; python -m trainer check CONFIG",
     "dry_run": "one batch and a checklist is a command of its own; python -m trainer check CONFIG",
-    "pretrained": "pretrained weights need a download and are not supported; remove it (weights start random)",
-    "weights": "pretrained weights need a download and are not supported; remove it (weights start random)",
+    "pretrained": "torchvision's old flag: model.weights=DEFAULT, with a torchvision model such as model.name=resnet18",
+    "weights": "trained weights are for torchvision's models: model.name=resnet18 (or another), model.weights=DEFAULT",
 }
 
 
@@ -640,8 +640,12 @@ def unmet_condition(key: str, data: dict[str, Any]) -> str:
     if not conditions or any(_condition_met(c, data) for c in conditions):
         return ""
     choice = conditions[0].partition(": ")[0]
-    tags = " or ".join(c.partition(": ")[2] for c in conditions)
+    tags = " or ".join(TAG_WORDS.get(c, c.partition(": ")[2]) for c in conditions)
     return f"{choice}: {tags} (yours is {_chosen(data, choice.split('.')[0])})"
+
+
+# A union's tag as a learner would write its choice: no model is named "other".
+TAG_WORDS = {"model.name: other": "resnet18 (or another torchvision model)"}
 
 
 def _also(homes: list[Home]) -> str:

@@ -17,7 +17,7 @@ from trainer import cores, distributed
 from trainer.atomic import write_atomic
 from trainer.callbacks import EarlyStopping, callbacks_from_config
 from trainer.components.catalog import load_catalog
-from trainer.components.data import build_data
+from trainer.components.data import build_data, data_section
 from trainer.components.losses import build_loss, check_loss
 from trainer.components.models import build_model, check_model
 from trainer.components.optim import (
@@ -28,11 +28,13 @@ from trainer.components.optim import (
     planned_schedule,
     steps_every_batch,
 )
+from trainer.components.pretrained import Pretrained, pretrained_line
 from trainer.components.splits import DataSplits
 from trainer.config import Config
 from trainer.diagnostics import Report, check_model_structure, first_batch, layer_summary, preflight
 from trainer.errors import ConfigError, Problem, UserError, did_you_mean
 from trainer.explain import explain
+from trainer.fine_tune import FineTune, parameter_groups
 from trainer.inference import read_checkpoint
 from trainer.logger import free_run_dir, make_run_dir, new_run_dir, refuse_a_file_in_the_way
 from trainer.loop import Options, Trainer, resolve_device
@@ -55,6 +57,7 @@ def check_components(cfg: Config) -> list[Any]:
         *check_optimizer(cfg.optimizer, catalog.optimizers),
         *check_scheduler(cfg.scheduler, catalog.schedulers),
         *_check_device(cfg),
+        *_check_fine_tune(cfg),
         *callback_problems,
     ]
     problems = check_numbers(cfg, problems)  # each number against its job (a few ms: the CLI checked them first too)
@@ -80,6 +83,31 @@ def _check_device(cfg: Config) -> list[Problem]:
         return [Problem("train.device", "'mps' asked for, but Apple's MPS is not available here. Try: auto or cpu")]
     if cfg.train.precision == "fp16" and resolve_device(wanted).type != "cuda":
         return [Problem("train.precision", "fp16 needs a CUDA GPU. Try: bf16 (or fp32) on this machine")]
+    return []
+
+
+def _check_fine_tune(cfg: Config) -> list[Problem]:
+    plan = cfg.train.fine_tune
+    if plan is None:
+        return []
+    if getattr(cfg.model, "weights", None) is None:
+        return [
+            Problem(
+                "train.fine_tune",
+                "fine-tuning starts from a pretrained model. Try: model.weights=DEFAULT (with a torchvision model "
+                "such as model.name=resnet18), or remove train.fine_tune",
+            )
+        ]
+    if plan.head_epochs >= cfg.train.epochs:
+        fewer = f"train.fine_tune.head_epochs={cfg.train.epochs - 1}, or " if cfg.train.epochs > 1 else ""
+        return [
+            Problem(
+                "train.fine_tune.head_epochs",
+                f"{plan.head_epochs} head-only epochs leave none of the {cfg.train.epochs} epochs for the whole model. "
+                f"Try: {fewer}train.epochs={plan.head_epochs + 2}, or no train.fine_tune (the backbone then stays "
+                "frozen)",
+            )
+        ]
     return []
 
 
@@ -111,7 +139,7 @@ def build(cfg: Config, data: DataSplits | None = None, device: torch.device | No
     callbacks = check_components(cfg)
     seed_everything(cfg.seed)
     device = device or resolve_device(cfg.train.device)
-    data = data or build_data(cfg.data, device, cfg.seed)
+    data = data or build_data(data_section(cfg), device, cfg.seed)
     data.deliver_in(torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
     try:
         model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
@@ -120,7 +148,10 @@ def build(cfg: Config, data: DataSplits | None = None, device: torch.device | No
     except Exception as err:  # the user's own model class failed while it was being built
         raise explain(err, during="building the model") from err
     check_model_structure(model)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    params: Iterable[Any] = model.parameters()
+    if cfg.train.fine_tune is not None and isinstance(model, Pretrained):  # the backbone at its own, lower lr
+        params = parameter_groups(model, cfg.optimizer.lr, cfg.train.fine_tune.body_lr_factor)
+    optimizer = build_optimizer(cfg.optimizer, params)
     return Built(data, model, build_loss(cfg.loss), optimizer, device, callbacks)
 
 
@@ -333,6 +364,8 @@ def train_in_this_process(
     data, model = built.data, built.model
     check_metric_settings(cfg, data)
     observers = callbacks_of(cfg, built.callbacks)
+    if cfg.train.fine_tune is not None and isinstance(model, Pretrained):
+        observers.insert(0, FineTune(model, cfg.train.fine_tune.head_epochs))
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.accumulate)  # optimizer steps, not batches
     saved = checkpoint["scheduler"] if checkpoint else None  # a planned schedule resumed longer: a restart is added
     scheduler = build_scheduler(cfg.scheduler, built.optimizer, cfg.train.epochs, steps_per_epoch, saved)
@@ -388,6 +421,8 @@ def train_in_this_process(
     print(f"feeding: {data.feeding}")
     print(summary if summary.count("\n") <= 25 else summary.splitlines()[-1] + f" (layers: {run_dir / 'model.txt'})")
     print(f"model: {cfg.model.name} on {built.device}; run folder {run_dir}")
+    if isinstance(model, Pretrained):
+        print(f"weights: {pretrained_line(cfg.model, data.input_shape, model)}")
     if cfg.log.graph and checkpoint is None:
         trainer.logger.log_graph(model, example)
     for warning in warnings:

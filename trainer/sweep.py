@@ -295,13 +295,13 @@ _DATA: dict[str, Any] = {}  # data sets this process has loaded, by data config:
 
 def cached_data(cfg: Config) -> Any:
     """The trial's data, loaded once per process; its shufflers start again from the seed, as in a fresh load."""
-    from trainer.components.data import build_data
+    from trainer.components.data import build_data, data_section
     from trainer.loop import resolve_device
 
     device = resolve_device(cfg.train.device)
-    key = json.dumps([cfg.data.model_dump(mode="json"), cfg.seed, str(device)])
+    key = json.dumps([data_section(cfg).model_dump(mode="json"), cfg.seed, str(device)])
     if key not in _DATA:
-        _DATA[key] = build_data(cfg.data, device, cfg.seed)
+        _DATA[key] = build_data(data_section(cfg), device, cfg.seed)
     data = _DATA[key]
     for loader in (data.train, data.val, data.test):
         if getattr(loader, "generator", None) is not None:

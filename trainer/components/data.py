@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 
 from trainer.components.splits import DataSplits
-from trainer.config import CifarData, CsvData, DataConfig, ImageFolderData, SyntheticData
+from trainer.config import CifarData, Config, CsvData, DataConfig, ImageFolderData, SyntheticData
+
+
+def data_section(cfg: Config) -> DataConfig:
+    """The data section as the data are built: with pretrained weights, an image folder takes the size and the
+    normalization the weights were trained with (where the config does not set them)."""
+    from trainer.components.pretrained import data_for_weights
+
+    return data_for_weights(cfg.model, cfg.data)
 
 
 def build_data(cfg: DataConfig, device: torch.device, seed: int) -> DataSplits:

@@ -712,7 +712,7 @@ def _in_memory(
         tensors.append((images[part], labels[part]) if ok.all() else (images[part][ok], labels[part][ok]))
     train, val, test = tensors
     _check_not_empty(train[1], cfg.root)
-    mean, std = pixel_stats(train[0])
+    mean, std = normalization(cfg, shape[0]) or pixel_stats(train[0])
     augment = batch_augment(list(cfg.augment), cfg.crop_padding)  # per sample, a whole batch at a time, on device
     train_transform, eval_transform = pixel_pipeline(mean, std, device, augment)
     info = _info(class_names, shape, mean, std)
@@ -729,6 +729,24 @@ def _in_memory(
     )
     data.warnings += warnings
     return data
+
+
+def normalization(cfg: ImageFolderData, channels: int) -> tuple[list[float], list[float]] | None:
+    """data.mean and data.std when the config (or the pretrained weights) gives them, one per channel; else None."""
+    if cfg.mean is None and cfg.std is None:
+        return None
+    for key, values in (("mean", cfg.mean), ("std", cfg.std)):
+        if values is None or len(values) != channels:
+            given = "missing" if values is None else f"{len(values)} values"
+            raise UserError(
+                f"data.{key} needs one value per channel ({channels}: {'grey' if channels == 1 else 'RGB'}), "
+                f"and it is {given}",
+                fix="give data.mean and data.std together, e.g. [0.485, 0.456, 0.406] and [0.229, 0.224, 0.225], "
+                "or neither (they are then measured on the training images)",
+                key=f"data.{key}",
+            )
+    assert cfg.mean is not None and cfg.std is not None
+    return list(cfg.mean), list(cfg.std)
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -820,14 +838,18 @@ def _from_disk(
     _check_not_empty(train, cfg.root)
 
     size, grayscale = (shape[1], shape[2]), shape[0] == 1
-    sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:STATS_SAMPLE].tolist()
-    decoded: list[torch.Tensor] = []
-    read = functools.partial(_read_image, size=size, grayscale=grayscale, max_pixels=cfg.max_pixels)
-    for_each_file(
-        [str(train[i][0]) for i in sample], read, lambda _, pixels: decoded.append(pixels), "measuring pixels"
-    )
-    _check_not_empty(decoded, cfg.root)
-    mean, std = pixel_stats(torch.stack(decoded))
+    given = normalization(cfg, shape[0])
+    if given is not None:
+        mean, std = given
+    else:
+        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:STATS_SAMPLE].tolist()
+        decoded: list[torch.Tensor] = []
+        read = functools.partial(_read_image, size=size, grayscale=grayscale, max_pixels=cfg.max_pixels)
+        for_each_file(
+            [str(train[i][0]) for i in sample], read, lambda _, pixels: decoded.append(pixels), "measuring pixels"
+        )
+        _check_not_empty(decoded, cfg.root)
+        mean, std = pixel_stats(torch.stack(decoded))
     augment: list[Any] = []
     if "random_crop" in cfg.augment and cfg.crop_padding > 0:
         augment.append(v2.RandomCrop(size, padding=cfg.crop_padding))

@@ -98,6 +98,15 @@ def check_model_names(cfg: ModelConfig, known: Mapping[str, Signature]) -> list[
     of the user's own file only what can be told without running it."""
     if not isinstance(cfg, OtherModel):
         return []  # the schema already checked every key of the built-in models
+    if is_path_reference(cfg.name) and (cfg.weights is not None or "freeze" in cfg.model_fields_set):
+        key = "model.weights" if cfg.weights is not None else "model.freeze"
+        return [
+            Problem(
+                key,
+                f"{key} is for torchvision's models; your own class loads its weights itself. Try: remove it, or "
+                "model.name=resnet18 (or another torchvision model) with model.weights=DEFAULT",
+            )
+        ]
     if is_path_reference(cfg.name):
         problems = check_reference(cfg.name, "model.name", MODEL)
         node = None if problems else definition_in_file(cfg.name)
@@ -108,14 +117,17 @@ def check_model_names(cfg: ModelConfig, known: Mapping[str, Signature]) -> list[
         return check_arguments(signature, {**given, **cfg.args}, "model")
     if cfg.name not in known:
         return [Problem("model.name", unknown_name(cfg.name, "model", ["mlp", "cnn", "resnet", *known]))]
-    if "weights" in cfg.args or "pretrained" in cfg.args:
-        return [
-            Problem(
-                "model.weights",
-                "pretrained weights are not supported (they need a download). "
-                "Try: remove this key; the model starts from random weights",
-            )
-        ]
+    if "pretrained" in cfg.args:
+        return [Problem("model.pretrained", "torchvision's old `pretrained` flag. Try: model.weights=DEFAULT")]
+    if cfg.weights is None and "freeze" in cfg.model_fields_set:
+        return [Problem("model.freeze", "freezing keeps trained weights as they are. Try: model.weights=DEFAULT too")]
+    if cfg.weights is not None:
+        from trainer.components.pretrained import weights_of
+
+        try:
+            weights_of(cfg.name, cfg.weights)  # a name torchvision knows, or something that looks like a file
+        except UserError as err:
+            return [Problem("model.weights", f"{err.message}. Try: {err.fix}")]
     problems = check_arguments(known[cfg.name], cfg.args, "model", filled=BUILDER_FILLS)
     return [p for p in problems if "needs the argument" not in p.message]  # the builder gives those
 
@@ -134,8 +146,11 @@ def check_model(cfg: ModelConfig, known: Mapping[str, Signature] | None = None) 
     return check_model_names(cfg, known)
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """The model for this data: `num_classes` outputs, first layer fitted to the input shape."""
+def build_model(
+    cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, load_weights: bool = True
+) -> nn.Module:
+    """The model for this data: `num_classes` outputs, first layer fitted to the input shape. `load_weights`:
+    False where a checkpoint's weights are loaded next (predict, eval), so pretrained ones are not read again."""
     import torch
 
     from trainer.components.networks import CNN, MLP, ResNet
@@ -164,6 +179,12 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
     if is_path_reference(cfg.name):
         target = load_reference(cfg.name, "model.name", MODEL)
         return target(**_reference_args(target, cfg, input_shape, num_classes))
+    if cfg.weights is not None:
+        from trainer.components.pretrained import build_pretrained
+
+        frozen = cfg.freeze == "backbone"
+        weights = cfg.weights if load_weights else None
+        return build_pretrained(cfg.name, weights, frozen, num_classes, input_shape, cfg.args)
     import torchvision
 
     model = torchvision.models.get_model(cfg.name, weights=None, num_classes=num_classes, **cfg.args)

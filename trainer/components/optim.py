@@ -85,14 +85,16 @@ def check_optimizer(cfg: OptimizerConfig, known: Mapping[str, Signature] | None 
     return problems
 
 
-def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The config's optimizer over `params`; on CUDA the fused kernel of Adam, AdamW and SGD (trainer/speed.py)."""
+def build_optimizer(cfg: OptimizerConfig, params: Iterable[Any]) -> torch.optim.Optimizer:
+    """The config's optimizer over `params` (parameters, or groups of them as dicts, each maybe with its own lr);
+    on CUDA the fused kernel of Adam, AdamW and SGD (trainer/speed.py)."""
     from trainer.speed import optimizer_arguments
 
     cls = _optimizer_class(cfg)
     assert cls is not None, "check_optimizer runs first"
     params = list(params)
-    device = params[0].device if params else torch.device("cpu")
+    first = [p for group in params for p in group["params"]] if params and isinstance(params[0], dict) else params
+    device = first[0].device if first else torch.device("cpu")
     return cls(params, lr=cfg.lr, **optimizer_arguments(cls, cfg.args, device))
 
 
@@ -162,6 +164,8 @@ def build_scheduler(
     holds) whose planned schedule was shorter, the steps it planned run as planned and the added ones get a new
     schedule of the same kind (see Restarts)."""
     lr = optimizer.param_groups[0]["lr"]
+    if cfg.name in ("one_cycle", "OneCycleLR") and len(optimizer.param_groups) > 1 and "max_lr" not in cfg.args:
+        cfg = cfg.model_copy(update={"max_lr": [group["lr"] for group in optimizer.param_groups]})  # each its own
     total_steps = epochs * steps_per_epoch if steps_every_batch(cfg) else epochs
     cls, args = _scheduler_args(cfg, lr, total_steps)
     if cls is None:
