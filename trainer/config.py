@@ -195,10 +195,10 @@ class OtherModel(Component):
         description="a torchvision model's trained weights: DEFAULT (the best torchvision has, downloaded once), a "
         "weights name such as IMAGENET1K_V1, or path/to/weights.pth; the last layer is replaced for your classes",
     )
-    freeze: Literal["backbone", "none"] = Field(
-        "backbone",
-        description="with weights: backbone trains only the new last layer (few images, a CPU); none trains "
-        "every layer (more images; see train.fine_tune for both in turn)",
+    freeze: Literal["backbone", "none"] | None = Field(
+        None,
+        description="with weights: backbone (the default then) trains only the new last layer (few images, a CPU); "
+        "none trains every layer (more images; see train.fine_tune for both in turn)",
     )
 
 

@@ -98,7 +98,7 @@ def check_model_names(cfg: ModelConfig, known: Mapping[str, Signature]) -> list[
     of the user's own file only what can be told without running it."""
     if not isinstance(cfg, OtherModel):
         return []  # the schema already checked every key of the built-in models
-    if is_path_reference(cfg.name) and (cfg.weights is not None or "freeze" in cfg.model_fields_set):
+    if is_path_reference(cfg.name) and (cfg.weights is not None or cfg.freeze is not None):
         key = "model.weights" if cfg.weights is not None else "model.freeze"
         return [
             Problem(
@@ -119,7 +119,7 @@ def check_model_names(cfg: ModelConfig, known: Mapping[str, Signature]) -> list[
         return [Problem("model.name", unknown_name(cfg.name, "model", ["mlp", "cnn", "resnet", *known]))]
     if "pretrained" in cfg.args:
         return [Problem("model.pretrained", "torchvision's old `pretrained` flag. Try: model.weights=DEFAULT")]
-    if cfg.weights is None and "freeze" in cfg.model_fields_set:
+    if cfg.weights is None and cfg.freeze is not None:
         return [Problem("model.freeze", "freezing keeps trained weights as they are. Try: model.weights=DEFAULT too")]
     if cfg.weights is not None:
         from trainer.components.pretrained import weights_of
@@ -182,7 +182,7 @@ def build_model(
     if cfg.weights is not None:
         from trainer.components.pretrained import build_pretrained
 
-        frozen = cfg.freeze == "backbone"
+        frozen = cfg.freeze != "none"  # backbone, the default with weights
         weights = cfg.weights if load_weights else None
         return build_pretrained(cfg.name, weights, frozen, num_classes, input_shape, cfg.args)
     import torchvision
