@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from trainer import distributed
+
 KEEP_BYTES = 256 * 2**20  # the kept batches' size at which the flags are read before the next log step
 OVERFLOW_PATIENCE = 10  # fp16 steps in a row that overflow: GradScaler's scale fell 1000x, a real NaN/inf
 
@@ -94,8 +96,11 @@ class StepGuard:
 
     def must_read_now(self) -> bool:
         """Read before this step's update: always where the update cannot be skipped on the device, else once the
-        kept batches would pass KEEP_BYTES (the log steps read too)."""
-        return self.reads_every_step or len(self.flags) >= (self.steps_kept_at_most or 1)
+        kept batches would pass KEEP_BYTES (the log steps read too). Under torchrun only at log steps: every
+        process must read at the same steps, and their batches' sizes may differ by a sample."""
+        if self.reads_every_step:
+            return True
+        return distributed.world_size() == 1 and len(self.flags) >= (self.steps_kept_at_most or 1)
 
     @contextlib.contextmanager
     def update_skipped_if_flagged(self, optimizer: torch.optim.Optimizer, found: torch.Tensor) -> Iterator[None]:
