@@ -354,7 +354,7 @@ class Trainer:
         if self.guard.must_read_now():
             self.stop_if_nonfinite(before_update=True)
         if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
         with self.guard.update_skipped_if_flagged(self.optimizer, found):  # fused optimizers skip on the device
             if self.scaler is None:
                 self.optimizer.step()

@@ -199,11 +199,8 @@ def _fit_first_conv(model: nn.Module, in_channels: int) -> None:
 
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
-            parent_name, _, attr = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(
-                parent,
-                attr,
+            model.set_submodule(
+                name,
                 nn.Conv2d(
                     in_channels,
                     module.out_channels,

@@ -27,7 +27,6 @@ class Pretrained(nn.Module):
     def __init__(self, net: nn.Module, head: str, frozen: bool):
         super().__init__()
         self.net, self.head = net, head
-        self.frozen = False
         self.set_frozen(frozen)
 
     def head_parameters(self) -> list[nn.Parameter]:
@@ -88,9 +87,9 @@ def looks_like_a_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.endswith((".pth", ".pt", ".bin", ".safetensors"))
 
 
-def preprocessing(name: str, value: str) -> tuple[int, list[float], list[float], str]:
+def preprocessing(name: str, value: str) -> tuple[int, list[float], list[float]]:
     """(image size, mean, std) that the weights were trained with, from their meta; for a file, those of the
-    architecture's DEFAULT weights (a file of ImageNet weights expects ImageNet's). And where they come from."""
+    architecture's DEFAULT weights (a file of ImageNet weights expects ImageNet's)."""
     import torchvision
 
     weights = weights_of(name, value)
@@ -98,13 +97,10 @@ def preprocessing(name: str, value: str) -> tuple[int, list[float], list[float],
         try:
             weights = torchvision.models.get_model_weights(name).DEFAULT
         except (KeyError, ValueError):
-            return 224, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "ImageNet's"
-        origin = f"{name}'s DEFAULT weights ({weights})"
-    else:
-        origin = str(weights)
+            return 224, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet's
     transform = weights.transforms()
     size = transform.crop_size[0] if isinstance(transform.crop_size, list | tuple) else transform.crop_size
-    return int(size), list(transform.mean), list(transform.std), origin
+    return int(size), list(transform.mean), list(transform.std)
 
 
 def build_pretrained(
@@ -150,14 +146,12 @@ def head_of(net: nn.Module, name: str) -> str:
 
 def replace_head(net: nn.Module, head: str, num_classes: int) -> None:
     old = net.get_submodule(head)
-    parent_name, _, attr = head.rpartition(".")
-    parent = net.get_submodule(parent_name) if parent_name else net
     if isinstance(old, nn.Linear):
         new: nn.Module = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
     else:
         assert isinstance(old, nn.Conv2d)
         new = nn.Conv2d(old.in_channels, num_classes, kernel_size=1)
-    setattr(parent, attr, new)
+    net.set_submodule(head, new)
 
 
 def download(weights: Any, name: str) -> dict[str, torch.Tensor]:
@@ -256,7 +250,7 @@ def data_for_weights(model: Any, data: Any) -> Any:
 
     if getattr(model, "weights", None) is None or not isinstance(data, ImageFolderData):
         return data
-    size, mean, std = preprocessing(model.name, model.weights)[:3]
+    size, mean, std = preprocessing(model.name, model.weights)
     changes: dict[str, Any] = {}
     if "image_size" not in data.model_fields_set:
         changes["image_size"] = size
