@@ -462,7 +462,10 @@ def test_accumulation_over_a_loader_without_len_is_refused_with_the_reason():
     assert trainer.state.step == 0
 
 
-def test_a_fused_optimizer_skips_the_nan_step_on_the_device_and_the_run_stops_at_the_next_step_log(tmp_path):
+@pytest.mark.parametrize("optimizer_class", [torch.optim.SGD, torch.optim.Adam])
+def test_a_fused_optimizer_skips_the_nan_step_on_the_device_and_the_run_stops_at_the_next_step_log(
+    optimizer_class, tmp_path
+):
     """With a fused optimizer (the GPU's default) the flags are read at log steps, not every step: the NaN step's
     update is skipped by the optimizer itself, the steps after it go on, and the run stops at the log naming the
     NaN step. The weights equal those of the same training without that batch."""
@@ -472,7 +475,9 @@ def test_a_fused_optimizer_skips_the_nan_step_on_the_device_and_the_run_stops_at
     def trained(steps: list[tuple[torch.Tensor, torch.Tensor]], call: int, log_every: int) -> Trainer:
         torch.manual_seed(0)
         model = nn.Linear(2, 3)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, fused=True)
+        optimizer = optimizer_class(
+            model.parameters(), lr=0.5 if optimizer_class is torch.optim.SGD else 0.01, fused=True
+        )
         options = Options(preflight=False, progress=False, pictures=False)
         return Trainer(model, SpikeAt(model, call, math.nan), optimizer, epochs=1, task="classification",
                        out_dir=tmp_path / str(call), log_every=log_every, options=options)  # fmt: skip

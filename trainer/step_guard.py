@@ -66,7 +66,7 @@ class StepGuard:
         self.overflowed = 0  # fp16: the steps GradScaler skipped, this run
         self.overflowed_in_a_row = 0
         self.overflowed_said = 0
-        self.one = torch.ones(1, device=device)
+        self.one = torch.ones((), device=device)  # 0-dim, as GradScaler's: fused Adam subtracts it from its steps
 
     def watch(self, loss: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, epoch: int, batch: int,
               step: int) -> None:  # fmt: skip
@@ -77,7 +77,7 @@ class StepGuard:
 
     def check(self, parameters: Iterable[torch.Tensor]) -> torch.Tensor:
         """After backward (and GradScaler's unscale_), before the update: this step's flag, on the device."""
-        found = torch.zeros(1, device=self.one.device)
+        found = torch.zeros((), device=self.one.device)
         step = self.kept[-1].step
         of_step = itertools.takewhile(lambda kept: kept.step == step, reversed(self.kept))  # the step's batches
         losses = [kept.loss.reshape(1) for kept in of_step]
@@ -117,7 +117,7 @@ class StepGuard:
 
     def unread(self) -> torch.Tensor:
         """The flags of the steps since the last read, on the device (for an all-reduce under torchrun)."""
-        return torch.cat(self.flags) if self.flags else self.one.new_zeros(0)
+        return torch.stack(self.flags) if self.flags else self.one.new_zeros(0)
 
     def read(self, flags: torch.Tensor, before_update: bool) -> Bad | None:
         """Copy `flags` (the unread ones, summed over processes under torchrun) to the CPU: the step to stop at.
