@@ -12,7 +12,7 @@ import numpy
 import pytest
 import torch
 
-from trainer.atomic import _size, saving, write_atomic
+from trainer.atomic import saving, size_text, write_atomic
 from trainer.checkpoint import (
     CheckpointWriter,
     checksum,
@@ -268,4 +268,4 @@ def test_the_writer_saves_best_and_last_and_reports_a_failed_write_at_once(tmp_p
     ],
 )
 def test_sizes_read_in_the_largest_unit_below_1024(n, text):
-    assert _size(n) == text
+    assert size_text(n) == text

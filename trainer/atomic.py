@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trainer.errors import UserError
-from trainer.run_files import CHECKPOINTS
+from trainer.run_files import run_of
 
 
 def write_atomic(path: str | Path, data: bytes | memoryview | str) -> None:
@@ -30,8 +30,8 @@ def saving(path: Path) -> Iterator[None]:
     except OSError as err:
         free = ""
         with contextlib.suppress(OSError):
-            free = f"; {_size(shutil.disk_usage(path.parent).free)} free on that disk"
-        run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+            free = f"; {size_text(shutil.disk_usage(path.parent).free)} free on that disk"
+        run_dir = run_of(path)
         kept = f" (the {path.name} already there, from the save before, is intact)" if path.is_file() else ""
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             fix = "free some space there"
@@ -73,7 +73,7 @@ def file_in_the_way(path: str | Path) -> Path | None:
     return next((folder for folder in Path(path).parents if folder.exists() and not folder.is_dir()), None)
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
     """1536 -> '1.5 KB'."""
     for unit in ("bytes", "KB", "MB"):
         if n < 1024:

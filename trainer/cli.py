@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from trainer import __version__, arguments
 from trainer.config import Config
 from trainer.errors import ConfigError, Problem, StoppedByUser, UserError
-from trainer.run_files import CHECKPOINTS, RunFiles
+from trainer.run_files import EXPORT_SUFFIXES, RunFiles, run_of
 from trainer.validation import validate_config
 from trainer.yamlio import Source, apply_overrides, load_config_file, run_name
 
@@ -31,7 +31,7 @@ Every key, its default and its meaning: trainer/config.py."""
 
 
 COMMANDS = (
-    *("train", "check", "lr-find", "resume", "eval", "predict"),
+    *("train", "check", "lr-find", "resume", "eval", "predict", "export"),
     *("sweep", "try", "runs", "diff", "show", "init", "schema", "eject"),
 )
 
@@ -97,6 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders; CSV files for a table run")
     predict.add_argument("--out", metavar="CSV", help="also write file,class,probability rows to this CSV file")
+
+    export = subcommand(
+        commands,
+        "export",
+        "write a trained run's model as ONNX, a torch.export program (pt2) or TorchScript, checked against the run",
+        "examples:\n  python -m trainer export runs/mnist-cnn/20260101-120000     (export/model.onnx in the run)\n"
+        "  python -m trainer export runs/mnist-cnn/20260101-120000 --format pt2 -o mnist.pt2\n"
+        "  python -m trainer predict runs/mnist-cnn/20260101-120000/export/model.onnx my_digit.png\n"
+        "The .json written beside the model says its input (size, normalization) and output (the class names).",
+        run_export,
+    )
+    export.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (uses best.pt) or a .pt file")
+    export.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=~/datasets (for the check)")
+    export.add_argument("--format", choices=["onnx", "pt2", "torchscript"], help="default: onnx, or -o's suffix")
+    export.add_argument("-o", "--out", metavar="PATH", help="the file (or folder) to write; default RUN/export/")
 
     finder = add_command(
         commands,
@@ -306,8 +321,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from trainer.logger import format_metrics
 
         metrics = evaluate_checkpoint(cfg, checkpoint, args.split)
-    run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
-    saved = save_eval(metrics, run_dir, args.split)
+    saved = save_eval(metrics, run_of(path), args.split)
     print(f"{path}  {format_metrics(metrics)}")
     print(f"saved in {saved}")
     return 0
@@ -324,12 +338,22 @@ def run_predict(args: argparse.Namespace) -> int:
             f"'{args.run}' is not a run folder or checkpoint, but '{run}' is: the run comes first, then the images",
             fix=" ".join(["python -m trainer predict", run, *images]),
         )
-    rest = "".join(f" {word}" for word in [*args.inputs, *(["--out", args.out] if args.out else [])])
-    cfg, source, checkpoint, _ = config_of_checkpoint(args.run, [], "predict", rest)
-    with located(source), explained(args.debug):
-        from trainer.inference import predict_files, save_predictions_csv
+    if Path(args.run).suffix.lower() in EXPORT_SUFFIXES.values() and Path(args.run).is_file():
+        from trainer.export import load_for_predict
+        from trainer.inference import predict_files
 
-        predictions, failed = predict_files(cfg, checkpoint, args.inputs)
+        forward, meta = load_for_predict(Path(args.run))
+        predictions, failed = predict_files(forward, meta["data"], args.inputs, meta.get("dataset", "?"))
+    else:
+        rest = "".join(f" {word}" for word in [*args.inputs, *(["--out", args.out] if args.out else [])])
+        cfg, source, checkpoint, _ = config_of_checkpoint(args.run, [], "predict", rest)
+        with located(source), explained(args.debug):
+            from trainer.inference import model_forward, predict_files
+
+            info, max_pixels = checkpoint.get("data") or {}, getattr(cfg.data, "max_pixels", None)
+            predictions, failed = predict_files(
+                model_forward(cfg, checkpoint), info, args.inputs, cfg.data.dataset, max_pixels
+            )
     width = max(len(p.file) for p in predictions) if predictions else 0
     for p in predictions:
         print(f"{p.file:{width}}  {p.label}" + ("" if p.probability is None else f"  ({p.probability:.1%})"))
@@ -340,9 +364,34 @@ def run_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.out:
+        from trainer.inference import save_predictions_csv
+
         save_predictions_csv(predictions, Path(args.out))
         print(f"saved {len(predictions)} predictions in {args.out}")
     return 0 if predictions else 2
+
+
+def run_export(args: argparse.Namespace) -> int:
+    rest = "".join(f" {word}" for word in [*args.overrides, *(["--format", args.format] if args.format else [])]) + (
+        f" -o {args.out}" if args.out else ""
+    )
+    cfg, source, checkpoint, path = config_of_checkpoint(args.run, args.overrides, "export", rest)
+    with located(source), explained(args.debug):
+        from trainer import export
+
+        export.SHOW_EXPORTER_OUTPUT = args.debug
+        fmt = export.format_for(args.format, args.out)
+        done = export.export_run(cfg, checkpoint, path, fmt, export.export_path(args.out, run_of(path), fmt))
+    for warning in done.warnings:
+        print(f"warning: the trace may hold only for inputs like the example: {warning}", file=sys.stderr)
+    agreeing = f", the same class for {done.same_class[0]} of {done.same_class[1]}" if done.same_class else ""
+    from trainer.atomic import size_text
+
+    size = size_text(done.path.stat().st_size)
+    print(f"exported {done.path} ({done.format.title}, {size}); {done.meta.name} beside it: inputs, outputs")
+    print(f"checked on {done.inputs}: largest difference from the run's model {done.largest_difference:.2g}{agreeing}")
+    print(f"use it: python -m trainer predict {done.path} INPUT...")
+    return 0
 
 
 def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:

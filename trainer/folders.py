@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import UserError, close_paths
-from trainer.run_files import BEST, CHECKPOINTS, LAST, METRICS, SUMMARY, RunFiles
+from trainer.run_files import BEST, CHECKPOINTS, LAST, METRICS, SUMMARY, RunFiles, run_of
 from trainer.runs import (
     RUNNING_WITHIN_S,
     is_run_folder,
@@ -67,7 +67,7 @@ def what_is(typed: str) -> Given:
         if path.name == CHECKPOINTS and is_run_folder(path.parent):
             return Given(typed, path, "checkpoints", run=path.parent, sweep=_sweep_of(path.parent))
         return Given(typed, path, "runs" if find_runs(path) else "folder")
-    folder = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+    folder = run_of(path)
     run = folder if is_run_folder(folder) else None
     sweep = _sweep_of(run) if run else (path.parent if is_sweep_folder(path.parent) else None)
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:

@@ -72,24 +72,42 @@ class Prediction:
     probability: float | None  # of that class; None for regression
 
 
-def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> tuple[list[Prediction], list[str]]:
-    """The class and its probability for each image file (folders are searched); and the files that failed."""
+Forward = Callable[[torch.Tensor], torch.Tensor]  # a batch as training gave it -> the model's outputs
+
+
+def model_forward(cfg: Config, checkpoint: dict[str, Any]) -> Forward:
+    """The checkpoint's model as a function, in eval mode and without gradients."""
     info = checkpoint.get("data") or {}
+    outputs = len(info.get("class_names") or [0])  # the classes, or one number for a regression
+    model = build_model(cfg.model, tuple(info.get("input_shape", ())), outputs, load_weights=False)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x)
+
+    return forward
+
+
+def predict_files(
+    forward: Forward, info: dict[str, Any], inputs: list[str], dataset: str, max_pixels: int | None = None
+) -> tuple[list[Prediction], list[str]]:
+    """The class and its probability for each image file (folders are searched); and the files that failed.
+
+    `info` is what the run kept about its data (the checkpoint's, or an export's .json): image size, normalization,
+    class names, or a table's columns and statistics."""
     if "features" in info:  # a run on a table: the inputs are CSV files of new rows
-        return predict_rows(cfg, checkpoint, inputs), []
+        return predict_rows(forward, info, inputs), []
     shape = tuple(info.get("input_shape", ()))
     if len(shape) != 3 or "class_names" not in info:
         raise UserError(
-            f"predict reads image files, but this run trained on '{cfg.data.dataset}' data",
-            fix="use `eval` for this run",
+            f"predict reads image files, but this run trained on '{dataset}' data", fix="use `eval` for this run"
         )
-    model = build_model(cfg.model, shape, len(info["class_names"]), load_weights=False)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
     mean = torch.tensor(info.get("mean", [0.0] * shape[0]))[:, None, None]
     std = torch.tensor(info.get("std", [1.0] * shape[0]))[:, None, None]
     predictions, failed = [], []
-    max_pixels = getattr(cfg.data, "max_pixels", ImageFolderData.model_fields["max_pixels"].default)
+    max_pixels = max_pixels or ImageFolderData.model_fields["max_pixels"].default
     for path in image_files(inputs):
         try:
             check_pixels(path, max_pixels)  # from the header: a decompression bomb is never decoded
@@ -100,22 +118,17 @@ def predict_files(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) ->
         except Exception:  # an unreadable or corrupt file is skipped, not a crash halfway through a folder
             failed.append(str(path))
             continue
-        with torch.no_grad():
-            probabilities = model(((pixels - mean) / std)[None]).softmax(dim=1)[0]
+        probabilities = forward(((pixels - mean) / std)[None]).softmax(dim=1)[0]
         best = int(probabilities.argmax())
         predictions.append(Prediction(str(path), info["class_names"][best], float(probabilities[best])))
     return predictions, failed
 
 
-def predict_rows(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> list[Prediction]:
+def predict_rows(forward: Forward, info: dict[str, Any], inputs: list[str]) -> list[Prediction]:
     """Each row of the CSV files, encoded with the training split's statistics: its class and probability, or the
     predicted number. The files need the feature columns (in any order); the target column may be missing."""
     from trainer.components.tables import Rows, encode_inputs, lookup, number, read_table
 
-    info = checkpoint["data"]
-    model = build_model(cfg.model, tuple(info["input_shape"]), len(info.get("class_names") or [0]), load_weights=False)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
     predictions = []
     for name in inputs:
         table = read_table(name, key="")
@@ -128,8 +141,7 @@ def predict_rows(cfg: Config, checkpoint: dict[str, Any], inputs: list[str]) -> 
                             f"{name} line {line}: column '{feature}' holds '{cell}', not a number",
                             fix="fill in or correct that cell: the model was trained on numbers in this column",
                         )
-        with torch.no_grad():
-            outputs = model(encode_inputs(Rows(table, list(range(len(table.rows)))), info))
+        outputs = forward(encode_inputs(Rows(table, list(range(len(table.rows)))), info))
         for line, output in zip(table.lines, outputs, strict=True):
             where = f"{name}:{line}"
             if "class_names" in info:

@@ -16,6 +16,8 @@ LOG = "log.txt"  # a sweep trial's printed output
 CHECKPOINTS = "checkpoints"  # the folder of last.pt and best.pt
 LAST = "last.pt"  # after every epoch: resume carries on from it
 BEST = "best.pt"  # the epoch with the best monitored metric
+EXPORT = "export"  # the folder `export` writes into, by default
+EXPORT_SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".torchscript"}  # by format: what predict accepts
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,12 @@ class RunFiles:
     @property
     def best(self) -> Path:
         return self.folder / CHECKPOINTS / BEST
+
+    @property
+    def export(self) -> Path:
+        return self.folder / EXPORT
+
+
+def run_of(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint in its checkpoints/ folder (else the checkpoint's own folder)."""
+    return checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS else checkpoint.parent
