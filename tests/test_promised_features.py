@@ -19,8 +19,8 @@ from tests.conftest import SYNTHETIC
 REPO = Path(__file__).resolve().parents[1]
 # The commands the README, DESIGN and `--help` promise (trainer/cli.py's COMMANDS is checked against this list).
 COMMANDS = (
-    *("train", "check", "lr-find", "resume", "eval", "predict", "sweep"),
-    *("try", "runs", "diff", "show", "init", "schema", "eject"),
+    *("train", "check", "lr-find", "resume", "eval", "predict", "export", "sweep"),
+    *("try", "runs", "diff", "show", "init", "schema", "eject", "report"),
 )
 
 
@@ -77,6 +77,8 @@ MISTAKES = {
     "resume": (["runs/none"], "'runs/none' does not exist"),
     "eval": (["runs/none"], "'runs/none' does not exist"),
     "predict": (["runs/none", "x.png"], "'runs/none' does not exist"),
+    "export": (["runs/none", "--format", "pt2"], "'runs/none' does not exist"),
+    "report": (["f.txt"], "'f.txt'"),
     "sweep": (["missing.yaml"], "cannot read the config"),
     "try": (["missing.yaml", "optimizer.lr=x0.3"], "cannot read the config"),
     "runs": (["f.txt"], "'f.txt' is a file, not a run folder"),

@@ -32,7 +32,7 @@ Every key, its default and its meaning: trainer/config.py."""
 
 COMMANDS = (
     *("train", "check", "lr-find", "resume", "eval", "predict", "export"),
-    *("sweep", "try", "runs", "diff", "show", "init", "schema", "eject"),
+    *("sweep", "try", "runs", "diff", "show", "init", "schema", "eject", "report"),
 )
 
 
@@ -112,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=~/datasets (for the check)")
     export.add_argument("--format", choices=["onnx", "pt2", "torchscript"], help="default: onnx, or -o's suffix")
     export.add_argument("-o", "--out", metavar="PATH", help="the file (or folder) to write; default RUN/export/")
+
+    report = subcommand(
+        commands,
+        "report",
+        "write report.html into a run or sweep folder: curves, confusion matrix, worst predictions, config",
+        "examples:\n  python -m trainer report runs/mnist-cnn/20260101-120000\n"
+        "  python -m trainer report runs/spirals-sweep/sweep-20260101-120000   (the trials ranked)\n"
+        "One file, pictures inside, nothing fetched: open it in a browser, send it, or in a notebook:\n"
+        "  from trainer.report import Report; Report('runs/mnist-cnn/20260101-120000')",
+        run_report,
+    )
+    report.add_argument("folder", metavar="RUN_OR_SWEEP", help="a run folder, or a sweep folder")
+    report.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. data.root=~/datasets")
 
     finder = add_command(
         commands,
@@ -394,6 +407,31 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from trainer.atomic import write_atomic
+    from trainer.folders import sweep_folder, what_is
+    from trainer.run_files import REPORT
+
+    given = what_is(args.folder)
+    if given.kind in ("sweep", "sweep file"):
+        folder = sweep_folder(args.folder, lambda path: f"python -m trainer report {path}")
+        from trainer.report import sweep_page
+
+        page = sweep_page(folder)
+    else:
+        rest = "".join(f" {word}" for word in args.overrides)
+        cfg, source, checkpoint, path = config_of_checkpoint(args.folder, args.overrides, "report", rest)
+        folder = run_of(path)
+        with located(source), explained(args.debug):
+            from trainer.report import predictions_for, run_page
+
+            page = run_page(folder, predictions_for(cfg, checkpoint))
+    written = folder / REPORT
+    write_atomic(written, page)
+    print(f"report: {written}  (one file with its pictures: open it in a browser, or send it)")
+    return 0
+
+
 def load_config(path: str, overrides: list[str], show_early: bool = False) -> tuple[Config, Source]:
     """Read, override and validate a config; a ConfigError carries the Source to point at lines.
 
@@ -589,6 +627,7 @@ def finish_sweep(sweep_dir: Path, plan: Any) -> int:
     if best is not None:
         print(f"best config: {best}  (rerun it: python -m trainer {best})")
     print(f"compare the trials: tensorboard --logdir {sweep_dir}  (HParams tab)")
+    print(f"one page of the sweep to open or send: python -m trainer report {sweep_dir}")
     return 0
 
 

@@ -286,6 +286,7 @@ class RunLogger(ConsoleLogger):
             else "metrics.jsonl has them"
         )
         tqdm.write(f"run saved in {self.run_dir}  ({look})")
+        tqdm.write(f"one page of it to open or send: python -m trainer report {self.run_dir}")
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
         self.close_writers()

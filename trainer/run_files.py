@@ -12,6 +12,7 @@ SUMMARY = "summary.json"  # written when the run ends
 DIAGNOSIS = "diagnosis.txt"  # the warnings of the checks
 MODEL = "model.txt"  # the layer table
 METRICS_CSV = "metrics.csv"  # the same as metrics.jsonl, for a spreadsheet (log.loggers: [csv])
+REPORT = "report.html"  # `report` writes it into a run or a sweep folder
 LOG = "log.txt"  # a sweep trial's printed output
 CHECKPOINTS = "checkpoints"  # the folder of last.pt and best.pt
 LAST = "last.pt"  # after every epoch: resume carries on from it

@@ -604,8 +604,23 @@ def no_trial_finished(sweep_dir: Path, plan: Plan) -> UserError | None:
     )
 
 
-def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
-    """The table of every trial, best first; written as CSV and Markdown. Returns (table, best config path)."""
+@dataclass
+class Ranking:
+    """The trials best first by the monitored metric, as the table shows them."""
+
+    monitor: str
+    higher_is_better: bool
+    outcomes: list[Outcome]  # best first; those without a result last
+    usable: int  # how many have a result (finished or stopped early, with the metric)
+    header: list[str]
+    rows: list[list[str]]
+
+    @property
+    def best(self) -> Outcome | None:
+        return self.outcomes[0] if self.usable else None
+
+
+def ranking_of(sweep_dir: Path, plan: Plan) -> Ranking:
     ranking = monitor_of(plan)
     monitor, higher = ranking.name, ranking.mode == "max"
     outcomes = outcomes_of(sweep_dir, plan)
@@ -624,18 +639,27 @@ def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
         values = [_cell(o.values.get(k)) for k in swept]
         metrics = [_cell(o.metrics.get(m)) for m in metric_names]
         rows.append([o.name, o.status, *values, *metrics, f"{o.seconds:.1f}"])
+    usable = sum(rank(o)[0] == 0 for o in outcomes)
+    return Ranking(monitor, higher, outcomes, usable, header, rows)
+
+
+def summarize(sweep_dir: Path, plan: Plan) -> tuple[str, Path | None]:
+    """The table of every trial, best first; written as CSV and Markdown. Returns (table, best config path)."""
+    ranking = ranking_of(sweep_dir, plan)
+    header, rows = ranking.header, ranking.rows
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *rows])
     write_atomic(sweep_dir / "sweep_summary.csv", buffer.getvalue())
     markdown = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}", *(f"| {' | '.join(r)} |" for r in rows)]
     write_atomic(sweep_dir / "sweep_summary.md", "\n".join(markdown) + "\n")
-    best = outcomes[0] if outcomes and rank(outcomes[0])[0] == 0 else None
+    best = ranking.best
     best_path = None
     if best is not None:
         best_path = sweep_dir / "best.yaml"
         config = RunFiles(sweep_dir / best.name).config.read_text()
         note = (
-            f"# The best trial of {sweep_dir} by {monitor} ({best.name}): rerun it with python -m trainer {best_path}\n"
+            f"# The best trial of {sweep_dir} by {ranking.monitor} ({best.name}): rerun it with "
+            f"python -m trainer {best_path}\n"
         )
         write_atomic(best_path, note + config)
     return aligned([header, *rows]), best_path
