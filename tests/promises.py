@@ -68,6 +68,21 @@ CHECKED_BY: dict[str, list[str]] = {
         "test_inference.py::test_predict_labels_image_files_and_writes_a_csv",
         RUNS_THE_README,
     ],
+    "README.md: python -m trainer export runs/mnist-cnn/<date-time>": [
+        "test_export.py::test_an_onnx_export_runs_in_onnx_runtime_as_the_run_does_and_predict_takes_it",
+        RUNS_THE_README,
+    ],
+    "README.md: python -m trainer report runs/mnist-cnn/<date-time>": [
+        "test_report.py::test_a_run_report_holds_curves_confusion_worst_predictions_diagnosis_and_config",
+        "test_report.py::test_the_report_renders_in_a_browser_with_nothing_fetched",
+        RUNS_THE_README,
+    ],
+    "docs/getting-started.md: python -m trainer export runs/my-photos/<date-time>": [
+        "test_export.py::test_an_onnx_export_runs_in_onnx_runtime_as_the_run_does_and_predict_takes_it",
+    ],
+    "docs/getting-started.md: python -m trainer predict runs/my-photos/<date-time>/export/model.onnx holiday.jpg": [
+        "test_export.py::test_an_onnx_export_runs_in_onnx_runtime_as_the_run_does_and_predict_takes_it",
+    ],
     "README.md: python -m trainer predict runs/iris/<date-time> new_rows.csv": [
         "test_tables.py::test_predict_reads_new_rows_of_a_table",
         RUNS_THE_README,

@@ -247,7 +247,7 @@ def test_a_table_trains_end_to_end_through_the_cli(tmp_path, write_config, run_c
     write_csv(tmp_path / "houses.csv", rows)
     code, out, err = run_table(write_config, run_cli, "path: houses.csv, target: price, test_split: 0.2")
     assert code == 0, err
-    assert "csv houses.csv: predict 'price' (regression) from 1 number column, text: city (3 values)" in out
+    assert "csv houses.csv: predict 'price' (regression) from 1 number column, categories: city (3 values)" in out
     assert "test/r2" in out
 
 

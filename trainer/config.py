@@ -123,6 +123,18 @@ class CsvData(DataCommon):
     test_split: Annotated[float, Role()] = Field(
         0.0, description="fraction of the rows held out for the test split (when no test_path; 0.2 is 20%)"
     )
+    text: list[str] | None = Field(
+        None,
+        description="columns of free text (reviews, messages, titles), read as words; by default every text column "
+        "whose cells hold several words and mostly differ from each other. [] reads none as words",
+    )
+    vocab_size: int = Field(
+        20000, gt=0, description="text: the most frequent words of the training rows the model learns a meaning for"
+    )
+    min_word_count: int = Field(
+        2, gt=0, description="text: a word seen fewer times than this in the training rows counts as unknown"
+    )
+    max_words: int = Field(100, gt=0, description="text: the first words of each text that the model reads")
 
 
 class SyntheticData(DataCommon):
@@ -156,6 +168,9 @@ class MLPModel(Section):
     activation: Activation = Field("relu", description="the non-linearity after each layer")
     dropout: Annotated[float, Role()] = Field(
         0.0, description="dropout after each hidden layer: the share of units zeroed (0.1 is 10%)"
+    )
+    embedding_dim: int = Field(
+        32, gt=0, description="a table's text columns: the size of the vector learned for each word"
     )
 
 

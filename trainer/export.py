@@ -114,7 +114,8 @@ def export_run(cfg: Config, checkpoint: dict[str, Any], checkpoint_path: Path, f
     """Write the export and its .json, after checking that it computes what the run's model computes."""
     needs_packages(fmt, "export")
     inputs, num_outputs = check_inputs(cfg, checkpoint)
-    model = build_model(cfg.model, tuple(inputs.batch.shape[1:]), num_outputs, load_weights=False)
+    info = checkpoint.get("data") or {}
+    model = build_model(cfg.model, tuple(inputs.batch.shape[1:]), num_outputs, load_weights=False, data_info=info)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     with torch.no_grad():

@@ -58,7 +58,7 @@ def evaluate_checkpoint(cfg: Config, checkpoint: dict[str, Any], split: str) -> 
     loader = {"train": data.train, "val": data.val, "test": data.test}[split]
     if loader is None:
         raise UserError(f"this data set has no {split} split", fix="use --split test or --split train")
-    model = build_model(cfg.model, data.input_shape, data.num_classes, load_weights=False)
+    model = build_model(cfg.model, data.input_shape, data.num_classes, load_weights=False, data_info=data.info)
     model.load_state_dict(checkpoint["model"])
     loss_fn = build_loss(cfg.loss)
     trainer = Trainer(model, loss_fn, device=device, task=data.task)  # no optimizer: evaluation takes no step
@@ -79,7 +79,7 @@ def model_forward(cfg: Config, checkpoint: dict[str, Any]) -> Forward:
     """The checkpoint's model as a function, in eval mode and without gradients."""
     info = checkpoint.get("data") or {}
     outputs = len(info.get("class_names") or [0])  # the classes, or one number for a regression
-    model = build_model(cfg.model, tuple(info.get("input_shape", ())), outputs, load_weights=False)
+    model = build_model(cfg.model, tuple(info.get("input_shape", ())), outputs, load_weights=False, data_info=info)
     model.load_state_dict(checkpoint["model"])
     model.eval()
 

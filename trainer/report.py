@@ -298,19 +298,24 @@ def _picture(x: Any, info: dict[str, Any]) -> str:
 
 
 def _columns(info: dict[str, Any], example: Any) -> list[str]:
+    """The names over a table's cells: its number and category columns, then its text columns (as encoded)."""
     if "features" in info:
-        return list(info["features"])
+        text = info.get("text", {})
+        return [name for name in info["features"] if name not in text] + list(text)
     width = example.numel() if example is not None else 0
     return [f"x{i + 1}" for i in range(width)] if example is None or example.dim() < 3 else []
 
 
 def _cells(x: Any, info: dict[str, Any]) -> list[str]:
-    """A table's row as it was in the CSV: the encoding undone (the numbers unstandardized, the category named)."""
+    """A table's row as it was in the CSV: the encoding undone (the numbers unstandardized, the category named, the
+    words read back, a word the vocabulary lacks as '?')."""
     values = x.reshape(-1).tolist()
     if "features" not in info:
         return [f"{v:.4g}" for v in values]
-    cells, at = [], 0
+    cells, at, text = [], 0, info.get("text", {})
     for name in info["features"]:
+        if name in text:
+            continue
         if name in info["mean"]:
             cells.append(f"{values[at] * info['std'][name] + info['mean'][name]:.4g}")
             at += 1
@@ -319,6 +324,10 @@ def _cells(x: Any, info: dict[str, Any]) -> list[str]:
             one_hot = values[at : at + len(categories)]
             cells.append(categories[one_hot.index(max(one_hot))] if max(one_hot, default=0) > 0 else "(another)")
             at += len(categories)
+    for column in text.values():
+        ids = [int(v) for v in values[at : at + column["max_words"]] if v > 0]
+        cells.append(" ".join(column["vocabulary"][i - 2] if i > 1 else "?" for i in ids))
+        at += column["max_words"]
     return cells
 
 

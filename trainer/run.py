@@ -142,7 +142,7 @@ def build(cfg: Config, data: DataSplits | None = None, device: torch.device | No
     data = data or build_data(data_section(cfg), device, cfg.seed)
     data.deliver_in(torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
     try:
-        model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+        model = build_model(cfg.model, data.input_shape, data.num_classes, data_info=data.info).to(device)
     except UserError:
         raise
     except Exception as err:  # the user's own model class failed while it was being built

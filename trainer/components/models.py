@@ -147,15 +147,27 @@ def check_model(cfg: ModelConfig, known: Mapping[str, Signature] | None = None) 
 
 
 def build_model(
-    cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, load_weights: bool = True
+    cfg: ModelConfig,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    load_weights: bool = True,
+    data_info: dict[str, Any] | None = None,
 ) -> nn.Module:
     """The model for this data: `num_classes` outputs, first layer fitted to the input shape. `load_weights`:
-    False where a checkpoint's weights are loaded next (predict, eval), so pretrained ones are not read again."""
+    False where a checkpoint's weights are loaded next (predict, eval), so pretrained ones are not read again.
+    `data_info` is what the data set says of its inputs: a table's text columns put word embeddings before the MLP."""
     import torch
 
     from trainer.components.networks import CNN, MLP, ResNet
 
     if isinstance(cfg, MLPModel):
+        if data_info and data_info.get("text"):
+            from torch import nn
+
+            from trainer.components.text import word_bags_for
+
+            bags = word_bags_for(data_info, cfg.embedding_dim)
+            return nn.Sequential(bags, MLP(bags.out_features, num_classes, cfg.hidden, cfg.activation, cfg.dropout))
         in_features = int(torch.tensor(input_shape).prod())
         return MLP(in_features, num_classes, cfg.hidden, cfg.activation, cfg.dropout)
     if isinstance(cfg, CNNModel | ResNetModel):

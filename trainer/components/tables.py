@@ -130,15 +130,16 @@ def build_table(cfg: CsvData, device: torch.device, seed: int) -> DataSplits:
             others[name] = check_header(read_table(getattr(cfg, name), FILE_KEYS[name]), table)
     tables = [table, *others.values()]
     check_readable(tables, [cfg.target, *features])
-    check_missing(tables, cfg.target, features)
+    text = text_columns(cfg, tables, features)
+    check_missing(tables, cfg.target, [name for name in features if name not in text])  # an empty text: no words
     task, class_names = choose_task(cfg, tables)
-    kinds = {name: column_kind(tables, name) for name in features}
+    kinds = {name: "words" if name in text else column_kind(tables, name) for name in features}
     warnings = check_categories(cfg, tables, features, kinds)
 
     train, val, test = split_rows(cfg, table, others, seed)
     if class_names is not None:
         warnings += check_class_rows(cfg, class_names, train, val, test)
-    encoding = fit_encoding(train, features, kinds)
+    encoding = fit_encoding(train, features, kinds, cfg)
     info: dict[str, Any] = {"task": task, "input_shape": [len(encoding["columns"])], "target": cfg.target}
     info |= encoding
     if class_names is not None:
@@ -147,7 +148,8 @@ def build_table(cfg: CsvData, device: torch.device, seed: int) -> DataSplits:
         (encode_inputs(rows, info), encode_targets(rows, cfg.target, class_names)) for rows in (train, val, test)
     ]
     data = in_memory_splits(cfg, tensors[0], tensors[2], device, seed, info=info, val=tensors[1])
-    data.description = describe(cfg, info, kinds, [len(rows.index) for rows in (train, val, test)])
+    unknown = {name: unknown_share(val if val.index else train, name, info) for name in text}
+    data.description = describe(cfg, info, kinds, [len(rows.index) for rows in (train, val, test)], unknown)
     data.warnings += warnings
     return data
 
@@ -969,13 +971,17 @@ def labels_equal(cell: str, name: str) -> bool:
     return cell == name or (value is not None and value.is_integer() and str(int(value)) == name)
 
 
-def fit_encoding(train: Rows, features: list[str], kinds: dict[str, str]) -> dict[str, Any]:
-    """The mean and std of each number column and the categories of each text column, from the training rows only.
+def fit_encoding(train: Rows, features: list[str], kinds: dict[str, str], cfg: CsvData) -> dict[str, Any]:
+    """The mean and std of each number column, the categories of each category column and the vocabulary of each
+    text column, from the training rows only.
 
     Returned as plain data (names, floats, lists), as kept in checkpoints: the model's input columns in order,
-    e.g. ['age', 'city=Lyon', 'city=Paris'].
+    e.g. ['age', 'city=Lyon', 'city=Paris', 'review[1]', ...]: number and category columns first, then for each text
+    column `max_words` columns of word ids (trainer/components/text.py).
     """
-    columns, mean, std, categories = [], {}, {}, {}
+    from trainer.components.text import fit_vocabulary
+
+    columns, mean, std, categories, text = [], {}, {}, {}, {}
     for name in features:
         if kinds[name] == "number":
             values = number_columns(train, [name])[:, 0].numpy()  # numpy: one thread, no pool to wake per column
@@ -983,10 +989,87 @@ def fit_encoding(train: Rows, features: list[str], kinds: dict[str, str]) -> dic
             mean[name] = float(values.mean())
             std[name] = spread if spread > 0 else 1.0  # a constant column: centred to 0, not divided by 0
             columns.append(name)
-        else:
+        elif kinds[name] == "text":
             categories[name] = sorted(set(train.cells(name)))
             columns += [f"{name}={category}" for category in categories[name]]
-    return {"features": features, "columns": columns, "mean": mean, "std": std, "categories": categories}
+    for name in (name for name in features if kinds[name] == "words"):
+        vocabulary = fit_vocabulary(train.cells(name), cfg.vocab_size, cfg.min_word_count)
+        if not vocabulary:
+            raise no_vocabulary(train, name, cfg)
+        text[name] = {"vocabulary": vocabulary, "max_words": cfg.max_words}
+        columns += [f"{name}[{i + 1}]" for i in range(cfg.max_words)]
+    encoding = {"features": features, "columns": columns, "mean": mean, "std": std, "categories": categories}
+    return encoding | ({"text": text} if text else {})
+
+
+def text_columns(cfg: CsvData, tables: list[Table], features: list[str]) -> list[str]:
+    """The columns read as words: data.text, each checked; by default the text columns that look like free text."""
+    from trainer.components.text import looks_like_free_text
+
+    if cfg.text is None:
+        return [
+            name
+            for name in features
+            if not all(t.values is not None for t in tables)
+            and any(number(cell) is None for cell in tables[0].cells(name))
+            and mostly_unique(cells := [c for t in tables for c in t.cells(name)])
+            and looks_like_free_text(cells)
+        ]
+    for name in cfg.text:
+        lookup(tables[0], name, "data.text")
+        if name == cfg.target:
+            raise UserError(
+                f"data.text names the target column '{name}': the model would be given the answer",
+                fix=f"take '{name}' out of data.text",
+                key="data.text",
+            )
+        if name not in features:
+            raise UserError(
+                f"data.text names '{name}', which data.features leaves out",
+                fix=f"add '{name}' to data.features, or take it out of data.text",
+                key="data.text",
+            )
+        cells = [(table, line, cell) for table, line, cell in located_cells(tables, name) if cell.strip()]
+        if cells and all(number(cell) is not None for _, _, cell in cells):
+            table, line, cell = cells[0]
+            raise UserError(
+                f"column '{name}' holds numbers (e.g. '{cell}' on line {line} of {table.path}), not words",
+                fix=f"leave it out of data.text: [{', '.join(n for n in cfg.text if n != name)}]; it is read as a "
+                "number column",
+                key="data.text",
+            )
+    return list(cfg.text)
+
+
+def no_vocabulary(train: Rows, name: str, cfg: CsvData) -> UserError:
+    """No word of a text column is common enough in the training rows to be learned."""
+    from collections import Counter
+
+    from trainer.components.text import words
+
+    counts = Counter(word for cell in train.cells(name) for word in words(cell))
+    if not counts:
+        return UserError(
+            f"column '{name}' has no words in any training row: every cell is empty (or punctuation only)",
+            fix=f"fill the column in, or leave it out: data.text and data.features without '{name}'",
+            key="data.text",
+        )
+    word, count = counts.most_common(1)[0]
+    return UserError(
+        f"no word of column '{name}' is seen {cfg.min_word_count} times or more in the training rows (the most "
+        f"frequent, '{word}', is seen {count} times)",
+        fix=f"lower data.min_word_count (to {max(1, count)} or less), or train on more rows",
+        key="data.min_word_count",
+    )
+
+
+def unknown_share(rows: Rows, name: str, info: dict[str, Any]) -> float:
+    """The share of a split's words that the training vocabulary lacks."""
+    from trainer.components.text import encode_texts
+
+    column = info["text"][name]
+    _, seen, unknown = encode_texts(rows.cells(name), column["vocabulary"], column["max_words"])
+    return unknown / seen if seen else 0.0
 
 
 def encode_inputs(rows: Rows, info: dict[str, Any]) -> torch.Tensor:
@@ -998,7 +1081,10 @@ def encode_inputs(rows: Rows, info: dict[str, Any]) -> torch.Tensor:
     standardized = number_columns(rows, numeric).sub_(mean).div_(std).float()  # in place: a copy less of the table
     if len(numeric) == len(info["features"]):
         return standardized  # numbers only: the columns are already in order
+    text = info.get("text", {})
     for name in info["features"]:
+        if name in text:
+            continue  # after the others: see fit_encoding
         if name in info["mean"]:
             blocks.append(standardized[:, numeric.index(name), None])
         else:
@@ -1009,6 +1095,11 @@ def encode_inputs(rows: Rows, info: dict[str, Any]) -> torch.Tensor:
                 if cell in index:
                     one_hot[row, index[cell]] = 1
             blocks.append(one_hot.float())
+    if text:
+        from trainer.components.text import encode_texts
+
+        for name, column in text.items():
+            blocks.append(encode_texts(rows.cells(name), column["vocabulary"], column["max_words"])[0])
     return torch.cat(blocks, dim=1)
 
 
@@ -1033,11 +1124,20 @@ def encode_targets(rows: Rows, target: str, class_names: list[str] | None) -> to
     return torch.tensor([index[label] for label in labels], dtype=torch.int64)
 
 
-def describe(cfg: CsvData, info: dict[str, Any], kinds: dict[str, str], counts: list[int]) -> str:
+def describe(
+    cfg: CsvData, info: dict[str, Any], kinds: dict[str, str], counts: list[int], unknown: dict[str, float]
+) -> str:
     """One line: what is predicted from what, and the rows of each split."""
     numbers = sum(kind == "number" for kind in kinds.values())
-    text = [f"{name} ({len(values)} values)" for name, values in info["categories"].items()]
-    inputs = f"{numbers} number column{'s' if numbers != 1 else ''}" + (f", text: {', '.join(text)}" if text else "")
+    categories = [f"{name} ({len(values)} values)" for name, values in info["categories"].items()]
+    inputs = f"{numbers} number column{'s' if numbers != 1 else ''}"
+    inputs += f", categories: {', '.join(categories)}" if categories else ""
+    words = [
+        f"{name} ({len(column['vocabulary']):,} words, the first {column['max_words']} of each text; "
+        f"{unknown[name]:.0%} of the val words unknown)"
+        for name, column in info.get("text", {}).items()
+    ]
+    inputs += f", text: {', '.join(words)}" if words else ""
     if "class_names" in info:
         names = info["class_names"]
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
