@@ -41,7 +41,7 @@ def add_after(path: Path, line: str, new: str) -> None:
 
 def test_a_command_a_row_or_a_key_added_to_the_docs_without_a_test_is_named(docs_copy: Path):
     readme, config = docs_copy / "README.md", docs_copy / "docs" / "config.md"
-    add_after(readme, "python -m trainer --help", "python -m trainer export runs/mnist-cnn/<date-time>  # to ONNX")
+    add_after(readme, "python -m trainer --help", "python -m trainer serve runs/mnist-cnn/<date-time>  # an HTTP API")
     add_after(readme, "| `csv` | a table", "| `parquet` | a columnar table | `taxi.yaml` |")
     add_after(config, "| `channels_last` |", "| `deterministic` | `false` | torch's deterministic algorithms |")
     add_after(
@@ -51,7 +51,7 @@ def test_a_command_a_row_or_a_key_added_to_the_docs_without_a_test_is_named(docs
     assert problems == [
         f"no test checks {promise!r}: write one and name it in tests/promises.py CHECKED_BY"
         for promise in (
-            "README.md: python -m trainer export runs/mnist-cnn/<date-time>",
+            "README.md: python -m trainer serve runs/mnist-cnn/<date-time>",
             "README.md: parquet",
             "docs/config.md: train.deterministic",
             "docs/getting-started.md: tensorboard --logdir runs --port 7000",

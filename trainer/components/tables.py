@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from trainer.components.splits import DataSplits, check_split_classes, in_memory_splits
+from trainer.components.text import encode_texts, fit_vocabulary, looks_like_free_text, words
 from trainer.config import CsvData
 from trainer.errors import UserError, did_you_mean, did_you_mean_path, one_of
 
@@ -782,6 +783,8 @@ def check_categories(cfg: CsvData, tables: list[Table], features: list[str], kin
         # Digits and separators only: a date, a time, or a number written in a way not read here.
         digits = sum(not re.sub(r"[\d\s.,:/'’+-]", "", cell) for cell in cells) * 2 > len(cells)
         kind = "; digits and separators only: dates, or numbers in a form not read here?" if digits else ""
+        if not digits and looks_like_free_text(cells, least=2):  # short texts: titles, names, messages
+            kind = f"; if it is free text, it can be read as words: data.text: [{name}]"
         parts.append(
             f"column '{name}' holds {len(distinct):,} distinct values in {len(cells):,} rows (e.g. '{cells[0]}'{kind})"
         )
@@ -979,8 +982,6 @@ def fit_encoding(train: Rows, features: list[str], kinds: dict[str, str], cfg: C
     e.g. ['age', 'city=Lyon', 'city=Paris', 'review[1]', ...]: number and category columns first, then for each text
     column `max_words` columns of word ids (trainer/components/text.py).
     """
-    from trainer.components.text import fit_vocabulary
-
     columns, mean, std, categories, text = [], {}, {}, {}, {}
     for name in features:
         if kinds[name] == "number":
@@ -1004,8 +1005,6 @@ def fit_encoding(train: Rows, features: list[str], kinds: dict[str, str], cfg: C
 
 def text_columns(cfg: CsvData, tables: list[Table], features: list[str]) -> list[str]:
     """The columns read as words: data.text, each checked; by default the text columns that look like free text."""
-    from trainer.components.text import looks_like_free_text
-
     if cfg.text is None:
         return [
             name
@@ -1043,10 +1042,6 @@ def text_columns(cfg: CsvData, tables: list[Table], features: list[str]) -> list
 
 def no_vocabulary(train: Rows, name: str, cfg: CsvData) -> UserError:
     """No word of a text column is common enough in the training rows to be learned."""
-    from collections import Counter
-
-    from trainer.components.text import words
-
     counts = Counter(word for cell in train.cells(name) for word in words(cell))
     if not counts:
         return UserError(
@@ -1065,8 +1060,6 @@ def no_vocabulary(train: Rows, name: str, cfg: CsvData) -> UserError:
 
 def unknown_share(rows: Rows, name: str, info: dict[str, Any]) -> float:
     """The share of a split's words that the training vocabulary lacks."""
-    from trainer.components.text import encode_texts
-
     column = info["text"][name]
     _, seen, unknown = encode_texts(rows.cells(name), column["vocabulary"], column["max_words"])
     return unknown / seen if seen else 0.0
@@ -1096,8 +1089,6 @@ def encode_inputs(rows: Rows, info: dict[str, Any]) -> torch.Tensor:
                     one_hot[row, index[cell]] = 1
             blocks.append(one_hot.float())
     if text:
-        from trainer.components.text import encode_texts
-
         for name, column in text.items():
             blocks.append(encode_texts(rows.cells(name), column["vocabulary"], column["max_words"])[0])
     return torch.cat(blocks, dim=1)
@@ -1132,12 +1123,12 @@ def describe(
     categories = [f"{name} ({len(values)} values)" for name, values in info["categories"].items()]
     inputs = f"{numbers} number column{'s' if numbers != 1 else ''}"
     inputs += f", categories: {', '.join(categories)}" if categories else ""
-    words = [
+    texts = [
         f"{name} ({len(column['vocabulary']):,} words, the first {column['max_words']} of each text; "
         f"{unknown[name]:.0%} of the val words unknown)"
         for name, column in info.get("text", {}).items()
     ]
-    inputs += f", text: {', '.join(words)}" if words else ""
+    inputs += f", text: {', '.join(texts)}" if texts else ""
     if "class_names" in info:
         names = info["class_names"]
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

@@ -46,10 +46,11 @@ def encode_texts(texts: list[str], vocabulary: list[str], max_words: int) -> tup
     return ids, seen, unknown
 
 
-def looks_like_free_text(cells: list[str]) -> bool:
-    """Several words of letters in a typical cell: sentences, not categories, codes or dates (2024-05-01)."""
+def looks_like_free_text(cells: list[str], least: int = 5) -> bool:
+    """`least` words of letters or more in a typical cell: sentences, not names (Braund, Mr. Owen Harris),
+    categories, codes or dates (2024-05-01)."""
     counts = sorted(sum(not word.isdigit() for word in words(cell)) for cell in cells if cell.strip())
-    return bool(counts) and counts[len(counts) // 2] >= 3
+    return bool(counts) and counts[len(counts) // 2] >= least
 
 
 class WordBags(nn.Module):
